@@ -1,0 +1,50 @@
+# Two commands: `make run` serves the shop with demo data, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+WEB_PORT ?= 8000
+
+# The suite talks to the real PostgreSQL and Redis; point these elsewhere if yours differ.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+
+.PHONY: install run test lock check clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+# Embedded mode (no REDIS_URL): daphne alone, in-memory channel layer, tasks run in-process.
+# Full stack (REDIS_URL set): daphne, a Celery worker and beat under honcho (Procfile).
+run: export DEBUG ?= true
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo "Serving on http://$(HOST):$(WEB_PORT)/  ($(if $(REDIS_URL),full stack with Redis at $(REDIS_URL),embedded mode: no Redis))"
+ifdef REDIS_URL
+	PATH="$(abspath $(BIN)):$$PATH" HOST=$(HOST) WEB_PORT=$(WEB_PORT) $(BIN)/honcho --procfile Procfile start
+else
+	$(BIN)/daphne -b $(HOST) -p $(WEB_PORT) shop.asgi:application
+endif
+
+test: install
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: install
+	DEBUG=true $(BIN)/python manage.py check
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+
+# Re-pin after editing requirements.in or requirements-dev.in.
+lock: install
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

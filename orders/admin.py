@@ -1,0 +1,145 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
+
+from orders.models import Order, OrderEvent, OrderItem, OrderStatus
+from orders.transitions import StaleOrder, can_transition, next_statuses, order_transition, orders_transition_bulk
+
+
+class OrderAdminForm(forms.ModelForm):
+    """Changes an order's status, and nothing else, through the transition table.
+
+    `loaded_version` is the order's version when the form was rendered: saving a
+    form that someone else's change has overtaken is refused, not silently applied.
+    """
+
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput)
+    transition_note = forms.CharField(
+        label="Note for the history",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    class Meta:
+        model = Order
+        fields = ["status"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        order = self.instance
+        self.fields["loaded_version"].initial = order.version
+        # Offer only what the table allows; anything else posted is "not a valid choice".
+        allowed = [order.status, *next_statuses(order.status)]
+        self.fields["status"].choices = [(status, OrderStatus(status).label) for status in allowed]
+
+    def clean(self):
+        cleaned = super().clean()
+        status, loaded_version = cleaned.get("status"), cleaned.get("loaded_version")
+        if status is None or loaded_version is None:
+            return cleaned
+        # The admin's change view runs in one transaction: this lock is held until the save.
+        current = Order.objects.select_for_update().get(pk=self.instance.pk)
+        if current.version != loaded_version:
+            raise ValidationError(str(StaleOrder(current, loaded_version)), code="stale")
+        if status != current.status and not can_transition(current.status, status):
+            raise ValidationError(
+                f"An order that is {OrderStatus(current.status).label.lower()} cannot become "
+                f"{OrderStatus(status).label.lower()}.",
+                code="invalid_transition",
+            )
+        return cleaned
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class OrderItemInline(ReadOnlyInline):
+    model = OrderItem
+    fields = ["product_name", "unit_price", "quantity", "line_total"]
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    verbose_name_plural = "History"
+    fields = ["created_at", "type", "old_status", "new_status", "actor", "note"]
+    readonly_fields = fields
+
+
+def _bulk_transition_action(to_status: OrderStatus):
+    """An admin action that moves every selected order to `to_status` through the transition table."""
+
+    def action(modeladmin, request, queryset):
+        result = orders_transition_bulk(
+            order_ids=list(queryset.values_list("pk", flat=True)), to_status=to_status, actor=request.user
+        )
+        label = to_status.label.lower()
+        if result.changed:
+            modeladmin.message_user(
+                request, f"{len(result.changed)} order(s) marked {label}.", messages.SUCCESS
+            )
+        if result.skipped:
+            reasons = " ".join(reason for _, reason in result.skipped[:10])
+            more = f" …and {len(result.skipped) - 10} more." if len(result.skipped) > 10 else ""
+            modeladmin.message_user(
+                request, f"{len(result.skipped)} order(s) skipped: {reasons}{more}", messages.WARNING
+            )
+
+    action.__name__ = f"mark_{to_status.value}"
+    return admin.action(description=f"Mark selected orders as {to_status.label.lower()}", permissions=["change"])(
+        action
+    )
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    form = OrderAdminForm
+    list_display = ["number", "customer", "status", "total", "updated_at"]
+    list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["number", "customer__email"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["number", "customer", "total", "note", "created_at", "updated_at", "version"]
+    fieldsets = [
+        (None, {"fields": ["number", "customer", "total", "note", "created_at", "updated_at"]}),
+        ("Status", {"fields": ["status", "transition_note", "loaded_version", "version"]}),
+    ]
+    inlines = [OrderItemInline, OrderEventInline]
+    actions = [
+        _bulk_transition_action(status)
+        for status in (OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.CANCELLED)
+    ]
+
+    def has_add_permission(self, request):
+        # Orders come from checkout; history must never be forged or erased here.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        """Apply a status change through the transition function instead of `obj.save()`."""
+        to_status = form.cleaned_data["status"]
+        if to_status == obj.loaded_status:
+            return
+        order_transition(
+            order_id=obj.pk,
+            to_status=to_status,
+            actor=request.user,
+            note=form.cleaned_data["transition_note"],
+            expected_version=form.cleaned_data["loaded_version"],
+        )
+        obj.refresh_from_db()
+
+
+admin.site.site_header = capfirst("shop administration")

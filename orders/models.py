@@ -1,0 +1,114 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class OrderStatus(models.TextChoices):
+    """An order's lifecycle. Which move is allowed lives in `orders.transitions`."""
+
+    PENDING_PAYMENT = "pending_payment", "Pending payment"
+    PAID = "paid", "Paid"
+    PROCESSING = "processing", "Processing"
+    SHIPPED = "shipped", "Shipped"
+    DELIVERED = "delivered", "Delivered"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
+ORDER_NUMBER_PREFIX = "SO-"
+
+
+class Order(models.Model):
+    """A customer's order. Status changes only through `orders.transitions.order_transition`."""
+
+    # Null until the row has a primary key, then "SO-000123"; NULLs never collide
+    # under the unique constraint, so concurrent checkouts cannot clash.
+    number = models.CharField(max_length=20, unique=True, null=True, editable=False)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT, db_index=True
+    )
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    note = models.TextField("delivery note", blank=True, max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by every transition: a form that loaded version N cannot overwrite N+1.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-created_at"])]
+
+    def __str__(self):
+        return self.number or f"Order #{self.pk}"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        order = super().from_db(db, field_names, values)
+        # The status as loaded, so post_save can tell a real status change from any other save.
+        order._loaded_status = order.status if "status" in field_names else None
+        return order
+
+    @property
+    def loaded_status(self) -> str | None:
+        """The status this instance had when it was read from the database (None if new)."""
+        return getattr(self, "_loaded_status", None)
+
+    def get_absolute_url(self):
+        return reverse("orders:detail", kwargs={"number": self.number})
+
+
+def format_order_number(pk: int) -> str:
+    return f"{ORDER_NUMBER_PREFIX}{pk:06d}"
+
+
+class OrderItem(models.Model):
+    """A line of an order, with the product's name and price as they were at checkout."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey("shop.Product", on_delete=models.PROTECT, related_name="+")
+    product_name = models.CharField(max_length=200)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    quantity = models.PositiveIntegerField()
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=models.Q(quantity__gt=0), name="order_item_quantity_positive")]
+
+    def __str__(self):
+        return f"{self.quantity} × {self.product_name}"
+
+
+class OrderEventType(models.TextChoices):
+    PLACED = "placed", "Order placed"
+    STATUS_CHANGED = "status_changed", "Status changed"
+
+
+class OrderEvent(models.Model):
+    """One entry of an order's append-only history, written in the same transaction as the change."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=20, choices=OrderEventType.choices)
+    old_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
+    new_status = models.CharField(max_length=20, choices=OrderStatus.choices)
+    # Null for changes made by the system (payment provider, scheduled tasks).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True, max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.order}: {self.old_status or '—'} → {self.new_status}"
+
+    def save(self, *args, **kwargs):
+        # History is append-only: an event, once written, is never rewritten.
+        if not self._state.adding:
+            raise ValueError("OrderEvent rows are append-only")
+        super().save(*args, **kwargs)

@@ -1,0 +1,67 @@
+"""Placing orders: turning a cart into an Order, its items and its first history event."""
+
+from decimal import Decimal
+
+from django.db import transaction
+
+from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus, format_order_number
+from shop.models import Product
+
+MAX_QUANTITY_PER_LINE = 100
+
+
+class CheckoutError(Exception):
+    """Checkout refused; the message is fit to show to the customer. Nothing was written."""
+
+
+def order_place(*, customer, quantities: dict[int, int], note: str = "") -> Order:
+    """Create an order for `customer` from {product_id: quantity}, taking the stock.
+
+    Prices come from the catalog, never from the client. Products are locked in
+    id order, so two checkouts of the last item cannot both succeed and two
+    checkouts of overlapping carts cannot deadlock.
+    """
+    if not quantities:
+        raise CheckoutError("Your cart is empty.")
+    for quantity in quantities.values():
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            raise CheckoutError("Every quantity must be a whole number of at least 1.")
+        if quantity > MAX_QUANTITY_PER_LINE:
+            raise CheckoutError(f"At most {MAX_QUANTITY_PER_LINE} of one product per order.")
+
+    with transaction.atomic():
+        products = list(
+            Product.objects.select_for_update().filter(pk__in=quantities.keys(), is_active=True).order_by("pk")
+        )
+        if len(products) != len(quantities):
+            raise CheckoutError("A product in your cart is no longer available.")
+        for product in products:
+            if quantities[product.pk] > product.stock:
+                raise CheckoutError(
+                    f"Only {product.stock} of “{product.name}” left in stock."
+                    if product.stock
+                    else f"“{product.name}” is out of stock."
+                )
+
+        order = Order.objects.create(customer=customer, note=note, status=OrderStatus.PENDING_PAYMENT)
+        items = []
+        for product in products:
+            quantity = quantities[product.pk]
+            product.stock -= quantity
+            product.save(update_fields=["stock"])
+            items.append(
+                OrderItem(
+                    order=order,
+                    product=product,
+                    product_name=product.name,
+                    unit_price=product.price,
+                    quantity=quantity,
+                    line_total=product.price * quantity,
+                )
+            )
+        OrderItem.objects.bulk_create(items)
+        order.number = format_order_number(order.pk)
+        order.total = sum((item.line_total for item in items), Decimal("0.00"))
+        order.save(update_fields=["number", "total"])
+        OrderEvent.objects.create(order=order, type=OrderEventType.PLACED, new_status=order.status, actor=customer)
+    return order

@@ -1,0 +1,1 @@
+"""Wires order changes to the notifications service (see notifications.services)."""

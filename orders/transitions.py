@@ -1,0 +1,132 @@
+"""The order lifecycle: which status may follow which, and the one function that moves an order.
+
+Everything that changes an order's status — checkout's payment task, the admin form,
+bulk admin actions, scheduled tasks — goes through `order_transition`, so the rule,
+the history and the notification can never be skipped.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import F
+
+from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
+from shop.models import Product
+
+S = OrderStatus
+
+# The whole lifecycle in one table: status -> the statuses it may move to.
+# Cancelled means stopped before shipping (stock goes back on the shelf);
+# refunded means the money went back, at any point after payment.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
+    S.PAID: frozenset({S.PROCESSING, S.CANCELLED, S.REFUNDED}),
+    S.PROCESSING: frozenset({S.SHIPPED, S.CANCELLED, S.REFUNDED}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
+    S.DELIVERED: frozenset({S.REFUNDED}),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+
+class OrderTransitionError(Exception):
+    """Base for every refused status change; the message is fit to show to staff."""
+
+
+class InvalidTransition(OrderTransitionError):
+    def __init__(self, order: Order, to_status: str):
+        self.order = order
+        self.to_status = to_status
+        super().__init__(
+            f"Order {order.number} cannot go from {S(order.status).label.lower()} "
+            f"to {S(to_status).label.lower()}."
+        )
+
+
+class StaleOrder(OrderTransitionError):
+    def __init__(self, order: Order, expected_version: int):
+        self.order = order
+        self.expected_version = expected_version
+        super().__init__(
+            f"Order {order.number} was changed by someone else since you loaded it "
+            f"(now {S(order.status).label.lower()}). Reload and try again."
+        )
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+def next_statuses(status: str) -> list[str]:
+    """The statuses an order in `status` may move to, in lifecycle order."""
+    return [s for s in S.values if s in TRANSITIONS[status]]
+
+
+def order_transition(
+    *,
+    order_id: int,
+    to_status: str,
+    actor=None,
+    note: str = "",
+    expected_version: int | None = None,
+) -> Order:
+    """Move one order to `to_status`: lock, validate, record the event, save.
+
+    Raises `InvalidTransition` for a move the table forbids and `StaleOrder` when
+    `expected_version` is given and the order changed since it was read. Any
+    notification is published only after the surrounding transaction commits.
+    """
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if expected_version is not None and order.version != expected_version:
+            raise StaleOrder(order, expected_version)
+        if not can_transition(order.status, to_status):
+            raise InvalidTransition(order, to_status)
+
+        old_status = order.status
+        order.status = to_status
+        order.version += 1
+        order.save(update_fields=["status", "version", "updated_at"])
+        OrderEvent.objects.create(
+            order=order,
+            type=OrderEventType.STATUS_CHANGED,
+            old_status=old_status,
+            new_status=to_status,
+            actor=actor,
+            note=note,
+        )
+        if to_status == S.CANCELLED:
+            _restock(order)
+    return order
+
+
+def _restock(order: Order) -> None:
+    """Put a cancelled order's items back in stock."""
+    for item in order.items.all():
+        Product.objects.filter(pk=item.product_id).update(stock=F("stock") + item.quantity)
+
+
+@dataclass
+class BulkTransitionResult:
+    changed: list[Order] = field(default_factory=list)
+    # (order number, reason) for every order left as it was.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def orders_transition_bulk(*, order_ids, to_status: str, actor=None, note: str = "") -> BulkTransitionResult:
+    """Move many orders to `to_status`, each through `order_transition`.
+
+    Each order changes in its own savepoint, so one refused order is reported and
+    skipped without undoing the others.
+    """
+    result = BulkTransitionResult()
+    with transaction.atomic():
+        for order_id in sorted(order_ids):
+            try:
+                with transaction.atomic():
+                    order = order_transition(order_id=order_id, to_status=to_status, actor=actor, note=note)
+            except OrderTransitionError as error:
+                result.skipped.append((error.order.number, str(error)))
+            else:
+                result.changed.append(order)
+    return result

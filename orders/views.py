@@ -1,0 +1,24 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+
+from orders.models import Order
+from orders.selectors import order_of_customer, orders_of_customer
+
+
+@login_required
+def order_list(request):
+    """My orders, newest first."""
+    orders = Paginator(orders_of_customer(customer=request.user), 20).get_page(request.GET.get("page"))
+    return render(request, "orders/order_list.html", {"orders": orders})
+
+
+@login_required
+def order_detail(request, number):
+    """One of my orders with its items and status timeline; anyone else's is a 404."""
+    try:
+        order = order_of_customer(customer=request.user, number=number)
+    except Order.DoesNotExist:
+        raise Http404("No such order.") from None
+    return render(request, "orders/order_detail.html", {"order": order})

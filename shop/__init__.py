@@ -1,0 +1,5 @@
+# Load the Celery app whenever Django starts, so @shared_task binds to it
+# (and to its eager mode when there is no REDIS_URL).
+from celery_app import app as celery_app
+
+__all__ = ("celery_app",)

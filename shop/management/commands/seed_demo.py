@@ -1,0 +1,62 @@
+"""Fill the shop with a demo catalog, a staff account and customers with orders. Safe to run again."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from orders.models import OrderStatus
+from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, place_order
+
+CATALOG = [
+    ("Espresso Cup Set", "Four stoneware cups, 80 ml each.", "24.00", 40),
+    ("Pour-Over Kettle", "Gooseneck kettle with a thermometer in the lid.", "59.00", 15),
+    ("Single-Origin Beans", "250 g of washed Ethiopian beans, roasted this week.", "14.50", 120),
+    ("Hand Grinder", "Conical steel burrs, 30 grind settings.", "89.00", 8),
+    ("Travel Mug", "Keeps coffee hot for six hours; fits car cup holders.", "27.90", 60),
+    ("Milk Frother", "Battery-powered whisk for foamed milk.", "12.00", 75),
+    ("Coffee Scale", "0.1 g resolution with a built-in timer.", "39.00", 20),
+    ("Last Bag of Geisha", "Only one left, for testing sold-out checkouts.", "45.00", 1),
+]
+
+CUSTOMERS = [
+    # username, first name, the statuses of the orders they already have
+    ("alice", "Alice", [OrderStatus.DELIVERED, OrderStatus.SHIPPED, OrderStatus.PAID]),
+    ("bob", "Bob", [OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED]),
+    ("carol", "Carol", []),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo products, a staff user and customers with orders (idempotent; DEBUG only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Seed even when DEBUG is off (creates accounts with a known password).",
+        )
+
+    @transaction.atomic
+    def handle(self, *args, allow_production=False, **options):
+        if not settings.DEBUG and not allow_production:
+            raise CommandError("seed_demo creates accounts with a known password; run it with DEBUG=true.")
+
+        products = [
+            ProductFactory(name=name, description=description, price=Decimal(price), stock=stock)
+            for name, description, price, stock in CATALOG
+        ]
+        StaffFactory(username="staff", email="staff@example.com", first_name="Sam")
+        for username, first_name, statuses in CUSTOMERS:
+            customer = UserFactory(username=username, email=f"{username}@example.com", first_name=first_name)
+            if customer.orders.exists():
+                continue
+            for index, status in enumerate(statuses):
+                place_order(
+                    customer=customer, products=products[index : index + 2], status=status
+                )
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"  Customers: alice, bob, carol   password: {DEFAULT_PASSWORD}")
+        self.stdout.write(f"  Staff:     staff               password: {DEFAULT_PASSWORD}   (admin at /admin/)")

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from shop import views
+
+storefront = [
+    path("", views.home, name="home"),
+    path("products/<slug:slug>/", views.product_detail, name="product"),
+    path("products/<slug:slug>/add/", views.cart_add, name="cart_add"),
+    path("cart/", views.cart_detail, name="cart"),
+    path("cart/<slug:slug>/", views.cart_update, name="cart_update"),
+    path("checkout/", views.checkout, name="checkout"),
+]
+
+urlpatterns = [
+    path("", include((storefront, "shop"))),
+    path("accounts/", include("accounts.urls")),
+    path("orders/", include("orders.urls")),
+    path("admin/", admin.site.urls),
+]

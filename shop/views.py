@@ -1,0 +1,81 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from orders.services import CheckoutError, order_place
+from shop.cart import Cart
+from shop.forms import AddToCartForm, CartLineForm, CheckoutForm
+from shop.models import Product
+
+
+def home(request):
+    """The catalog: every active product, a page at a time."""
+    products = Paginator(Product.objects.filter(is_active=True), 24).get_page(request.GET.get("page"))
+    return render(request, "shop/home.html", {"products": products})
+
+
+def product_detail(request, slug):
+    product = get_object_or_404(Product, slug=slug, is_active=True)
+    return render(request, "shop/product_detail.html", {"product": product, "form": AddToCartForm()})
+
+
+@require_POST
+def cart_add(request, slug):
+    """Add a quantity of a product to the session cart."""
+    product = get_object_or_404(Product, slug=slug, is_active=True)
+    form = AddToCartForm(request.POST)
+    cart = Cart(request.session)
+    if not form.is_valid():
+        return render(request, "shop/product_detail.html", {"product": product, "form": form}, status=400)
+    wanted = cart.as_quantities().get(product.pk, 0) + form.cleaned_data["quantity"]
+    if wanted > product.stock:
+        form.add_error("quantity", f"Only {product.stock} in stock.")
+        return render(request, "shop/product_detail.html", {"product": product, "form": form}, status=400)
+    cart.add(product_id=product.pk, quantity=form.cleaned_data["quantity"])
+    messages.success(request, f"Added {form.cleaned_data['quantity']} × {product.name} to your cart.")
+    return redirect("shop:cart")
+
+
+def cart_detail(request):
+    cart = Cart(request.session)
+    lines = cart.lines()
+    return render(
+        request, "shop/cart.html", {"lines": lines, "total": sum(line.line_total for line in lines)}
+    )
+
+
+@require_POST
+def cart_update(request, slug):
+    """Change a cart line's quantity; zero removes it."""
+    product = get_object_or_404(Product, slug=slug)
+    form = CartLineForm(request.POST)
+    if form.is_valid():
+        Cart(request.session).set(product_id=product.pk, quantity=form.cleaned_data["quantity"])
+    else:
+        messages.error(request, f"{product.name}: {form.errors['quantity'][0]}")
+    return redirect("shop:cart")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checkout(request):
+    """Review the cart and place the order; prices come from the catalog, not the form."""
+    cart = Cart(request.session)
+    lines = cart.lines()
+    form = CheckoutForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            order = order_place(
+                customer=request.user, quantities=cart.as_quantities(), note=form.cleaned_data["note"]
+            )
+        except CheckoutError as error:
+            form.add_error(None, str(error))
+        else:
+            cart.clear()
+            messages.success(request, f"Thank you! Order {order.number} is placed.")
+            return redirect(order)
+    status = 400 if form.errors else 200
+    context = {"lines": lines, "total": sum(line.line_total for line in lines), "form": form}
+    return render(request, "shop/checkout.html", context, status=status)

@@ -1,0 +1,84 @@
+"""Shared fixtures, and the rule that CI never runs without its real services."""
+
+import os
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _redis_reachable() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    try:
+        return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        return False
+
+
+REDIS_AVAILABLE = _redis_reachable()
+
+
+def pytest_sessionstart(session):
+    """Under CI a missing PostgreSQL or Redis fails the run: it is never skipped."""
+    if not IN_CI:
+        return
+    problems = []
+    if connection.vendor != "postgresql":
+        problems.append(f"DATABASE_URL must point at PostgreSQL under CI (got {connection.vendor}).")
+    if not REDIS_AVAILABLE:
+        problems.append(f"Redis is not reachable at REDIS_URL={settings.REDIS_URL!r}.")
+    if problems:
+        pytest.exit("CI=true but a required service is missing: " + " ".join(problems), returncode=1)
+
+
+def requires_postgres():
+    return pytest.mark.skipif(
+        connection.vendor != "postgresql" and not IN_CI, reason="needs PostgreSQL (set DATABASE_URL)"
+    )
+
+
+def requires_redis():
+    return pytest.mark.skipif(not REDIS_AVAILABLE and not IN_CI, reason="needs Redis (set REDIS_URL)")
+
+
+@pytest.fixture
+def password():
+    return DEFAULT_PASSWORD
+
+
+@pytest.fixture
+def customer(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_customer(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff(db):
+    return StaffFactory()
+
+
+@pytest.fixture
+def product(db):
+    return ProductFactory()
+
+
+@pytest.fixture
+def customer_client(client, customer):
+    client.force_login(customer)
+    return client
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client

@@ -1,0 +1,23 @@
+"""Test settings: the real settings, plus what only tests want.
+
+Databases and Redis come from the environment exactly as in production
+(`make test` and `.ci/run` point them at the real PostgreSQL and Redis).
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+
+from shop.settings import *  # noqa: E402,F403
+from shop.settings import CHANNEL_LAYERS, REDIS_URL, STORAGES  # noqa: E402
+
+# Fast hashing: tests create many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# In-process tests run tasks inline; end-to-end tests start a real worker with shop.settings.
+CELERY_TASK_ALWAYS_EAGER = True
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_USE_FINDERS = True
+
+if REDIS_URL:
+    # Keep test traffic apart from a shop running against the same Redis.
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{os.getpid()}"
