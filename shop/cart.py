@@ -27,7 +27,7 @@ class Cart:
 
     def __init__(self, session):
         self.session = session
-        self.quantities: dict[str, int] = dict(session.get(SESSION_KEY, {}))
+        self.quantities: dict[str, int] = _valid_quantities(session.get(SESSION_KEY))
 
     def set(self, *, product_id: int, quantity: int) -> None:
         """Set a product's quantity; zero removes it."""
@@ -62,3 +62,14 @@ class Cart:
     def _save(self) -> None:
         self.session[SESSION_KEY] = self.quantities
         self.session.modified = True
+
+
+def _valid_quantities(stored) -> dict[str, int]:
+    """The stored cart with anything malformed dropped: a session is data, not trusted input."""
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        pk: quantity
+        for pk, quantity in stored.items()
+        if isinstance(pk, str) and pk.isdigit() and type(quantity) is int and quantity > 0
+    }

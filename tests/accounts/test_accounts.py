@@ -1,0 +1,66 @@
+"""Sign up, log in, log out and change password."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+
+
+def test_sign_up_creates_the_customer_and_signs_them_in(client):
+    response = client.post(
+        reverse("accounts:signup"),
+        {"username": "dana", "email": "dana@example.com", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+    )
+    assert response.status_code == 302
+    dana = User.objects.get(username="dana")
+    assert not dana.is_staff
+    assert int(client.session["_auth_user_id"]) == dana.pk
+
+
+def test_sign_up_refuses_a_taken_email(client, customer):
+    response = client.post(
+        reverse("accounts:signup"),
+        {"username": "copycat", "email": customer.email, "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+    )
+    assert response.status_code == 200
+    assert "email" in response.context["form"].errors
+    assert not User.objects.filter(username="copycat").exists()
+
+
+def test_sign_up_requires_an_email(client):
+    response = client.post(
+        reverse("accounts:signup"),
+        {"username": "noemail", "email": "", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+    )
+    assert "email" in response.context["form"].errors
+
+
+def test_log_in_and_log_out(client, customer, password):
+    response = client.post(reverse("accounts:login"), {"username": customer.username, "password": password})
+    assert response.status_code == 302
+    assert "_auth_user_id" in client.session
+
+    client.post(reverse("accounts:logout"))
+    assert "_auth_user_id" not in client.session
+
+
+def test_wrong_password_does_not_log_in(client, customer):
+    response = client.post(reverse("accounts:login"), {"username": customer.username, "password": "wrong"})
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_password_change_requires_login_and_keeps_the_session(client, customer, password):
+    assert client.get(reverse("accounts:password_change")).status_code == 302
+    client.force_login(customer)
+    response = client.post(
+        reverse("accounts:password_change"),
+        {"old_password": password, "new_password1": "another-long-phrase", "new_password2": "another-long-phrase"},
+    )
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.check_password("another-long-phrase")
+    assert client.get(reverse("orders:list")).status_code == 200

@@ -1,0 +1,53 @@
+"""docker-compose.yml is valid and runs the shop the way operators do (no Docker engine needed)."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = ("migrate", "web", "worker", "beat")
+
+
+def load_compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_names_the_required_services():
+    services = load_compose()["services"]
+    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+
+
+def test_app_services_share_one_image_and_differ_only_by_command():
+    services = load_compose()["services"]
+    shared = {key: value for key, value in services["web"].items() if key not in ("command", "ports", "depends_on", "restart")}
+    for name in APP_SERVICES:
+        service = services[name]
+        assert service["build"] == "." and service["image"] == "shop:latest"
+        assert {k: v for k, v in service.items() if k in shared} == shared
+    commands = {name: services[name]["command"] for name in APP_SERVICES}
+    assert commands["web"][0] == "daphne" and commands["web"][-1] == "shop.asgi:application"
+    assert commands["worker"][:4] == ["celery", "-A", "celery_app", "worker"]
+    assert commands["beat"][:4] == ["celery", "-A", "celery_app", "beat"]
+    assert len({tuple(command) for command in commands.values()}) == len(APP_SERVICES)
+
+
+def test_postgres_and_redis_have_health_checks_the_app_waits_for():
+    services = load_compose()["services"]
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["redis"]["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+    for name in APP_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["redis"]["condition"] == "service_healthy"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_configuration_comes_from_the_environment():
+    environment = load_compose()["services"]["web"]["environment"]
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"} <= set(environment)
+    assert environment["DEBUG"] == "false"
+
+
+def test_dockerfile_installs_the_pinned_requirements():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install -r requirements.txt" in dockerfile
+    assert "FROM python:3.11" in dockerfile

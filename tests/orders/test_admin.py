@@ -1,0 +1,170 @@
+"""The order admin: status changes through the transition table, bulk actions, stale forms."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from orders.models import Order, OrderStatus
+from tests.factories import StaffFactory, place_order
+
+pytestmark = pytest.mark.django_db
+
+
+def change_url(order):
+    return reverse("admin:orders_order_change", args=[order.pk])
+
+
+def change_form_data(client, order, **changes):
+    """The change form's data exactly as the browser would post it, plus `changes`."""
+    response = client.get(change_url(order))
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    for inline in response.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({f"{management.prefix}-{name}": management[name].value() for name in management.fields})
+    data.update(changes)
+    return data
+
+
+def messages_of(response):
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def test_list_shows_number_customer_status_total_and_updated(staff_client):
+    order = place_order(status=OrderStatus.PAID)
+    response = staff_client.get(reverse("admin:orders_order_changelist"))
+    assert response.status_code == 200
+    content = response.content.decode()
+    for text in (order.number, order.customer.email, "Paid", str(order.total)):
+        assert text in content
+
+
+@pytest.mark.parametrize("query", ["number", "email"])
+def test_search_finds_orders_by_number_and_customer_email(staff_client, query):
+    wanted, other = place_order(), place_order()
+    term = wanted.number if query == "number" else wanted.customer.email
+    response = staff_client.get(reverse("admin:orders_order_changelist"), {"q": term})
+    shown = list(response.context["cl"].result_list)
+    assert shown == [wanted]
+    assert other not in shown
+
+
+def test_filter_by_status(staff_client):
+    paid, pending = place_order(status=OrderStatus.PAID), place_order()
+    response = staff_client.get(reverse("admin:orders_order_changelist"), {"status__exact": "paid"})
+    assert list(response.context["cl"].result_list) == [paid]
+    assert pending not in response.context["cl"].result_list
+
+
+def test_change_form_moves_status_through_transition_and_records_actor_and_note(staff_client, staff):
+    order = place_order(status=OrderStatus.PAID)
+
+    response = staff_client.post(
+        change_url(order), change_form_data(staff_client, order, status="processing", transition_note="Packing now")
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PROCESSING
+    event = order.events.last()
+    assert (event.old_status, event.new_status, event.actor, event.note) == ("paid", "processing", staff, "Packing now")
+
+
+def test_change_form_offers_only_allowed_statuses(staff_client):
+    order = place_order(status=OrderStatus.SHIPPED)
+    response = staff_client.get(change_url(order))
+    choices = [value for value, _ in response.context["adminform"].form.fields["status"].choices]
+    assert choices == ["shipped", "delivered", "refunded"]
+
+
+def test_forbidden_status_is_a_form_error_not_a_500(staff_client):
+    order = place_order(status=OrderStatus.DELIVERED)
+    events = order.events.count()
+
+    response = staff_client.post(change_url(order), change_form_data(staff_client, order, status="pending_payment"))
+
+    assert response.status_code == 200
+    assert "status" in response.context["adminform"].form.errors
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DELIVERED
+    assert order.events.count() == events
+
+
+def test_second_staff_saving_a_stale_form_gets_changed_by_someone_else(client, staff):
+    order = place_order(status=OrderStatus.PAID)
+    first, second = client, client.__class__()
+    first.force_login(staff)
+    second.force_login(StaffFactory())
+    first_form = change_form_data(first, order, status="processing")
+    second_form = change_form_data(second, order, status="cancelled")
+
+    assert first.post(change_url(order), first_form).status_code == 302
+    response = second.post(change_url(order), second_form)
+
+    assert response.status_code == 200
+    assert "changed by someone else" in str(response.context["adminform"].form.non_field_errors())
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PROCESSING
+
+
+def test_saving_without_a_status_change_writes_no_event(staff_client):
+    order = place_order(status=OrderStatus.PAID)
+    events = order.events.count()
+    response = staff_client.post(change_url(order), change_form_data(staff_client, order))
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert (order.status, order.version, order.events.count()) == (OrderStatus.PAID, 2, events)
+
+
+def test_orders_cannot_be_added_or_deleted_in_the_admin(staff_client):
+    order = place_order()
+    assert staff_client.get(reverse("admin:orders_order_add")).status_code == 403
+    assert staff_client.get(reverse("admin:orders_order_delete", args=[order.pk])).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("action", "from_status", "to_status"),
+    [
+        ("mark_processing", "paid", "processing"),
+        ("mark_shipped", "processing", "shipped"),
+        ("mark_delivered", "shipped", "delivered"),
+        ("mark_cancelled", "pending_payment", "cancelled"),
+    ],
+)
+def test_bulk_action_moves_each_order_and_records_each_event(staff_client, staff, action, from_status, to_status):
+    orders = [place_order(status=from_status) for _ in range(3)]
+
+    response = staff_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": action, "_selected_action": [order.pk for order in orders]},
+    )
+
+    assert response.status_code == 302
+    assert messages_of(response) == [f"3 order(s) marked {OrderStatus(to_status).label.lower()}."]
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == to_status
+        assert order.events.last().actor == staff
+
+
+def test_bulk_action_reports_how_many_changed_and_why_others_were_skipped(staff_client):
+    processing = [place_order(status=OrderStatus.PROCESSING) for _ in range(2)]
+    pending = place_order()
+
+    response = staff_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "mark_shipped", "_selected_action": [order.pk for order in [*processing, pending]]},
+    )
+
+    assert messages_of(response) == [
+        "2 order(s) marked shipped.",
+        f"1 order(s) skipped: Order {pending.number} cannot go from pending payment to shipped.",
+    ]
+    assert Order.objects.get(pk=pending.pk).status == OrderStatus.PENDING_PAYMENT
+
+
+def test_customers_cannot_reach_the_admin(customer_client):
+    response = customer_client.get(reverse("admin:orders_order_changelist"))
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]

@@ -1,0 +1,42 @@
+"""Customers see their own orders and timelines, and nobody else's."""
+
+import pytest
+from django.urls import reverse
+
+from orders.models import OrderStatus
+from tests.factories import place_order
+
+pytestmark = pytest.mark.django_db
+
+
+def test_my_orders_lists_only_my_orders(customer_client, customer, other_customer):
+    mine, theirs = place_order(customer=customer), place_order(customer=other_customer)
+    response = customer_client.get(reverse("orders:list"))
+    assert list(response.context["orders"]) == [mine]
+    assert theirs.number not in response.content.decode()
+
+
+def test_order_page_shows_items_and_status_timeline(customer_client, customer):
+    order = place_order(customer=customer, status=OrderStatus.SHIPPED)
+    response = customer_client.get(order.get_absolute_url())
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert order.items.get().product_name in content
+    for label in ("Pending payment", "Paid", "Processing", "Shipped"):
+        assert label in content
+
+
+def test_another_customers_order_is_404(customer_client, other_customer):
+    theirs = place_order(customer=other_customer)
+    assert customer_client.get(theirs.get_absolute_url()).status_code == 404
+
+
+def test_unknown_order_number_is_404(customer_client):
+    assert customer_client.get(reverse("orders:detail", args=["SO-999999"])).status_code == 404
+
+
+@pytest.mark.parametrize("url", [reverse("orders:list"), reverse("orders:detail", args=["SO-000001"])])
+def test_order_pages_require_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert reverse("accounts:login") in response["Location"]

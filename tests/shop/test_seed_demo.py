@@ -1,0 +1,40 @@
+"""`manage.py seed_demo` fills the shop once, and running it again changes nothing."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from orders.models import Order, OrderEvent
+from shop.models import Product
+
+pytestmark = pytest.mark.django_db
+
+
+def counts():
+    return (get_user_model().objects.count(), Product.objects.count(), Order.objects.count(), OrderEvent.objects.count())
+
+
+def test_seed_demo_creates_staff_customers_catalog_and_orders(settings, capsys):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    users = get_user_model().objects
+    assert users.get(username="staff").is_staff
+    assert {"alice", "bob", "carol"} <= set(users.values_list("username", flat=True))
+    assert Product.objects.count() == 8
+    assert Order.objects.filter(customer__username="alice").count() == 3
+    assert "password" in capsys.readouterr().out
+
+
+def test_seed_demo_is_idempotent(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    first = counts()
+    call_command("seed_demo")
+    assert counts() == first
+
+
+def test_seed_demo_refuses_to_run_in_production(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("seed_demo")
+    assert counts() == (0, 0, 0, 0)
