@@ -45,8 +45,8 @@ class Cart:
         self._save()
 
     def lines(self) -> list[CartLine]:
-        """The cart's lines with current catalog products; vanished products drop out."""
-        products = Product.objects.in_bulk([int(pk) for pk in self.quantities])
+        """The cart's lines with current catalog products; vanished or retired products drop out."""
+        products = Product.objects.filter(is_active=True).in_bulk([int(pk) for pk in self.quantities])
         return [
             CartLine(product=products[int(pk)], quantity=quantity)
             for pk, quantity in self.quantities.items()

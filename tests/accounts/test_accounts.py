@@ -64,3 +64,12 @@ def test_password_change_requires_login_and_keeps_the_session(client, customer, 
     customer.refresh_from_db()
     assert customer.check_password("another-long-phrase")
     assert client.get(reverse("orders:list")).status_code == 200
+
+
+@pytest.mark.parametrize(("next_url", "expected"), [("/orders/", "/orders/"), ("https://evil.example/", "/")])
+def test_sign_up_redirects_only_within_the_site(client, next_url, expected):
+    response = client.post(
+        reverse("accounts:signup") + f"?next={next_url}",
+        {"username": "erin", "email": "erin@example.com", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+    )
+    assert response["Location"] == expected

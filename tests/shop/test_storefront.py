@@ -143,3 +143,11 @@ def test_forms_are_csrf_protected(product):
 
     strict = Client(enforce_csrf_checks=True)
     assert strict.post(reverse("shop:cart_add", args=[product.slug]), {"quantity": 1}).status_code == 403
+
+
+def test_retired_product_drops_out_of_the_cart(client, product):
+    add_to_cart(client, product, 1)
+    product.is_active = False
+    product.save()
+    response = client.get(reverse("shop:cart"))
+    assert response.context["lines"] == []
