@@ -13,3 +13,19 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.email or self.username
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        # As loaded, so a save can tell that the account was just deactivated.
+        user._loaded_is_active = user.is_active if "is_active" in field_names else None
+        return user
+
+    @property
+    def password_changed_in_this_save(self) -> bool:
+        """True between `set_password()` and the end of the save that stores it."""
+        return self._password is not None
+
+    @property
+    def deactivated_in_this_save(self) -> bool:
+        return getattr(self, "_loaded_is_active", None) is True and not self.is_active

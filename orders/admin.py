@@ -42,7 +42,7 @@ class OrderAdminForm(forms.ModelForm):
         # The admin's change view runs in one transaction: this lock is held until the save.
         current = Order.objects.select_for_update().get(pk=self.instance.pk)
         if current.version != loaded_version:
-            raise ValidationError(str(StaleOrder(current, loaded_version)), code="stale")
+            raise ValidationError(str(StaleOrder(current)), code="stale")
         if status != current.status and not can_transition(current.status, status):
             raise ValidationError(
                 f"An order that is {OrderStatus(current.status).label.lower()} cannot become "

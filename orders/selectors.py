@@ -17,3 +17,9 @@ def order_of_customer(*, customer, number: str) -> Order:
         .prefetch_related("items", "events__actor")
         .get(number=number)
     )
+
+
+def order_change_actor(order: Order):
+    """Who made the order's latest status change, from its history (None for the system)."""
+    event = order.events.filter(new_status=order.status).select_related("actor").order_by("-pk").first()
+    return event.actor if event else None

@@ -2,9 +2,11 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus, format_order_number
+from orders.tasks import schedule_payment_confirmation
 from shop.models import Product
 
 MAX_QUANTITY_PER_LINE = 100
@@ -64,4 +66,6 @@ def order_place(*, customer, quantities: dict[int, int], note: str = "") -> Orde
         order.total = sum((item.line_total for item in items), Decimal("0.00"))
         order.save(update_fields=["number", "total"])
         OrderEvent.objects.create(order=order, type=OrderEventType.PLACED, new_status=order.status, actor=customer)
+        if settings.SIMULATE_ORDER_PROGRESS:
+            schedule_payment_confirmation(order_id=order.pk)
     return order

@@ -1,1 +1,21 @@
-"""Wires order changes to the notifications service (see notifications.services)."""
+"""Wires order changes to the notifications service."""
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from notifications.services import notification_record_order_status_change
+from orders.models import Order
+from orders.selectors import order_change_actor
+
+
+@receiver(post_save, sender=Order, dispatch_uid="orders.notify_status_change")
+def notify_status_change(sender, instance: Order, created: bool, raw: bool = False, **kwargs):
+    """On a real status change, record the customer's notification (published after commit)."""
+    if raw or created or instance.status == instance.loaded_status:
+        return  # placement, fixtures and saves that leave the status alone notify nobody
+    previous_status = instance.loaded_status
+    # Saving the same instance again is not a second change.
+    instance._loaded_status = instance.status
+    notification_record_order_status_change(
+        order=instance, previous_status=previous_status, actor=order_change_actor(instance)
+    )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import F
 
+from notifications.services import notifications_batched
 from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
 from shop.models import Product
 
@@ -44,9 +45,8 @@ class InvalidTransition(OrderTransitionError):
 
 
 class StaleOrder(OrderTransitionError):
-    def __init__(self, order: Order, expected_version: int):
+    def __init__(self, order: Order):
         self.order = order
-        self.expected_version = expected_version
         super().__init__(
             f"Order {order.number} was changed by someone else since you loaded it "
             f"(now {S(order.status).label.lower()}). Reload and try again."
@@ -69,32 +69,36 @@ def order_transition(
     actor=None,
     note: str = "",
     expected_version: int | None = None,
+    expected_status: str | None = None,
 ) -> Order:
     """Move one order to `to_status`: lock, validate, record the event, save.
 
-    Raises `InvalidTransition` for a move the table forbids and `StaleOrder` when
-    `expected_version` is given and the order changed since it was read. Any
-    notification is published only after the surrounding transaction commits.
+    Raises `InvalidTransition` for a move the table forbids, and `StaleOrder` when
+    the order is no longer at `expected_version` or `expected_status` (a stale form,
+    a redelivered task). The order's post_save signal records the customer's
+    notification in this same transaction; it is published only after commit.
     """
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
-        if expected_version is not None and order.version != expected_version:
-            raise StaleOrder(order, expected_version)
+        if (expected_version is not None and order.version != expected_version) or (
+            expected_status is not None and order.status != expected_status
+        ):
+            raise StaleOrder(order)
         if not can_transition(order.status, to_status):
             raise InvalidTransition(order, to_status)
 
-        old_status = order.status
-        order.status = to_status
-        order.version += 1
-        order.save(update_fields=["status", "version", "updated_at"])
+        # The event first, so the post_save handler can tell who made the change.
         OrderEvent.objects.create(
             order=order,
             type=OrderEventType.STATUS_CHANGED,
-            old_status=old_status,
+            old_status=order.status,
             new_status=to_status,
             actor=actor,
             note=note,
         )
+        order.status = to_status
+        order.version += 1
+        order.save(update_fields=["status", "version", "updated_at"])
         if to_status == S.CANCELLED:
             _restock(order)
     return order
@@ -117,10 +121,11 @@ def orders_transition_bulk(*, order_ids, to_status: str, actor=None, note: str =
     """Move many orders to `to_status`, each through `order_transition`.
 
     Each order changes in its own savepoint, so one refused order is reported and
-    skipped without undoing the others.
+    skipped without undoing the others; their notifications go out in one batch
+    after commit.
     """
     result = BulkTransitionResult()
-    with transaction.atomic():
+    with notifications_batched(), transaction.atomic():
         for order_id in sorted(order_ids):
             try:
                 with transaction.atomic():

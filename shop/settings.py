@@ -115,13 +115,31 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# How long daphne keeps a WebSocket open (its --websocket_timeout); group
+# membership must outlive it, or a long-lived socket silently stops receiving.
+WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # No read timeout: the layer's blocking receive waits as long as a
+                        # socket is idle (redis-py 8 would default to 5 s; channels_redis#422).
+                        "socket_timeout": None,
+                        # But fail fast when Redis is down, so a publish never hangs a request.
+                        "socket_connect_timeout": 5,
+                    }
+                ],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="shop"),
+                # Messages queued for one slow socket before new ones are dropped; the
+                # client's ?after= resume recovers anything dropped.
+                "capacity": 1000,
+                "expiry": 60,
+                "group_expiry": WEBSOCKET_LIFETIME,
             },
         }
     }
@@ -138,6 +156,42 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # A late-acked task on a killed worker comes back once its visibility timeout ends.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# --- Notifications ---------------------------------------------------------------
+
+# Unpublished notifications older than this are re-published by the beat sweeper.
+NOTIFICATION_REPUBLISH_AFTER = env.int("NOTIFICATION_REPUBLISH_AFTER", default=5)
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
+# A client that missed more than this gets {"type": "reset"} and refetches the page.
+NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
+NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 4096
+NOTIFICATION_SOCKET_RATE_LIMIT = env.str("NOTIFICATION_SOCKET_RATE_LIMIT", default="10/second;120/minute")
+NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES = 20
+
+# --- Demo order simulation (Celery) ------------------------------------------------
+
+# Simulated payment and fulfilment need a real worker; off in embedded mode by default.
+SIMULATE_ORDER_PROGRESS = env.bool("SIMULATE_ORDER_PROGRESS", default=bool(REDIS_URL))
+PAYMENT_CONFIRMATION_DELAY = env.float("PAYMENT_CONFIRMATION_DELAY", default=3.0)
+FULFILMENT_STEP_DELAY = env.float("FULFILMENT_STEP_DELAY", default=10.0)
+UNPAID_ORDER_TIMEOUT_MINUTES = env.int("UNPAID_ORDER_TIMEOUT_MINUTES", default=60)
+
+CELERY_BEAT_SCHEDULE = {
+    "republish-notifications": {
+        "task": "notifications.tasks.republish_notifications",
+        "schedule": float(NOTIFICATION_REPUBLISH_AFTER),
+        "options": {"expires": NOTIFICATION_REPUBLISH_AFTER},
+    },
+    "cancel-unpaid-orders": {
+        "task": "orders.tasks.cancel_unpaid_orders",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+    "prune-notifications": {
+        "task": "notifications.tasks.prune_notifications",
+        "schedule": 6 * 3600.0,
+    },
+}
 
 # --- Logging -------------------------------------------------------------------
 

@@ -15,18 +15,12 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"customer{n}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
-    password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
-
-    @factory.post_generation
-    def _save_password(user, create, extracted, **kwargs):
-        if create:
-            user.save(update_fields=["password"])
+    password = factory.django.Password(DEFAULT_PASSWORD)
 
 
 class StaffFactory(UserFactory):

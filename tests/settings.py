@@ -21,3 +21,6 @@ WHITENOISE_USE_FINDERS = True
 if REDIS_URL:
     # Keep test traffic apart from a shop running against the same Redis.
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{os.getpid()}"
+
+# Tests drive order progress themselves; the demo simulation is tested on its own.
+SIMULATE_ORDER_PROGRESS = False

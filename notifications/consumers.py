@@ -1,0 +1,177 @@
+"""The NotificationConsumer: one authenticated socket per browser tab (protocol: docs/protocol.md)."""
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from limits import parse_many
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from notifications.frames import error_frame, hello_frame, notification_frame
+from notifications.groups import STAFF_GROUP, user_group
+from notifications.selectors import notifications_between, notifications_resume
+from notifications.services import notifications_mark_read
+
+logger = logging.getLogger(__name__)
+
+# Application close codes (4000-4999): the page stops retrying on 4401 and 4403.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_SESSION_ENDED = 4403
+CLOSE_RATE_LIMITED = 4429
+CLOSE_TOO_BIG = 1009
+
+# One store per process: limits are per connection, keyed by channel name.
+_rate_limiter = MovingWindowRateLimiter(MemoryStorage())
+
+
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    """Delivers a user's notifications in seq order, with no gaps and no duplicates per connection."""
+
+    async def connect(self):
+        """Authenticate, join the user's groups, say hello, then replay what the client missed."""
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id = user.pk
+        self.groups_joined = [user_group(user.pk), *([STAFF_GROUP] if user.is_staff else [])]
+        self.rate_limits = parse_many(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
+        self.strikes = 0
+        # Join before reading the backlog, so nothing committed in between is missed;
+        # live messages wait until connect returns and duplicates are dropped by seq.
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+        after, after_error = _parse_after(self.scope["query_string"])
+        resume = await database_sync_to_async(notifications_resume)(
+            user_id=user.pk, after_seq=after, max_backlog=settings.NOTIFICATION_MAX_BACKLOG
+        )
+        await self.send_json(hello_frame(user_id=user.pk, last_seq=resume.last_seq, unread=resume.unread))
+        if after_error:
+            await self.send_json(error_frame("invalid_after", after_error))
+        if resume.reset or after_error:
+            await self.send_json({"type": "reset"})
+            self.last_sent_seq = resume.last_seq
+            return
+        self.last_sent_seq = after if after is not None else resume.last_seq
+        for notification in resume.backlog:
+            await self._send_notification(notification_frame(notification, unread=resume.unread))
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- From the client ---------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Validate and route one client message; bad input gets an error frame, never a crash."""
+        if not hasattr(self, "user_id"):
+            return  # unauthenticated socket being closed
+        if not await self._within_rate_limit():
+            return
+        if bytes_data is not None:
+            await self.send_json(error_frame("binary_not_supported", "Send JSON text frames."))
+            return
+        if len(text_data) > settings.NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES:
+            await self.send_json(error_frame("too_large", "Message too large."))
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_json(error_frame("invalid_json", "Messages must be JSON."))
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.send_json(error_frame("invalid_message", 'Messages are objects with a string "type".'))
+            return
+        handler = {"ping": self._ping, "mark_read": self._mark_read, "mark_all_read": self._mark_all_read}.get(
+            content["type"]
+        )
+        if handler is None:
+            await self.send_json(error_frame("unknown_type", "Unknown message type."))
+            return
+        await handler(content)
+
+    async def _ping(self, content):
+        await self.send_json({"type": "pong"})
+
+    async def _mark_read(self, content):
+        seq = content.get("seq")
+        if type(seq) is not int or seq < 1:
+            await self.send_json(error_frame("invalid_field", '"seq" must be a positive integer.'))
+            return
+        await database_sync_to_async(notifications_mark_read)(user_id=self.user_id, seq=seq)
+
+    async def _mark_all_read(self, content):
+        await database_sync_to_async(notifications_mark_read)(user_id=self.user_id)
+
+    async def _within_rate_limit(self) -> bool:
+        """A flooding client gets an error, then is closed after repeated offences."""
+        for limit in self.rate_limits:
+            if not await _rate_limiter.hit(limit, self.channel_name):
+                self.strikes += 1
+                if self.strikes >= settings.NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES:
+                    await self.close(code=CLOSE_RATE_LIMITED)
+                elif self.strikes == 1:
+                    await self.send_json(error_frame("rate_limited", "Too many messages; slow down."))
+                return False
+        return True
+
+    # --- From the channel layer -----------------------------------------------------------
+
+    async def notification_created(self, event):
+        """A live notification: send it, after filling any gap from the database, or drop a duplicate."""
+        frame = event["frame"]
+        seq = frame["seq"]
+        if seq <= self.last_sent_seq:
+            return
+        if seq > self.last_sent_seq + 1:
+            # Something published out of order (or re-published) is missing: every
+            # lower seq has committed by now, so the database has it.
+            missed = await database_sync_to_async(notifications_between)(
+                user_id=self.user_id, after_seq=self.last_sent_seq, up_to_seq=seq - 1
+            )
+            for notification in missed:
+                await self._send_notification(notification_frame(notification, unread=frame["unread"]))
+        await self._send_notification(frame)
+
+    async def unread_changed(self, event):
+        await self.send_json(event["frame"])
+
+    async def order_changed(self, event):
+        await self.send_json(event["frame"])
+
+    async def session_ended(self, event):
+        """Logout, a new password or deactivation: close, and tell the page not to retry."""
+        await self.close(code=CLOSE_SESSION_ENDED)
+
+    async def _send_notification(self, frame):
+        if frame["seq"] <= self.last_sent_seq:
+            return
+        await self.send_json(frame)
+        self.last_sent_seq = frame["seq"]
+
+    @classmethod
+    async def encode_json(cls, content):
+        return json.dumps(content, separators=(",", ":"))
+
+
+def _parse_after(query_string: bytes) -> tuple[int | None, str | None]:
+    """The `after` query parameter as a non-negative int, or an error message."""
+    values = parse_qs(query_string.decode("latin-1")).get("after")
+    if not values:
+        return None, None
+    value = values[-1]
+    if not value.isdigit() or len(value) > 18:
+        return None, '"after" must be a non-negative integer.'
+    return int(value), None
+

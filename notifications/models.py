@@ -1,0 +1,58 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class NotificationKind(models.TextChoices):
+    ORDER_STATUS_CHANGED = "order.status_changed", "Order status changed"
+
+
+class Notification(models.Model):
+    """One event for one recipient: the outbox row that the socket delivers and the page lists.
+
+    Written in the same transaction as the change it describes, so it exists if and
+    only if that change committed. `seq` numbers a recipient's notifications 1, 2, 3…
+    with no gaps; clients resume with `?after=<seq>`.
+    """
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=50, choices=NotificationKind.choices)
+    payload = models.JSONField()
+    # Who caused it (staff, the customer, or None for the system); shown to staff only.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["recipient", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "seq"], name="notification_seq_unique_per_recipient"),
+        ]
+        indexes = [
+            # The sweeper's scan: only rows still waiting to be published.
+            models.Index(fields=["created_at"], condition=models.Q(published_at=None), name="notification_unpublished"),
+            # The unread badge.
+            models.Index(fields=["recipient"], condition=models.Q(read_at=None), name="notification_unread"),
+        ]
+
+    def __str__(self):
+        return f"#{self.seq} for {self.recipient_id}: {self.payload.get('title', self.kind)}"
+
+
+class NotificationCounter(models.Model):
+    """The last `seq` handed out to a user.
+
+    Incremented inside the transaction that records a notification: the row lock
+    serialises concurrent transactions for one user, and a rollback takes the
+    number back, so sequences never have gaps or repeats.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.user_id}: {self.last_seq}"

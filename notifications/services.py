@@ -1,0 +1,202 @@
+"""Recording and publishing notifications: the outbox, publish after commit, and the sweeper.
+
+A notification row is written in the transaction that makes the change (so it exists
+if and only if the change committed) and pushed to the recipient's group only after
+that commit. A failed push leaves the row unpublished for `notifications_publish_pending`
+to retry; the client's `?after=<seq>` resume covers any socket that was down meanwhile.
+"""
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications.frames import notification_frame, order_changed_frame, order_status_payload, unread_frame
+from notifications.groups import STAFF_GROUP, user_group
+from notifications.models import Notification, NotificationCounter, NotificationKind
+from notifications.selectors import unread_count, unread_counts
+from orders.models import Order
+
+logger = logging.getLogger(__name__)
+
+# Ids recorded inside `notifications_batched()`, published together after commit.
+_batch: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("notification_batch", default=None)
+
+# How many group_send calls run concurrently inside one publish.
+SEND_CONCURRENCY = 100
+
+
+def notification_seq_next(*, recipient_id: int) -> int:
+    """Take the recipient's next sequence number, inside the caller's transaction.
+
+    One upsert: the counter row stays locked until commit, so concurrent
+    transactions for one user queue here, and a rollback returns the number.
+    """
+    table = NotificationCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, last_seq) VALUES (%s, 1) "  # noqa: S608 - table name is ours
+            f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + 1 RETURNING last_seq",
+            [recipient_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=None) -> Notification:
+    """Write a notification in the current transaction and publish it once that commits."""
+    if not transaction.get_connection().in_atomic_block:
+        # The seq lock and the outbox guarantee both need the caller's transaction.
+        raise RuntimeError("notification_record must run inside the transaction that makes the change")
+    notification = Notification.objects.create(
+        recipient_id=recipient_id,
+        seq=notification_seq_next(recipient_id=recipient_id),
+        kind=kind,
+        payload=payload,
+        actor=actor,
+    )
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(notification.pk)
+    else:
+        transaction.on_commit(partial(notifications_publish, notification_ids=[notification.pk]), robust=True)
+    return notification
+
+
+def notification_record_order_status_change(*, order: Order, previous_status: str | None, actor=None) -> Notification:
+    """Tell the order's customer (and, live, the staff) that its status changed."""
+    return notification_record(
+        recipient_id=order.customer_id,
+        kind=NotificationKind.ORDER_STATUS_CHANGED,
+        payload=order_status_payload(order, previous_status=previous_status),
+        actor=actor,
+    )
+
+
+@contextmanager
+def notifications_batched() -> Iterator[None]:
+    """Publish every notification recorded inside this block together, in one call, after commit.
+
+    For bulk changes (admin actions, tasks touching thousands of orders): one event
+    loop and one set of Redis round trips instead of one `async_to_sync` per row.
+    Nested blocks join the outermost one.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    ids: list[int] = []
+    token = _batch.set(ids)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        if ids:
+            # Rows rolled back by a savepoint are simply not found when publishing.
+            transaction.on_commit(partial(notifications_publish, notification_ids=ids), robust=True)
+
+
+def notifications_publish(*, notification_ids: list[int]) -> int:
+    """Push the given notifications that are still unpublished to their groups; never raises.
+
+    Returns how many were published. On failure (Redis down) the rows stay
+    unpublished and the sweeper retries them; the order change is never affected.
+    """
+    notifications = list(
+        Notification.objects.filter(pk__in=notification_ids, published_at=None)
+        .select_related("actor")
+        .order_by("recipient_id", "seq")
+    )
+    if not notifications:
+        return 0
+    unread = unread_counts(recipient_ids={n.recipient_id for n in notifications})
+    messages = []
+    for notification in notifications:
+        frame = notification_frame(notification, unread=unread.get(notification.recipient_id, 0))
+        messages.append((user_group(notification.recipient_id), {"type": "notification.created", "frame": frame}))
+        if notification.kind == NotificationKind.ORDER_STATUS_CHANGED:
+            actor = notification.actor
+            staff_frame = order_changed_frame(notification, actor_name=actor.get_username() if actor else None)
+            messages.append((STAFF_GROUP, {"type": "order.changed", "frame": staff_frame}))
+    try:
+        async_to_sync(group_send_all)(messages)
+    except Exception:
+        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notifications))
+        return 0
+    Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(published_at=timezone.now())
+    return len(notifications)
+
+
+async def group_send_all(messages: list[tuple[str, dict]]) -> None:
+    """Send (group, message) pairs over one event loop, a bounded number at a time."""
+    layer = get_channel_layer()
+    for start in range(0, len(messages), SEND_CONCURRENCY):
+        chunk = messages[start : start + SEND_CONCURRENCY]
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in chunk))
+
+
+def notifications_publish_pending(*, older_than: timedelta | None = None, chunk_size: int = 1000) -> int:
+    """Publish notifications left unpublished for longer than `older_than` (the sweeper).
+
+    Covers a process killed between commit and publish, and Redis outages.
+    """
+    older_than = older_than if older_than is not None else timedelta(seconds=settings.NOTIFICATION_REPUBLISH_AFTER)
+    cutoff = timezone.now() - older_than
+    published = 0
+    while True:
+        ids = list(
+            Notification.objects.filter(published_at=None, created_at__lte=cutoff)
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)[:chunk_size]
+        )
+        if not ids:
+            return published
+        sent = notifications_publish(notification_ids=ids)
+        if sent == 0:
+            return published  # the layer is down; try again on the next beat
+        published += sent
+
+
+def notifications_mark_read(*, user_id: int, seq: int | None = None) -> int:
+    """Mark one notification (by seq) or all of a user's notifications read; tell all their sockets.
+
+    Returns the new unread count.
+    """
+    unread = Notification.objects.filter(recipient_id=user_id, read_at=None)
+    if seq is not None:
+        unread = unread.filter(seq=seq)
+    unread.update(read_at=timezone.now())
+    count = unread_count(user_id=user_id)
+    transaction.on_commit(partial(_send_unread, user_id=user_id, unread=count), robust=True)
+    return count
+
+
+def _send_unread(*, user_id: int, unread: int) -> None:
+    _group_send_quietly(user_group(user_id), {"type": "unread.changed", "frame": unread_frame(unread=unread)})
+
+
+def user_sockets_close(*, user_id: int) -> None:
+    """Close every open socket of a user, on every server process, after commit (logout, new password)."""
+    transaction.on_commit(
+        partial(_group_send_quietly, user_group(user_id), {"type": "session.ended"}), robust=True
+    )
+
+
+def _group_send_quietly(group: str, message: dict) -> None:
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except Exception:
+        logger.exception("Sending %s to %s failed", message["type"], group)
+
+
+def notifications_prune(*, older_than: timedelta) -> int:
+    """Delete read or unread notifications older than the retention period; returns how many."""
+    deleted, _ = Notification.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted
