@@ -156,6 +156,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # A late-acked task on a killed worker comes back once its visibility timeout ends.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Separate queues let several shops (or test runs) share one Redis.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="shop")
 
 # --- Notifications ---------------------------------------------------------------
 
