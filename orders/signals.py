@@ -11,11 +11,13 @@ from orders.selectors import order_change_actor
 @receiver(post_save, sender=Order, dispatch_uid="orders.notify_status_change")
 def notify_status_change(sender, instance: Order, created: bool, raw: bool = False, **kwargs):
     """On a real status change, record the customer's notification (published after commit)."""
-    if raw or created or instance.status == instance.loaded_status:
-        return  # placement, fixtures and saves that leave the status alone notify nobody
+    if raw:
+        return
     previous_status = instance.loaded_status
-    # Saving the same instance again is not a second change.
+    # From now on this instance compares against what is stored: saving it again is not a change.
     instance._loaded_status = instance.status
+    if created or instance.status == previous_status:
+        return  # placement and saves that leave the status alone notify nobody
     notification_record_order_status_change(
         order=instance, previous_status=previous_status, actor=order_change_actor(instance)
     )

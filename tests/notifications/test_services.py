@@ -1,0 +1,282 @@
+"""The outbox: a notification exists if and only if the change committed, and is published after commit."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications.groups import STAFF_GROUP, user_group
+from notifications.models import Notification
+from notifications.services import (
+    notification_record,
+    notifications_batched,
+    notifications_mark_read,
+    notifications_publish,
+    notifications_publish_pending,
+)
+from orders.models import OrderStatus
+from orders.transitions import order_transition, orders_transition_bulk
+from tests.conftest import requires_postgres
+from tests.factories import UserFactory, place_order
+
+pytestmark = pytest.mark.django_db
+
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
+    }
+}
+
+
+class GroupListener:
+    """A real channel on the real layer, subscribed to a group, to see what was published."""
+
+    def __init__(self, group):
+        self.layer = get_channel_layer()
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(group, self.channel)
+
+    def receive(self, timeout=5):
+        async def receive():
+            import asyncio
+
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+        return async_to_sync(receive)()
+
+    def receive_nothing(self, timeout=0.3):
+        import asyncio
+
+        try:
+            self.receive(timeout=timeout)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+
+def test_committed_status_change_records_one_notification_and_publishes_it_after_commit(
+    customer, staff, django_capture_on_commit_callbacks
+):
+    order = place_order(customer=customer)
+    listener = GroupListener(user_group(customer.pk))
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
+        # Written in the transaction, not yet published.
+        notification = Notification.objects.get(recipient=customer)
+        assert notification.published_at is None
+
+    assert len(callbacks) == 1
+    message = listener.receive()
+    assert message["type"] == "notification.created"
+    frame = message["frame"]
+    assert frame["seq"] == notification.seq == 1
+    assert frame["order"] == {
+        "id": order.pk,
+        "number": order.number,
+        "status": "paid",
+        "status_label": "Paid",
+        "previous_status": "pending_payment",
+        "version": 2,
+    }
+    assert frame["title"] == f"Payment received for order {order.number}"
+    assert frame["url"] == order.get_absolute_url()
+    assert frame["unread"] == 1
+    notification.refresh_from_db()
+    assert notification.published_at is not None
+    assert notification.actor == staff
+
+
+def test_rolled_back_change_leaves_no_notification_and_publishes_nothing(customer, django_capture_on_commit_callbacks):
+    order = place_order(customer=customer)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+            raise RuntimeError("payment provider said no after all")
+
+    assert callbacks == []
+    assert not Notification.objects.exists()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING_PAYMENT
+
+
+def test_save_without_status_change_notifies_nobody(customer):
+    order = place_order(customer=customer)
+    order.note = "Edited"
+    order.save()
+    assert not Notification.objects.exists()
+
+
+def test_placing_an_order_notifies_nobody(customer):
+    place_order(customer=customer)
+    assert not Notification.objects.exists()
+
+
+def test_each_customer_gets_a_gapless_sequence(customer, other_customer):
+    mine = place_order(customer=customer, status=OrderStatus.DELIVERED)
+    place_order(customer=other_customer, status=OrderStatus.PAID)
+    order_transition(order_id=mine.pk, to_status=OrderStatus.REFUNDED)
+
+    assert list(customer.notifications.values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+    assert list(other_customer.notifications.values_list("seq", flat=True)) == [1]
+
+
+def test_a_rolled_back_notification_gives_its_seq_back(customer):
+    first, second = place_order(customer=customer), place_order(customer=customer)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order_transition(order_id=first.pk, to_status=OrderStatus.PAID)
+        raise RuntimeError
+    order_transition(order_id=second.pk, to_status=OrderStatus.PAID)
+    assert list(customer.notifications.values_list("seq", flat=True)) == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_outside_a_transaction_is_refused(customer):
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        notification_record(recipient_id=customer.pk, kind="order.status_changed", payload={})
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_transactions_for_one_customer_get_distinct_consecutive_seqs():
+    customer = UserFactory()
+    orders = [place_order(customer=customer) for _ in range(8)]
+    start = threading.Barrier(len(orders))
+    errors = []
+
+    def pay(order):
+        try:
+            start.wait(timeout=10)
+            order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pay, args=(order,)) for order in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert sorted(customer.notifications.values_list("seq", flat=True)) == list(range(1, 9))
+
+
+def test_bulk_change_of_n_orders_gives_n_notifications_published_in_one_batch(
+    staff, django_capture_on_commit_callbacks
+):
+    customers = [UserFactory() for _ in range(5)]
+    orders = [place_order(customer=customer, status=OrderStatus.PROCESSING) for customer in customers]
+    listeners = {customer.pk: GroupListener(user_group(customer.pk)) for customer in customers}
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        orders_transition_bulk(order_ids=[order.pk for order in orders], to_status=OrderStatus.SHIPPED, actor=staff)
+
+    assert len(callbacks) == 1  # one publish for the whole batch
+    assert Notification.objects.filter(payload__order__status="shipped").count() == 5
+    for customer in customers:
+        frame = listeners[customer.pk].receive()["frame"]
+        assert (frame["order"]["status"], frame["seq"]) == ("shipped", 3)
+        assert listeners[customer.pk].receive_nothing()
+    assert not Notification.objects.filter(payload__order__status="shipped", published_at=None).exists()
+
+
+def test_skipped_orders_in_a_bulk_change_get_no_notification(staff):
+    shippable = place_order(status=OrderStatus.PROCESSING)
+    pending = place_order()
+    orders_transition_bulk(order_ids=[shippable.pk, pending.pk], to_status=OrderStatus.SHIPPED, actor=staff)
+    assert not Notification.objects.filter(recipient=pending.customer).exists()
+    assert Notification.objects.filter(recipient=shippable.customer, payload__order__status="shipped").count() == 1
+
+
+def test_staff_group_hears_every_orders_change_with_who_made_it(staff, customer, django_capture_on_commit_callbacks):
+    order = place_order(customer=customer)
+    staff_listener = GroupListener(STAFF_GROUP)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
+    message = staff_listener.receive()
+    assert message["type"] == "order.changed"
+    assert message["frame"]["type"] == "order_changed"
+    assert message["frame"]["order"]["number"] == order.number
+    assert message["frame"]["actor"] == staff.get_username()
+    assert message["frame"]["customer_id"] == customer.pk
+
+
+def test_publish_failure_keeps_the_change_and_leaves_the_row_for_the_sweeper(
+    customer, settings, django_capture_on_commit_callbacks, caplog
+):
+    order = place_order(customer=customer)
+    settings.CHANNEL_LAYERS = DEAD_REDIS
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    notification = Notification.objects.get()
+    assert notification.published_at is None
+    assert "the sweeper will retry" in caplog.text
+
+
+def test_sweeper_publishes_what_was_left_unpublished(customer, settings, django_capture_on_commit_callbacks):
+    order = place_order(customer=customer)
+    real_layers = settings.CHANNEL_LAYERS
+    settings.CHANNEL_LAYERS = DEAD_REDIS
+    with django_capture_on_commit_callbacks(execute=True):
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+    settings.CHANNEL_LAYERS = real_layers
+    listener = GroupListener(user_group(customer.pk))
+
+    assert notifications_publish_pending(older_than=timedelta(minutes=1)) == 0  # too recent to be abandoned
+    assert notifications_publish_pending(older_than=timedelta(0)) == 1
+
+    assert listener.receive()["frame"]["seq"] == 1
+    assert not Notification.objects.filter(published_at=None).exists()
+
+
+def test_sweeper_leaves_published_rows_alone(customer):
+    order = place_order(customer=customer, status=OrderStatus.PAID)
+    Notification.objects.update(published_at=timezone.now())
+    assert notifications_publish_pending(older_than=timedelta(0)) == 0
+    assert order.customer.notifications.count() == 1
+
+
+def test_publish_skips_ids_that_were_rolled_back():
+    assert notifications_publish(notification_ids=[123_456]) == 0
+
+
+def test_nested_batches_publish_once_from_the_outermost(customer, django_capture_on_commit_callbacks):
+    orders = [place_order(customer=customer) for _ in range(2)]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with notifications_batched(), transaction.atomic():
+            order_transition(order_id=orders[0].pk, to_status=OrderStatus.PAID)
+            with notifications_batched():
+                order_transition(order_id=orders[1].pk, to_status=OrderStatus.PAID)
+    assert len(callbacks) == 1
+
+
+def test_mark_read_one_and_all_tells_every_socket_the_new_unread_count(customer, django_capture_on_commit_callbacks):
+    place_order(customer=customer, status=OrderStatus.SHIPPED)  # three notifications
+    listener = GroupListener(user_group(customer.pk))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications_mark_read(user_id=customer.pk, seq=2) == 2
+    assert listener.receive() == {"type": "unread.changed", "frame": {"type": "unread", "unread": 2}}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications_mark_read(user_id=customer.pk) == 0
+    assert listener.receive()["frame"] == {"type": "unread", "unread": 0}
+
+
+def test_mark_read_never_touches_another_customers_notifications(customer, other_customer):
+    place_order(customer=other_customer, status=OrderStatus.PAID)
+    notifications_mark_read(user_id=customer.pk, seq=1)
+    notifications_mark_read(user_id=customer.pk)
+    assert other_customer.notifications.get().read_at is None
