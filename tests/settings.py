@@ -24,3 +24,6 @@ if REDIS_URL:
 
 # Tests drive order progress themselves; the demo simulation is tested on its own.
 SIMULATE_ORDER_PROGRESS = False
+
+# Django's test client and the WebSocket communicator present themselves as "testserver".
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
