@@ -1,12 +1,11 @@
 """The outbox: a notification exists if and only if the change committed, and is published after commit."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from notifications.groups import STAFF_GROUP, user_group
@@ -20,6 +19,7 @@ from notifications.services import (
 )
 from orders.models import OrderStatus
 from orders.transitions import order_transition, orders_transition_bulk
+from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres
 from tests.factories import UserFactory, place_order
 
@@ -147,25 +147,12 @@ def test_recording_outside_a_transaction_is_refused(customer):
 def test_concurrent_transactions_for_one_customer_get_distinct_consecutive_seqs():
     customer = UserFactory()
     orders = [place_order(customer=customer) for _ in range(8)]
-    start = threading.Barrier(len(orders))
-    errors = []
 
-    def pay(order):
-        try:
-            start.wait(timeout=10)
-            order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
-        except Exception as error:  # noqa: BLE001 - any failure is the finding
-            errors.append(error)
-        finally:
-            connection.close()
+    outcomes = run_concurrently(
+        lambda order: order_transition(order_id=order.pk, to_status=OrderStatus.PAID), [(order,) for order in orders]
+    )
 
-    threads = [threading.Thread(target=pay, args=(order,)) for order in orders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     assert sorted(customer.notifications.values_list("seq", flat=True)) == list(range(1, 9))
 
 

@@ -1,13 +1,11 @@
 """Placing orders: prices from the catalog, stock taken atomically, bad carts refused whole."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-
 from orders.models import Order, OrderEventType, OrderStatus
 from orders.services import CheckoutError, order_place
+from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres
 from tests.factories import ProductFactory, UserFactory
 
@@ -80,26 +78,10 @@ def test_one_bad_line_refuses_the_whole_order(customer):
 def test_two_concurrent_checkouts_of_the_last_item_cannot_both_succeed():
     last = ProductFactory(stock=1)
     buyers = [UserFactory(), UserFactory()]
-    start = threading.Barrier(len(buyers))
-    outcomes = []
 
-    def buy(customer):
-        try:
-            start.wait(timeout=10)
-            order_place(customer=customer, quantities={last.pk: 1})
-            outcomes.append("ordered")
-        except CheckoutError:
-            outcomes.append("refused")
-        finally:
-            connection.close()
+    outcomes = run_concurrently(lambda customer: order_place(customer=customer, quantities={last.pk: 1}), [(b,) for b in buyers])
 
-    threads = [threading.Thread(target=buy, args=(buyer,)) for buyer in buyers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert sorted(outcomes) == ["ordered", "refused"]
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["CheckoutError", "Order"]
     last.refresh_from_db()
     assert last.stock == 0
     assert Order.objects.count() == 1
@@ -109,28 +91,14 @@ def test_two_concurrent_checkouts_of_the_last_item_cannot_both_succeed():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_checkouts_of_overlapping_carts_do_not_deadlock():
     a, b = ProductFactory(stock=20), ProductFactory(stock=20)
-    buyers = [UserFactory() for _ in range(6)]
-    start = threading.Barrier(len(buyers))
-    errors = []
+    # Half the buyers list the products one way round, half the other.
+    carts = [({a.pk: 1, b.pk: 1} if index % 2 else {b.pk: 1, a.pk: 1}) for index in range(6)]
 
-    def buy(index, customer):
-        # Half the buyers list the products one way round, half the other.
-        quantities = {a.pk: 1, b.pk: 1} if index % 2 else {b.pk: 1, a.pk: 1}
-        try:
-            start.wait(timeout=10)
-            order_place(customer=customer, quantities=quantities)
-        except Exception as error:  # noqa: BLE001 - any failure is the finding
-            errors.append(error)
-        finally:
-            connection.close()
+    outcomes = run_concurrently(
+        lambda quantities: order_place(customer=UserFactory(), quantities=quantities), [(cart,) for cart in carts]
+    )
 
-    threads = [threading.Thread(target=buy, args=pair) for pair in enumerate(buyers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert errors == []
+    assert all(isinstance(outcome, Order) for outcome in outcomes), outcomes
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.stock, b.stock, Order.objects.count()) == (14, 14, 6)
