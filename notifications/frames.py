@@ -64,8 +64,9 @@ def hello_frame(*, user_id: int, last_seq: int, unread: int) -> dict:
     return {"type": "hello", "user_id": user_id, "last_seq": last_seq, "unread": unread}
 
 
-def unread_frame(*, unread: int) -> dict:
-    return {"type": "unread", "unread": unread}
+def unread_frame(*, unread: int, read_seq: int | None) -> dict:
+    """The new unread count after a mark-read; `read_seq` is the one marked, or None for all."""
+    return {"type": "unread", "unread": unread, "read_seq": read_seq}
 
 
 def error_frame(code: str, detail: str) -> dict:

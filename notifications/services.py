@@ -174,12 +174,11 @@ def notifications_mark_read(*, user_id: int, seq: int | None = None) -> int:
         unread = unread.filter(seq=seq)
     unread.update(read_at=timezone.now())
     count = unread_count(user_id=user_id)
-    transaction.on_commit(partial(_send_unread, user_id=user_id, unread=count), robust=True)
+    frame = unread_frame(unread=count, read_seq=seq)
+    transaction.on_commit(
+        partial(_group_send_quietly, user_group(user_id), {"type": "unread.changed", "frame": frame}), robust=True
+    )
     return count
-
-
-def _send_unread(*, user_id: int, unread: int) -> None:
-    _group_send_quietly(user_group(user_id), {"type": "unread.changed", "frame": unread_frame(unread=unread)})
 
 
 def user_sockets_close(*, user_id: int) -> None:

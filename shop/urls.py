@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include((storefront, "shop"))),
     path("accounts/", include("accounts.urls")),
     path("orders/", include("orders.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -264,12 +264,12 @@ async def test_mark_read_updates_the_badge_on_every_socket_of_the_user():
     second, _ = await open_socket(customer)
 
     await first.send_json_to({"type": "mark_read", "seq": 3})
-    assert await first.receive_json_from(timeout=5) == {"type": "unread", "unread": 2}
-    assert await second.receive_json_from(timeout=5) == {"type": "unread", "unread": 2}
+    assert await first.receive_json_from(timeout=5) == {"type": "unread", "unread": 2, "read_seq": 3}
+    assert await second.receive_json_from(timeout=5) == {"type": "unread", "unread": 2, "read_seq": 3}
 
     await second.send_json_to({"type": "mark_all_read"})
-    assert await first.receive_json_from(timeout=5) == {"type": "unread", "unread": 0}
-    assert await second.receive_json_from(timeout=5) == {"type": "unread", "unread": 0}
+    assert await first.receive_json_from(timeout=5) == {"type": "unread", "unread": 0, "read_seq": None}
+    assert await second.receive_json_from(timeout=5) == {"type": "unread", "unread": 0, "read_seq": None}
     await first.disconnect()
     await second.disconnect()
 

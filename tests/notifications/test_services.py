@@ -255,11 +255,11 @@ def test_mark_read_one_and_all_tells_every_socket_the_new_unread_count(customer,
 
     with django_capture_on_commit_callbacks(execute=True):
         assert notifications_mark_read(user_id=customer.pk, seq=2) == 2
-    assert listener.receive() == {"type": "unread.changed", "frame": {"type": "unread", "unread": 2}}
+    assert listener.receive() == {"type": "unread.changed", "frame": {"type": "unread", "unread": 2, "read_seq": 2}}
 
     with django_capture_on_commit_callbacks(execute=True):
         assert notifications_mark_read(user_id=customer.pk) == 0
-    assert listener.receive()["frame"] == {"type": "unread", "unread": 0}
+    assert listener.receive()["frame"] == {"type": "unread", "unread": 0, "read_seq": None}
 
 
 def test_mark_read_never_touches_another_customers_notifications(customer, other_customer):
