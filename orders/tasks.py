@@ -64,7 +64,7 @@ def advance_fulfilment(order_id: int, from_status: str) -> bool:
     """One step of the demo warehouse: paid → processing → shipped → delivered."""
     to_status = FULFILMENT_NEXT[from_status]
     moved = _advance(order_id=order_id, from_status=from_status, to_status=to_status, note="Warehouse update")
-    if moved and to_status in FULFILMENT_NEXT:
+    if moved and settings.SIMULATE_ORDER_PROGRESS and to_status in FULFILMENT_NEXT:
         schedule_fulfilment_step(order_id=order_id, from_status=to_status)
     return moved
 

@@ -114,3 +114,15 @@ def test_prune_task_drops_notifications_past_retention(customer, settings):
     Notification.objects.filter(seq=1).update(created_at=timezone.now() - timedelta(days=31))
     assert prune_notifications.delay().get() == 1
     assert list(customer.notifications.values_list("seq", flat=True)) == [2]
+
+
+def test_fulfilment_step_schedules_the_next_only_while_the_demo_simulation_is_on(
+    customer, settings, django_capture_on_commit_callbacks
+):
+    settings.SIMULATE_ORDER_PROGRESS = False
+    order = place_order(customer=customer, status=OrderStatus.PAID)
+    with django_capture_on_commit_callbacks(execute=True):
+        advance_fulfilment.delay(order.pk, OrderStatus.PAID)
+    # Eager mode would have run a scheduled next step at once.
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PROCESSING
