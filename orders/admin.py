@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.utils.text import capfirst
 
 from orders.models import Order, OrderEvent, OrderItem, OrderStatus
@@ -126,6 +128,14 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def response_action(self, request, queryset):
+        """Refuse a tampered selection (ids that are not numbers) with a message, not a 500."""
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(value.isascii() and value.isdigit() for value in selected):
+            self.message_user(request, "That selection is not valid; select orders and try again.", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
     def save_model(self, request, obj, form, change):
         """Apply a status change through the transition function instead of `obj.save()`."""

@@ -168,3 +168,14 @@ def test_customers_cannot_reach_the_admin(customer_client):
     response = customer_client.get(reverse("admin:orders_order_changelist"))
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
+
+
+def test_bulk_action_with_tampered_ids_is_refused_with_a_message(staff_client):
+    order = place_order(status=OrderStatus.PROCESSING)
+    response = staff_client.post(
+        reverse("admin:orders_order_changelist"), {"action": "mark_shipped", "_selected_action": [order.pk, "1 OR 1=1"]}
+    )
+    assert response.status_code == 302
+    assert messages_of(response) == ["That selection is not valid; select orders and try again."]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PROCESSING
