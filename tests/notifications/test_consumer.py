@@ -365,3 +365,29 @@ async def test_other_users_sockets_stay_open_when_someone_logs_out():
     await staying_socket.send_json_to({"type": "ping"})
     assert await staying_socket.receive_json_from() == {"type": "pong"}
     await staying_socket.disconnect()
+
+
+async def test_deactivating_an_account_closes_its_sockets_with_4403():
+    staff = await sync_to_async(StaffFactory)()
+    communicator, _ = await open_socket(staff)
+
+    def deactivate():
+        staff.is_active = False
+        staff.save()
+
+    await sync_to_async(deactivate)()
+    assert await closed_with(communicator) == 4403
+
+
+async def test_saving_an_account_without_credential_changes_keeps_its_sockets():
+    customer = await make_user()
+    communicator, _ = await open_socket(customer)
+
+    def rename():
+        customer.first_name = "Renamed"
+        customer.save()
+
+    await sync_to_async(rename)()
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
