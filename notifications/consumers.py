@@ -1,5 +1,6 @@
 """The NotificationConsumer: one authenticated socket per browser tab (protocol: docs/protocol.md)."""
 
+import asyncio
 import json
 import logging
 from urllib.parse import parse_qs
@@ -10,6 +11,7 @@ from django.conf import settings
 from limits import parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
@@ -23,6 +25,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SESSION_ENDED = 4403
 CLOSE_RATE_LIMITED = 4429
 CLOSE_TOO_BIG = 1009
+CLOSE_GOING_AWAY = 1001  # this server is shutting down: reconnect (to another one) and resume
+CLOSE_SERVICE_RESTART = 1012  # the channel layer was lost: reconnect and resume
 
 # One store per process: limits are per connection, keyed by channel name.
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -30,6 +34,19 @@ _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     """Delivers a user's notifications in seq order, with no gaps and no duplicates per connection."""
+
+    async def __call__(self, scope, receive, send):
+        """Turn the loss of Redis or a server shutdown into a close the client retries, not a 1011."""
+        try:
+            await super().__call__(scope, receive, send)
+        except (RedisError, ConnectionError) as error:
+            # Group memberships may not have survived (Redis keeps none across a restart):
+            # the client reconnects, rejoins and resumes with ?after=.
+            logger.warning("Channel layer lost (%s); closing the socket with %s", error, CLOSE_SERVICE_RESTART)
+            await _close_quietly(send, CLOSE_SERVICE_RESTART)
+        except asyncio.CancelledError:
+            await _close_quietly(send, CLOSE_GOING_AWAY)
+            raise
 
     async def connect(self):
         """Authenticate, join the user's groups, say hello, then replay what the client missed."""
@@ -163,6 +180,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content):
         return json.dumps(content, separators=(",", ":"))
+
+
+async def _close_quietly(send, code: int) -> None:
+    try:
+        await send({"type": "websocket.close", "code": code})
+    except Exception:  # noqa: BLE001 - the connection may already be gone; nothing more to do
+        pass
 
 
 def _parse_after(query_string: bytes) -> tuple[int | None, str | None]:
