@@ -131,7 +131,7 @@ function handleFrame(frame) {
       state.lastSeq = frame.seq;
       setUnread(frame.unread);
       if (document.visibilityState === "visible") showToast(frame);
-      updateOrderPages(frame.order);
+      updateOrderPages(frame.order, frame.created_at);
       addToNotificationCentre(frame);
       break;
     case "unread":
@@ -172,6 +172,32 @@ function safeHref(url) {
 
 function safeToken(value) {
   return String(value).replace(/[^a-z_]/g, "");
+}
+
+// Dates as the templates render them ("j M Y, H:i" in the site's time zone), so live items match.
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DATE_OPTIONS = {
+  day: "numeric", month: "numeric", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+};
+const DATE_PARTS = (() => {
+  const timeZone = document.querySelector('meta[name="live-time-zone"]')?.content || undefined;
+  try {
+    return new Intl.DateTimeFormat("en-GB", { ...DATE_OPTIONS, timeZone });
+  } catch {
+    return new Intl.DateTimeFormat("en-GB", DATE_OPTIONS); // an unknown zone: the browser's own
+  }
+})();
+
+function formatDate(when) {
+  const part = Object.fromEntries(DATE_PARTS.formatToParts(when).map(({ type, value }) => [type, value]));
+  return `${Number(part.day)} ${MONTHS[Number(part.month) - 1]} ${part.year}, ${part.hour}:${part.minute}`;
+}
+
+function timeElement(isoString) {
+  // When it happened (a replayed change keeps its own time), not when the frame arrived.
+  let when = new Date(isoString);
+  if (Number.isNaN(when.getTime())) when = new Date();
+  return element("time", { text: formatDate(when), attrs: { datetime: when.toISOString() } });
 }
 
 function setIndicator(stateName) {
@@ -217,22 +243,30 @@ function statusBadge(badge, order) {
   badge.textContent = order.status_label;
 }
 
-function updateOrderPages(order) {
+function isNewer(node, order) {
+  // The page rendered the order at data-version: news of that version or older is already shown.
+  const shown = Number(node.dataset.version);
+  if (typeof order.version !== "number" || Number.isNaN(shown)) return true;
+  if (order.version <= shown) return false;
+  node.dataset.version = String(order.version);
+  return true;
+}
+
+function updateOrderPages(order, createdAt) {
   if (!order) return;
   // The order page: status badge and a new step in the timeline.
   const detail = document.getElementById("order-status");
-  if (detail && detail.dataset.orderId === String(order.id)) {
+  if (detail && detail.dataset.orderId === String(order.id) && isNewer(detail, order)) {
     statusBadge(detail, order);
     const timeline = document.getElementById("order-timeline");
     if (timeline) {
       const badge = element("span");
       statusBadge(badge, order);
-      const now = new Date();
       timeline.append(
         element("li", { className: "live-added", attrs: { "data-status": safeToken(order.status) } }, [
           badge,
           " ",
-          element("time", { text: now.toLocaleString(), attrs: { datetime: now.toISOString() } }),
+          timeElement(createdAt),
         ]),
       );
     }
@@ -240,7 +274,7 @@ function updateOrderPages(order) {
   // My orders: the row's status changes in place.
   const row = document.querySelector(`tr[data-order-id="${CSS.escape(String(order.id))}"]`);
   const cell = row?.querySelector('[data-role="status"] .status');
-  if (cell) {
+  if (cell && isNewer(row, order)) {
     statusBadge(cell, order);
     row.classList.add("live-changed");
   }
@@ -249,7 +283,12 @@ function updateOrderPages(order) {
 function addToNotificationCentre(frame) {
   const list = document.getElementById("notification-list");
   if (!list) return;
-  const form = element("form", { attrs: { method: "post", "data-live-action": "mark_read" } }, [
+  // Without a socket the form is posted like the rendered ones: same action, same CSRF token.
+  const markAll = document.querySelector('form[data-live-action="mark_all_read"]');
+  const token = markAll?.querySelector('input[name="csrfmiddlewaretoken"]')?.value;
+  const attrs = { method: "post", action: markAll?.getAttribute("action") || "", "data-live-action": "mark_read" };
+  const form = element("form", { attrs }, [
+    ...(token ? [element("input", { attrs: { type: "hidden", name: "csrfmiddlewaretoken", value: token } })] : []),
     element("input", { attrs: { type: "hidden", name: "seq", value: frame.seq } }),
     element("button", { className: "link-button", text: "Mark as read", attrs: { type: "submit" } }),
   ]);
@@ -257,7 +296,7 @@ function addToNotificationCentre(frame) {
     element("li", { className: "notification unread live-added", attrs: { "data-seq": frame.seq } }, [
       element("a", { className: "title", text: frame.title, attrs: { href: safeHref(frame.url) } }),
       element("p", { className: "body", text: frame.body }),
-      element("time", { text: new Date(frame.created_at).toLocaleString(), attrs: { datetime: frame.created_at } }),
+      timeElement(frame.created_at),
       form,
     ]),
   );

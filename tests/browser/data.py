@@ -1,0 +1,50 @@
+"""Changing the shop's data from the test process while a browser is open.
+
+Publishing a notification calls `async_to_sync(group_send)`, which refuses to run in
+a thread whose event loop is marked running, and Playwright's sync API marks its
+loop running between calls. A change whose publish failed would still be stored
+(and reach the page only on its next reconnect, or after the sweeper), so anything
+that publishes runs in a thread of its own, as a server process would.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+
+from orders.transitions import order_transition
+from tests.factories import place_order
+
+TIMEOUT = 30.0
+
+# The servers outlive the tests, and cache content type ids (the admin log needs them). A plain
+# transactional flush truncates django_content_type and recreates its rows with new ids, so a
+# server's next admin save would fail on a foreign key. Flushing only the shop's own apps
+# (available_apps) leaves content types and permissions as they are.
+django_db = pytest.mark.django_db(
+    transaction=True,
+    available_apps=["accounts", "shop", "orders", "notifications", "django.contrib.admin", "django.contrib.sessions"],
+)
+
+
+def in_own_thread(function, /, *args, **kwargs):
+    """`function(*args, **kwargs)` in a fresh thread (own DB connection, closed after); its result."""
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()  # a lingering connection would hold up dropping the test database
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=TIMEOUT)
+
+
+def transition(order, to_status: str, **kwargs):
+    """The order moves on, as a task or the payment provider would move it (actor: the system)."""
+    return in_own_thread(order_transition, order_id=order.pk, to_status=to_status, **kwargs)
+
+
+def place(**kwargs):
+    """An order placed through checkout and moved to `status` (see tests.factories.place_order)."""
+    return in_own_thread(place_order, **kwargs)

@@ -1,0 +1,120 @@
+"""The live Django admin in a real browser: what one staff member sees when another changes an order.
+
+Every staff socket joins the `staff` group and hears `order_changed` for any order;
+static/js/live.js updates the change list row in place and warns on an open change
+form that its order has moved on (saving it would be refused as stale).
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from orders.models import OrderStatus
+from tests.browser.data import django_db, place
+from tests.browser.pages import (
+    admin_change_status,
+    admin_change_url,
+    admin_hide_nav_sidebar,
+    admin_row,
+    expect_not_reloaded,
+    mark_page,
+    staff_login,
+    wait_for_hello,
+)
+from tests.conftest import requires_postgres, requires_redis
+from tests.e2e.conftest import with_servers_password
+from tests.factories import StaffFactory
+
+pytestmark = [pytest.mark.e2e, django_db, requires_postgres(), requires_redis()]
+
+CHANGE_LIST = "/admin/orders/order/"
+LIVE_CHANGED = re.compile(r"\blive-changed\b")
+
+
+@pytest.fixture
+def other_staff(db, servers_password_hash):
+    """A second staff member who can log in to the servers' admin."""
+    return with_servers_password(StaffFactory(), servers_password_hash)
+
+
+@pytest.fixture
+def order(customer):
+    return place(customer=customer, status=OrderStatus.PENDING_PAYMENT)
+
+
+def test_change_list_row_and_open_change_form_update_live_when_another_staff_member_saves_the_order(
+    open_session, screenshot, customer, staff, other_staff, order
+):
+    untouched = place(customer=customer, status=OrderStatus.PENDING_PAYMENT)
+    watcher = open_session("watcher")
+    change_list = staff_login(watcher, staff)
+    change_list.goto(CHANGE_LIST)
+    admin_hide_nav_sidebar(change_list)  # room for every column at this window size
+    wait_for_hello(watcher, change_list)
+    change_form = watcher.new_page()
+    change_form.goto(admin_change_url(order))
+    wait_for_hello(watcher, change_form)
+    for page in (change_list, change_form):
+        mark_page(page)
+    expect(admin_row(change_list, order).locator("td.field-status")).to_have_text("Pending payment")
+
+    editor = staff_login(open_session("editor"), other_staff)
+    admin_change_status(editor, order, OrderStatus.PAID, note="Bank transfer arrived")
+
+    row = admin_row(change_list, order)
+    expect(row).to_have_class(LIVE_CHANGED)
+    expect(row.locator("td.field-status")).to_have_text("Paid")
+    expect(row).to_have_attribute("title", f"Changed by {other_staff.username} to Paid")
+    expect(admin_row(change_list, untouched)).not_to_have_class(LIVE_CHANGED)
+    expect(admin_row(change_list, untouched).locator("td.field-status")).to_have_text("Pending payment")
+
+    banner = change_form.locator("#live-changed-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text(f"Order {order.number} was changed by {other_staff.username} (now Paid).")
+    expect(banner.get_by_role("link", name="Reload")).to_have_attribute("href", admin_change_url(order))
+    for page in (change_list, change_form):
+        expect_not_reloaded(page)
+    screenshot(change_list, "change-list-live-row")
+    screenshot(change_form, "change-form-banner")
+
+    # The banner's advice holds: the stale form is refused, the reloaded one shows the new status.
+    change_form.locator("#id_status").select_option(OrderStatus.CANCELLED)
+    with change_form.expect_navigation():
+        change_form.locator('input[name="_save"]').click()
+    stale_error = change_form.locator("ul.errorlist.nonfield")
+    expect(stale_error).to_contain_text(f"Order {order.number} was changed by someone else")
+    change_form.goto(admin_change_url(order))
+    expect(change_form.locator("#id_status")).to_have_value(OrderStatus.PAID)
+
+
+def test_change_list_updates_live_when_another_staff_member_runs_a_bulk_action(
+    open_session, screenshot, customer, staff, other_staff
+):
+    first, second = (place(customer=customer, status=OrderStatus.PAID) for _ in range(2))
+    left_alone = place(customer=customer, status=OrderStatus.PAID)
+    watcher = open_session("watcher")
+    change_list = staff_login(watcher, staff)
+    change_list.goto(CHANGE_LIST)
+    admin_hide_nav_sidebar(change_list)  # room for every column at this window size
+    wait_for_hello(watcher, change_list)
+    mark_page(change_list)
+
+    editor_session = open_session("editor")
+    editor = staff_login(editor_session, other_staff)
+    editor.goto(CHANGE_LIST)
+    for order in (first, second):
+        admin_row(editor, order).locator("input.action-select").check()
+    editor.locator('select[name="action"]').select_option("mark_processing")
+    with editor.expect_navigation():
+        editor.locator('button[name="index"]').click()
+    expect(editor.locator("ul.messagelist li.success")).to_have_text("2 order(s) marked processing.")
+
+    for order in (first, second):
+        row = admin_row(change_list, order)
+        expect(row).to_have_class(LIVE_CHANGED)
+        expect(row.locator("td.field-status")).to_have_text("Processing")
+    expect(admin_row(change_list, left_alone)).not_to_have_class(LIVE_CHANGED)
+    expect(admin_row(change_list, left_alone).locator("td.field-status")).to_have_text("Paid")
+    expect_not_reloaded(change_list)
+    screenshot(change_list, "change-list-bulk-action")
