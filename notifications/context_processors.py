@@ -5,7 +5,8 @@ def live(request):
     """The signed-in user's unread count and last seq, rendered into every page.
 
     The live client resumes from this seq, so nothing that happens between the
-    page render and the socket opening is missed.
+    page render and the socket opening is missed. Views that render live data
+    read `live_last_seq` themselves, before that data, and their value wins.
     """
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

@@ -3,6 +3,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
+from notifications.selectors import last_seq
 from orders.models import Order
 from orders.selectors import order_of_customer, orders_of_customer
 
@@ -10,15 +11,19 @@ from orders.selectors import order_of_customer, orders_of_customer
 @login_required
 def order_list(request):
     """My orders, newest first."""
+    # Read before the orders: the socket resumes after this seq, so a change that
+    # commits while the page renders is replayed rather than missed.
+    live_last_seq = last_seq(user_id=request.user.pk)
     orders = Paginator(orders_of_customer(customer=request.user), 20).get_page(request.GET.get("page"))
-    return render(request, "orders/order_list.html", {"orders": orders})
+    return render(request, "orders/order_list.html", {"orders": orders, "live_last_seq": live_last_seq})
 
 
 @login_required
 def order_detail(request, number):
     """One of my orders with its items and status timeline; anyone else's is a 404."""
+    live_last_seq = last_seq(user_id=request.user.pk)  # before the order: see order_list
     try:
         order = order_of_customer(customer=request.user, number=number)
     except Order.DoesNotExist:
         raise Http404("No such order.") from None
-    return render(request, "orders/order_detail.html", {"order": order})
+    return render(request, "orders/order_detail.html", {"order": order, "live_last_seq": live_last_seq})

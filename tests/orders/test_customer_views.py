@@ -40,3 +40,9 @@ def test_order_pages_require_login(client, url):
     response = client.get(url)
     assert response.status_code == 302
     assert reverse("accounts:login") in response["Location"]
+
+
+def test_order_pages_render_the_seq_read_before_the_order(customer_client, customer):
+    order = place_order(customer=customer, status=OrderStatus.PAID)
+    for url in (order.get_absolute_url(), reverse("orders:list"), reverse("notifications:list")):
+        assert customer_client.get(url).context["live_last_seq"] == 1
