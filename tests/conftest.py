@@ -4,12 +4,16 @@ import os
 
 import pytest
 import redis
+from asgiref.sync import SyncToAsync
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Real daphne and Celery processes for the end-to-end, browser and fault tests.
+pytest_plugins = ["tests.live.servers"]
 
 
 def _redis_reachable() -> bool:
@@ -35,6 +39,14 @@ def pytest_sessionstart(session):
         problems.append(f"Redis is not reachable at REDIS_URL={settings.REDIS_URL!r}.")
     if problems:
         pytest.exit("CI=true but a required service is missing: " + " ".join(problems), returncode=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_of_the_async_tests_thread(django_db_setup):
+    """Async tests reach the database through asgiref's one sync thread; close its
+    connection before the test database is dropped, or the drop finds it in use."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 def requires_postgres():

@@ -1,8 +1,7 @@
 """Real-browser fixtures: the e2e stack (daphne + Celery worker) driven by the system Chromium.
 
-The servers come from tests.e2e.conftest, imported here rather than copied, so both
-packages start them the same way. Importing a fixture registers it again for this
-package: a full run starts one stack for tests/e2e and one for tests/browser.
+The servers come from tests.live.servers (a plugin of the whole suite), shared with
+tests/e2e.
 
 Playwright's sync API marks its event loop as running between calls, which makes
 Django refuse ORM calls in the test process ("async context"). The loop only ever
@@ -23,19 +22,20 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.pages import BrowserSession
 from tests.conftest import IN_CI
-from tests.e2e.conftest import (  # noqa: F401 - fixtures and the log-attaching hook, shared with tests/e2e
-    FullStack,
-    _full_stack,
-    customer,
-    e2e_static_root,
-    e2e_workdir,
-    pytest_runtest_makereport,
-    servers_password_hash,
-    stack,
-    staff,
-)
+from tests.live.servers import FullStack
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def customer(live_customer):
+    return live_customer
+
+
+@pytest.fixture
+def staff(live_staff):
+    return live_staff
+
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip

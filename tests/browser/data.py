@@ -9,23 +9,12 @@ that publishes runs in a thread of its own, as a server process would.
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from django.db import connections
 
 from orders.transitions import order_transition
 from tests.factories import place_order
 
 TIMEOUT = 30.0
-
-# The servers outlive the tests, and cache content type ids (the admin log needs them). A plain
-# transactional flush truncates django_content_type and recreates its rows with new ids, so a
-# server's next admin save would fail on a foreign key. Flushing only the shop's own apps
-# (available_apps) leaves content types and permissions as they are.
-django_db = pytest.mark.django_db(
-    transaction=True,
-    available_apps=["accounts", "shop", "orders", "notifications", "django.contrib.admin", "django.contrib.sessions"],
-)
-
 
 def in_own_thread(function, /, *args, **kwargs):
     """`function(*args, **kwargs)` in a fresh thread (own DB connection, closed after); its result."""

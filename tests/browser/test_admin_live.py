@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import OrderStatus
-from tests.browser.data import django_db, place
+from tests.browser.data import place
 from tests.browser.pages import (
     admin_change_status,
     admin_change_url,
@@ -23,10 +23,11 @@ from tests.browser.pages import (
     wait_for_hello,
 )
 from tests.conftest import requires_postgres, requires_redis
-from tests.e2e.conftest import with_servers_password
+from tests.live.servers import live_db
+from tests.live.servers import with_servers_password
 from tests.factories import StaffFactory
 
-pytestmark = [pytest.mark.e2e, django_db, requires_postgres(), requires_redis()]
+pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]
 
 CHANGE_LIST = "/admin/orders/order/"
 LIVE_CHANGED = re.compile(r"\blive-changed\b")

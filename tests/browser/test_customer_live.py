@@ -1,6 +1,6 @@
 """The customer's live UI in a real browser: order page, My orders, notification centre, sign-out.
 
-A real daphne and Celery worker (tests.e2e.conftest) serve the shop; Chromium runs
+A real daphne and Celery worker (tests.live.servers) serve the shop; Chromium runs
 static/js/live.js against them. Staff act through the admin in a browser context
 of their own; the system's changes come from the test process (tests.browser.data).
 """
@@ -17,7 +17,7 @@ from playwright.sync_api import WebSocketRoute, expect
 
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
-from tests.browser.data import django_db, place, transition
+from tests.browser.data import place, transition
 from tests.browser.pages import (
     admin_change_status,
     customer_login,
@@ -29,9 +29,10 @@ from tests.browser.pages import (
     toasts,
 )
 from tests.conftest import requires_postgres, requires_redis
+from tests.live.servers import live_db
 from tests.factories import ProductFactory
 
-pytestmark = [pytest.mark.e2e, django_db, requires_postgres(), requires_redis()]
+pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]
 
 # What the brief promises a customer: the change shows within two seconds of the staff member's save.
 LIVE_WITHIN_S = 2.0

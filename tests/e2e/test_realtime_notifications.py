@@ -13,10 +13,11 @@ from celery_app import app as celery_app
 from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
-from tests.e2e.helpers import assert_no_frame, closing_code, receive_hello, receive_notification
+from tests.live.clients import assert_no_frame, closing_code, receive_hello, receive_notification
 from tests.factories import place_order
+from tests.live.servers import live_db
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), requires_postgres()]
+pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SESSION_ENDED = 4403
