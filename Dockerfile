@@ -10,8 +10,9 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-# Static files are collected at build time; any SECRET_KEY will do for that step.
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
+# Static files are collected at build time; the settings need some secret and host for that step only.
+RUN SECRET_KEY=collectstatic-only-not-used-at-runtime-0123456789abcdefghijklmnop ALLOWED_HOSTS=build \
+    python manage.py collectstatic --noinput
 
 RUN useradd --create-home shop
 USER shop

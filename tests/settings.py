@@ -6,7 +6,9 @@ Databases and Redis come from the environment exactly as in production
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+# Production settings refuse to start without these; tests run with DEBUG off like production.
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret-" + "0123456789abcdefghijklmnopqrstuvwxyz")
 
 from shop.settings import *  # noqa: E402,F403
 from shop.settings import CHANNEL_LAYERS, REDIS_URL, STORAGES  # noqa: E402
@@ -27,3 +29,7 @@ SIMULATE_ORDER_PROGRESS = False
 
 # Django's test client and the WebSocket communicator present themselves as "testserver".
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+
+# The test client speaks plain HTTP.
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0

@@ -73,3 +73,43 @@ def test_sign_up_redirects_only_within_the_site(client, next_url, expected):
         {"username": "erin", "email": "erin@example.com", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
     )
     assert response["Location"] == expected
+
+
+def guess(client, username, password, address="203.0.113.7", url="accounts:login"):
+    return client.post(reverse(url), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_password_guessing_is_locked_out_at_the_fifth_failure(client, customer, password):
+    for _ in range(4):
+        assert guess(client, customer.username, "wrong").status_code == 200
+    assert guess(client, customer.username, "wrong").status_code == 429
+
+    locked = guess(client, customer.username, password)  # even the right password, now
+
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_lockout_is_per_username_and_address(client, customer, other_customer, password):
+    for _ in range(5):
+        guess(client, customer.username, "wrong")
+    assert guess(client, customer.username, password, address="198.51.100.1").status_code == 302
+    client.post(reverse("accounts:logout"))
+    assert guess(client, other_customer.username, password).status_code == 302
+
+
+def test_a_successful_login_resets_the_failure_count(client, customer, password):
+    for _ in range(4):
+        guess(client, customer.username, "wrong")
+    assert guess(client, customer.username, password).status_code == 302
+    client.post(reverse("accounts:logout"))
+    for _ in range(4):
+        guess(client, customer.username, "wrong")
+    assert guess(client, customer.username, password).status_code == 302
+
+
+def test_admin_login_is_locked_out_too(client, staff, password):
+    for _ in range(5):
+        guess(client, staff.username, "wrong", url="admin:login")
+    assert guess(client, staff.username, password, url="admin:login").status_code == 429

@@ -60,6 +60,7 @@ LOG_TAIL_LINES = 300
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 _LOG_OFFSETS = pytest.StashKey[dict]()
+E2E_SECRET_KEY = "e2e-tests-only-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGH"
 
 # The database marker for tests that use the servers. Data must be committed for the
 # servers to see it (transaction=True). The servers outlive the tests and cache content
@@ -67,7 +68,9 @@ _LOG_OFFSETS = pytest.StashKey[dict]()
 # django_content_type and recreate it with new ids, so flush only the shop's own apps.
 live_db = pytest.mark.django_db(
     transaction=True,
-    available_apps=["accounts", "shop", "orders", "notifications", "django.contrib.admin", "django.contrib.sessions"],
+    available_apps=[
+        "accounts", "shop", "orders", "notifications", "axes", "django.contrib.admin", "django.contrib.sessions"
+    ],
 )
 
 
@@ -189,7 +192,9 @@ def server_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="shop.settings",
         DEBUG="false",
-        SECRET_KEY="e2e-tests-only-" + "x" * 40,
+        SECRET_KEY=E2E_SECRET_KEY,
+        # Production settings, served over plain HTTP on loopback (no TLS proxy here).
+        HTTPS="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=servers_database_url(),
         SIMULATE_ORDER_PROGRESS="false",
@@ -290,7 +295,8 @@ def e2e_static_root(e2e_workdir) -> Path:
         DJANGO_SETTINGS_MODULE="shop.settings",
         STATIC_ROOT=str(static_root),
         DEBUG="false",
-        SECRET_KEY="e2e-collectstatic-only",
+        SECRET_KEY=E2E_SECRET_KEY,
+        ALLOWED_HOSTS="127.0.0.1",
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],

@@ -5,7 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+REAL_SECRET = "k7#Vq2!xR9mZ@p4L$w8N^b3T&c6Y*f1Jh5Gd0Se2Ua9Oi4Er7Wt"
+PRODUCTION = {"SECRET_KEY": REAL_SECRET, "ALLOWED_HOSTS": "shop.example.com"}
+
+
+def clean_env(environment: dict) -> dict:
+    return {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "shop.settings", **environment}
 
 
 def settings_in(environment: dict) -> subprocess.CompletedProcess:
@@ -14,16 +22,50 @@ def settings_in(environment: dict) -> subprocess.CompletedProcess:
         "import django, json; from django.conf import settings; django.setup();"
         "print(json.dumps({'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS,"
         " 'db': settings.DATABASES['default']['ENGINE'], 'layer': settings.CHANNEL_LAYERS['default']['BACKEND'],"
-        " 'eager': settings.CELERY_TASK_ALWAYS_EAGER, 'broker': settings.CELERY_BROKER_URL}))"
+        " 'eager': settings.CELERY_TASK_ALWAYS_EAGER, 'broker': settings.CELERY_BROKER_URL,"
+        " 'secure_cookies': settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE,"
+        " 'hsts': settings.SECURE_HSTS_SECONDS, 'ssl_redirect': settings.SECURE_SSL_REDIRECT,"
+        " 'proxy_header': settings.SECURE_PROXY_SSL_HEADER}))"
     )
-    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "shop.settings", **environment}
-    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean_env(environment), capture_output=True, text=True)
 
 
 def test_production_refuses_to_start_without_a_secret_key():
-    result = settings_in({"DEBUG": "false"})
+    result = settings_in({"DEBUG": "false", "ALLOWED_HOSTS": "shop.example.com"})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("weak", ["short", "x" * 60, "django-insecure-" + "abcdefghij" * 5])
+def test_production_refuses_to_start_with_a_guessable_secret_key(weak):
+    result = settings_in({"DEBUG": "false", "ALLOWED_HOSTS": "shop.example.com", "SECRET_KEY": weak})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be a real secret" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts():
+    result = settings_in({"DEBUG": "false", "SECRET_KEY": REAL_SECRET})
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS must name" in result.stderr
+
+
+def test_production_sets_https_only_cookies_hsts_and_trusts_the_proxys_scheme():
+    result = settings_in(PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    for expected in ('"secure_cookies": true', '"hsts": 31536000', '"ssl_redirect": true',
+                     '"proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"]'):  # fmt: skip
+        assert expected in result.stdout
+
+
+def test_check_deploy_with_production_settings_reports_nothing():
+    env = clean_env({**PRODUCTION, "DATABASE_URL": "postgres://shop@db.example.com/shop",
+                     "REDIS_URL": "redis://redis.example.com:6379/0"})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
 
 
 def test_embedded_mode_without_redis_uses_memory_layer_and_eager_tasks():
@@ -36,7 +78,7 @@ def test_embedded_mode_without_redis_uses_memory_layer_and_eager_tasks():
 
 def test_redis_url_switches_to_the_redis_layer_and_broker():
     result = settings_in(
-        {"SECRET_KEY": "x" * 50, "REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "postgres://u@h/db",
+        {"SECRET_KEY": REAL_SECRET, "REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "postgres://u@h/db",
          "ALLOWED_HOSTS": "shop.example.com,www.shop.example.com"}
     )
     assert result.returncode == 0, result.stderr
