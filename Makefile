@@ -9,7 +9,7 @@ WEB_PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test lock check clean
+.PHONY: install run test test-faults lock check clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -35,7 +35,13 @@ endif
 
 test: install
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
+
+# Fault injection against real processes (Redis restarts, killed servers and workers, ...).
+# Slower; .ci/run runs it after `make test`. Figures land in test-artifacts/reliability/.
+test-faults: install
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 check: install
 	DEBUG=true $(BIN)/python manage.py check

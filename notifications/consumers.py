@@ -13,6 +13,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
+from notifications import layer_watch
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.selectors import notifications_between, notifications_resume
@@ -20,13 +21,16 @@ from notifications.services import notifications_mark_read
 
 logger = logging.getLogger(__name__)
 
-# Application close codes (4000-4999): the page stops retrying on 4401 and 4403.
+# Close codes. daphne (through autobahn) lets an application close only with 1000 or
+# 3000-4999, so a code that mirrors a standard one is 4000 + that code (4001 for 1001).
+# The page stops retrying on 4401 and 4403 only.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SESSION_ENDED = 4403
 CLOSE_RATE_LIMITED = 4429
-CLOSE_TOO_BIG = 1009
-CLOSE_GOING_AWAY = 1001  # this server is shutting down: reconnect (to another one) and resume
-CLOSE_SERVICE_RESTART = 1012  # the channel layer was lost: reconnect and resume
+CLOSE_TOO_BIG = 4009  # 1009, message too big
+CLOSE_GOING_AWAY = 4001  # 1001, this server is shutting down: reconnect (to another one) and resume
+CLOSE_SERVICE_RESTART = layer_watch.CLOSE_SERVICE_RESTART  # 4012: the channel layer was lost
+CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
 
 # One store per process: limits are per connection, keyed by channel name.
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -41,12 +45,22 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await super().__call__(scope, receive, send)
         except (RedisError, ConnectionError) as error:
             # Group memberships may not have survived (Redis keeps none across a restart):
-            # the client reconnects, rejoins and resumes with ?after=.
-            logger.warning("Channel layer lost (%s); closing the socket with %s", error, CLOSE_SERVICE_RESTART)
-            await _close_quietly(send, CLOSE_SERVICE_RESTART)
+            # the client reconnects, rejoins and resumes with ?after=. A socket that was
+            # still connecting is accepted first, so the page sees a close code, not an HTTP 403.
+            code = CLOSE_SERVICE_RESTART if self.accepted else CLOSE_TRY_AGAIN_LATER
+            logger.warning("Channel layer lost (%s); closing the socket with %s", error, code)
+            if not self.accepted:
+                await _send_quietly(send, {"type": "websocket.accept"})
+            await _send_quietly(send, {"type": "websocket.close", "code": code})
         except asyncio.CancelledError:
-            await _close_quietly(send, CLOSE_GOING_AWAY)
+            await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             raise
+
+    accepted = False
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        self.accepted = True
 
     async def connect(self):
         """Authenticate, join the user's groups, say hello, then replay what the client missed."""
@@ -64,6 +78,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        layer_watch.watch(self)
 
         after, after_error = _parse_after(self.scope["query_string"])
         resume = await database_sync_to_async(notifications_resume)(
@@ -81,6 +96,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self._send_notification(notification_frame(notification, unread=resume.unread))
 
     async def disconnect(self, code):
+        layer_watch.unwatch(self)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -182,9 +198,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return json.dumps(content, separators=(",", ":"))
 
 
-async def _close_quietly(send, code: int) -> None:
+async def _send_quietly(send, message: dict) -> None:
     try:
-        await send({"type": "websocket.close", "code": code})
+        await send(message)
     except Exception:  # noqa: BLE001 - the connection may already be gone; nothing more to do
         pass
 

@@ -189,6 +189,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Seconds between this process's checks that the layer's Redis is up and the same one
+# (see notifications/layer_watch.py): a restart or outage makes every socket reconnect.
+CHANNEL_LAYER_WATCH_INTERVAL = env.float("CHANNEL_LAYER_WATCH_INTERVAL", default=1.0)
+
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -36,7 +36,6 @@ function connect() {
   const socket = new WebSocket(socketUrl());
   state.socket = socket;
   socket.addEventListener("open", () => {
-    state.attempt = 0;
     setIndicator("live");
     startPinging();
   });
@@ -124,6 +123,9 @@ function signedOut() {
 function handleFrame(frame) {
   switch (frame.type) {
     case "hello":
+      // Only a socket the server fully set up resets the backoff: one accepted and closed
+      // at once (e.g. 4013 while Redis is down) keeps backing off instead of hammering.
+      state.attempt = 0;
       setUnread(frame.unread);
       break;
     case "notification":

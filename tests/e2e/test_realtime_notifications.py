@@ -13,7 +13,7 @@ from celery_app import app as celery_app
 from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
-from tests.live.clients import assert_no_frame, closing_code, receive_hello, receive_notification
+from tests.live.clients import assert_no_frame, closing_code, receive_frame, receive_hello, receive_notification
 from tests.factories import place_order
 from tests.live.servers import live_db
 
@@ -141,3 +141,16 @@ async def test_logout_closes_all_of_the_users_sockets_with_4403(stack, open_brow
     await first_browser.logout()
 
     assert [await closing_code(socket) for socket in sockets] == [CLOSE_SESSION_ENDED, CLOSE_SESSION_ENDED]
+
+
+@requires_redis()
+async def test_server_side_closes_use_codes_daphne_can_send(stack, open_browser, open_socket, customer):
+    # autobahn refuses 1009 or 1012 from an application (and would turn them into a crash and
+    # a 1011): the consumer's own closes must arrive as sent, here the oversized message's 4009.
+    browser = await (await open_browser(stack.web)).login(customer.username)
+    socket = await open_socket(stack.web, browser)
+    await receive_hello(socket)
+    await socket.send('{"type": "ping", "padding": "' + "x" * 5000 + '"}')
+    error = await receive_frame(socket)
+    assert (error["type"], error["code"]) == ("error", "too_large")
+    assert await closing_code(socket) == 4009

@@ -60,7 +60,9 @@ LOG_TAIL_LINES = 300
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 _LOG_OFFSETS = pytest.StashKey[dict]()
-E2E_SECRET_KEY = "e2e-tests-only-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGH"
+# The servers share the test process's SECRET_KEY, so a session the test process creates
+# (force_login) is valid on them: fault and load tests open hundreds of sockets that way.
+E2E_SECRET_KEY = settings.SECRET_KEY
 
 # The database marker for tests that use the servers. Data must be committed for the
 # servers to see it (transaction=True). The servers outlive the tests and cache content

@@ -302,11 +302,11 @@ async def test_bad_input_gets_an_error_frame_and_the_socket_stays_usable(send, c
     await communicator.disconnect()
 
 
-async def test_oversized_message_is_refused_and_closed_with_1009():
+async def test_oversized_message_is_refused_and_closed_with_4009():
     communicator, _ = await open_socket(await make_user())
     await communicator.send_to(text_data='{"type": "ping", "pad": "' + "x" * 5000 + '"}')
     assert (await communicator.receive_json_from())["code"] == "too_large"
-    assert await closed_with(communicator) == 1009
+    assert await closed_with(communicator) == 4009
 
 
 async def test_a_flooding_client_is_rate_limited_then_closed():

@@ -67,7 +67,7 @@ def test_any_sequence_of_client_messages_gets_valid_replies_and_never_crashes_th
 
 @hypothesis_settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(size=st.integers(min_value=MAX_BYTES + 1, max_value=256 * 1024))
-def test_any_oversized_message_is_refused_with_1009_not_1011(session_key, size):
+def test_any_oversized_message_is_refused_with_4009_not_1011(session_key, size):
     async def scenario():
         communicator = socket(session_key)
         await communicator.connect()
@@ -75,6 +75,6 @@ def test_any_oversized_message_is_refused_with_1009_not_1011(session_key, size):
         await communicator.send_to(text_data="x" * size)
         assert (await communicator.receive_json_from())["code"] == "too_large"
         output = await communicator.receive_output()
-        assert output == {"type": "websocket.close", "code": 1009}
+        assert output == {"type": "websocket.close", "code": 4009}
 
     async_to_sync(scenario)()

@@ -1,0 +1,142 @@
+"""The page's live client, in Python: reconnects with backoff, resumes with ?after=, dedups by seq.
+
+Fault tests run many of these against real servers and then compare what each one
+delivered with what the database says was committed for its user.
+"""
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+STOP_CODES = {4401, 4403}
+
+
+@dataclass
+class ResilientClient:
+    """One browser tab: keeps a socket open to one of `servers`, whatever happens to them."""
+
+    servers: list  # WebServer objects; a reconnect moves on to the next one
+    session_id: str
+    backoff_base: float = 0.2
+    backoff_cap: float = 2.0
+    last_seq: int = 0
+    delivered: list[int] = field(default_factory=list)  # seqs shown to the user, in order
+    frames_with_seq: int = 0  # every notification frame received, duplicates included
+    close_codes: list[int | None] = field(default_factory=list)
+    connects: int = 0
+    handshake_failures: Counter = field(default_factory=Counter)  # HTTP status or error name -> count
+    foreign_frames: list[dict] = field(default_factory=list)  # frames that are not this user's
+    order_ids: set[int] = field(default_factory=set)  # orders this client heard about
+    user_id: int | None = None
+    stopped: bool = False
+    _task: asyncio.Task | None = None
+    _server_index: int = 0
+
+    def start(self) -> "ResilientClient":
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        self.stopped = True
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def duplicates(self) -> int:
+        return self.frames_with_seq - len(self.delivered)
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self.stopped:
+            server = self.servers[self._server_index % len(self.servers)]
+            try:
+                async with connect(
+                    f"{server.ws_url}?after={self.last_seq}",
+                    origin=server.origin,
+                    additional_headers={"Cookie": f"sessionid={self.session_id}"},
+                    ping_interval=None,
+                    open_timeout=10,
+                    close_timeout=2,
+                ) as socket:
+                    self.connects += 1
+                    try:
+                        async for raw in socket:
+                            frame = json.loads(raw)
+                            if frame["type"] == "hello":
+                                attempt = 0  # as the page does: only a fully set-up socket resets the backoff
+                            self._handle(frame)
+                    except ConnectionClosed:
+                        pass
+                    self.close_codes.append(socket.close_code)
+                    if socket.close_code in STOP_CODES:
+                        return
+            except InvalidStatus as refused:
+                self.handshake_failures[refused.response.status_code] += 1
+            except (OSError, TimeoutError, ConnectionClosed) as error:
+                self.handshake_failures[type(error).__name__] += 1
+            # Full jitter, as static/js/live.js does; then try the next server.
+            self._server_index += 1
+            await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+            attempt += 1
+
+    def _handle(self, frame: dict) -> None:
+        if frame["type"] == "hello":
+            if self.user_id is None:
+                self.user_id = frame["user_id"]
+            elif frame["user_id"] != self.user_id:
+                self.foreign_frames.append(frame)
+        elif frame["type"] == "order_changed":
+            self.foreign_frames.append(frame)  # staff-only news on a customer's socket
+        elif frame["type"] == "reset":
+            raise AssertionError("fault tests keep within the replayable backlog; a reset means history was lost")
+        elif frame["type"] == "notification":
+            self.frames_with_seq += 1
+            self.order_ids.add(frame["order"]["id"])
+            if frame["seq"] <= self.last_seq:
+                return
+            self.last_seq = frame["seq"]
+            self.delivered.append(frame["seq"])
+
+
+async def wait_until(predicate, *, deadline: float, interval: float = 0.1, describe=None) -> float:
+    """Poll `predicate` until true; return how long it took. Fails after `deadline` seconds."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > deadline:
+            raise AssertionError(f"condition not met within {deadline}s" + (f": {describe()}" if describe else ""))
+        await asyncio.sleep(interval)
+    return time.monotonic() - start
+
+
+async def wait_until_async(predicate, *, deadline: float, interval: float = 0.2) -> float:
+    """Like wait_until, for a predicate that must be awaited (a database check in a thread)."""
+    start = time.monotonic()
+    while not await predicate():
+        if time.monotonic() - start > deadline:
+            raise AssertionError(f"condition not met within {deadline}s")
+        await asyncio.sleep(interval)
+    return time.monotonic() - start
+
+
+async def in_thread(function, /, *args, **kwargs):
+    """Run database code from an async test in a worker thread, closing its connection after,
+    so nothing holds the test database when it is dropped."""
+    from django.db import connections
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)

@@ -1,0 +1,115 @@
+"""Fault tests: real daphne, Celery worker and beat processes on a private Redis that tests may stop.
+
+Each test gets its own processes (they are killed on purpose) and its own redis-server,
+so stopping Redis never disturbs anything else. The test process publishes to that
+same Redis, with the same key prefix as the servers.
+"""
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.live.servers import (
+    ROOT,
+    ManagedProcess,
+    WebServer,
+    server_env,
+    start_web_server,
+    start_worker,
+    with_servers_password,
+)
+from tests.redis_server import RedisServer
+
+RESULTS = ROOT / "test-artifacts" / "reliability"
+LAYER_PREFIX = "faults"
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> RedisServer:
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+class Cluster:
+    """Starts shop processes against the private Redis; stops whatever is left at the end."""
+
+    def __init__(self, redis: RedisServer, workdir: Path, static_root: Path):
+        self.redis = redis
+        self.workdir = workdir
+        self.static_root = static_root
+        self.queue = f"faults-{uuid.uuid4().hex[:8]}"
+        self.processes: list[ManagedProcess] = []
+        self.env = server_env(
+            REDIS_URL=redis.url,
+            CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
+            CELERY_QUEUE=self.queue,
+            # Quick sweeps and quick redelivery, so the tests take seconds rather than minutes.
+            NOTIFICATION_REPUBLISH_AFTER="1",
+            CELERY_VISIBILITY_TIMEOUT="3",
+        )
+
+    def web(self, name: str = "daphne", settings_module: str | None = None) -> WebServer:
+        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {})}
+        server = start_web_server(f"{name}-{len(self.processes)}", env, self.workdir, self.static_root)
+        self.processes.append(server.process)
+        return server
+
+    def worker(self, settings_module: str | None = None) -> ManagedProcess:
+        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {})}
+        worker = start_worker(env, self.workdir, self.queue)
+        self.processes.append(worker)
+        return worker
+
+    def beat(self) -> ManagedProcess:
+        argv = [sys.executable, "-m", "celery", "-A", "celery_app", "beat", "--loglevel=INFO",
+                "--schedule", str(self.workdir / f"beat-{len(self.processes)}")]  # fmt: skip
+        beat = ManagedProcess("celery-beat", argv, self.env, self.workdir / "celery-beat.log").start()
+        beat.wait_for_log(r"beat: Starting")
+        self.processes.append(beat)
+        return beat
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture
+def cluster(private_redis, tmp_path, e2e_static_root, django_db_setup, settings) -> Cluster:
+    """Processes on the private Redis; the test process publishes there too."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": private_redis.url, "socket_timeout": None, "socket_connect_timeout": 1}],
+                "prefix": LAYER_PREFIX,
+            },
+        }
+    }
+    cluster = Cluster(private_redis, tmp_path, e2e_static_root)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def servers_user(servers_password_hash):
+    """`servers_user(user)`: the user can now log in to the servers with DEFAULT_PASSWORD."""
+    return lambda user: with_servers_password(user, servers_password_hash)
+
+
+def record(name: str, **figures) -> None:
+    """Keep a fault's figures for docs/reliability.md (test-artifacts/reliability/<name>.json)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    print(f"\n{name}: {json.dumps(figures, default=str)}", file=sys.stderr)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/faults/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.faults)
