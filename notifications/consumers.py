@@ -53,6 +53,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 await _send_quietly(send, {"type": "websocket.accept"})
             await _send_quietly(send, {"type": "websocket.close", "code": code})
         except asyncio.CancelledError:
+            # The server is stopping this application: say goodbye with a code the page retries
+            # elsewhere. (daphne 4.2 drops its connections on SIGTERM before this frame leaves,
+            # so there the page sees 1006 and reconnects all the same: docs/reliability.md.)
             await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             raise
 
