@@ -22,20 +22,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.pages import BrowserSession
 from tests.conftest import IN_CI
+from tests.e2e.conftest import customer, staff  # noqa: F401 - users who can log in to the servers
 from tests.live.servers import FullStack
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def customer(live_customer):
-    return live_customer
-
-
-@pytest.fixture
-def staff(live_staff):
-    return live_staff
-
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip

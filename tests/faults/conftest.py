@@ -60,9 +60,11 @@ class Cluster:
         self.processes.append(server.process)
         return server
 
-    def worker(self, settings_module: str | None = None) -> ManagedProcess:
-        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {})}
-        worker = start_worker(env, self.workdir, self.queue)
+    def worker(
+        self, settings_module: str | None = None, extra_env: dict | None = None, pool: str = "solo"
+    ) -> ManagedProcess:
+        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}), **(extra_env or {})}
+        worker = start_worker(env, self.workdir, self.queue, name=f"celery-worker-{len(self.processes)}", pool=pool)
         self.processes.append(worker)
         return worker
 
@@ -73,6 +75,13 @@ class Cluster:
         beat.wait_for_log(r"beat: Starting")
         self.processes.append(beat)
         return beat
+
+    def send_task(self, name: str, *args) -> None:
+        """Queue a task on this cluster's broker (the private Redis), for its workers."""
+        from celery_app import app
+
+        with app.connection_for_write(self.redis.url) as connection:
+            app.send_task(name, args=args, queue=self.queue, connection=connection)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

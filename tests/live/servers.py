@@ -248,17 +248,19 @@ def _wait_until_serving(server: WebServer) -> None:
     )
 
 
-def start_worker(env: dict[str, str], workdir: Path, queue: str) -> ManagedProcess:
+def start_worker(
+    env: dict[str, str], workdir: Path, queue: str, name: str = "celery-worker", pool: str = "solo"
+) -> ManagedProcess:
     argv = [
         sys.executable, "-m", "celery", "-A", "celery_app", "worker",
-        "--pool=solo", "--loglevel=INFO",
+        f"--pool={pool}", "--concurrency=1", "--loglevel=INFO",
         # -Q as well as CELERY_QUEUE: even if the setting were ignored, never consume the shared "shop" queue.
         "-Q", queue,
         "-n", f"{queue}@%h",
         # Nothing to synchronise with: start (and stop) without waiting on other workers.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
-    worker = ManagedProcess("celery-worker", argv, env, workdir / "celery-worker.log").start()
+    worker = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:
         worker.wait_for_log(rf"{re.escape(queue)}@\S+ ready\.")
     except BaseException:
