@@ -47,21 +47,20 @@ def _ensure_watching() -> None:
 
 async def _watch(address: str) -> None:
     # A client of its own: fail fast, no retries, so an outage is noticed within a second or two.
+    # It lives as long as the process (or the event loop): when that ends it is simply cancelled,
+    # with nothing to await on the way out, so it can never hold up a loop's shutdown.
     client = redis.Redis.from_url(address, socket_connect_timeout=1, socket_timeout=2, retry=None)
     known_run_id = None
-    try:
-        while True:
-            try:
-                run_id = (await client.info("server"))["run_id"]
-            except (redis.RedisError, OSError):
-                run_id = None
-            if run_id != known_run_id:
-                if known_run_id is not None:
-                    await _close_all("lost" if run_id is None else "restarted")
-                known_run_id = run_id
-            await asyncio.sleep(settings.CHANNEL_LAYER_WATCH_INTERVAL)
-    finally:
-        await client.aclose()
+    while True:
+        try:
+            run_id = (await client.info("server"))["run_id"]
+        except (redis.RedisError, OSError):
+            run_id = None
+        if run_id != known_run_id:
+            if known_run_id is not None:
+                await _close_all("lost" if run_id is None else "restarted")
+            known_run_id = run_id
+        await asyncio.sleep(settings.CHANNEL_LAYER_WATCH_INTERVAL)
 
 
 async def _close_all(what: str) -> None:

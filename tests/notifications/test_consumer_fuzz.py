@@ -76,5 +76,6 @@ def test_any_oversized_message_is_refused_with_4009_not_1011(session_key, size):
         assert (await communicator.receive_json_from())["code"] == "too_large"
         output = await communicator.receive_output()
         assert output == {"type": "websocket.close", "code": 4009}
+        await communicator.disconnect()  # as the browser would, so the consumer ends cleanly
 
     async_to_sync(scenario)()
