@@ -7,26 +7,9 @@ loop running between calls. A change whose publish failed would still be stored
 that publishes runs in a thread of its own, as a server process would.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
-from django.db import connections
-
 from orders.transitions import order_transition
 from tests.factories import place_order
-
-TIMEOUT = 30.0
-
-def in_own_thread(function, /, *args, **kwargs):
-    """`function(*args, **kwargs)` in a fresh thread (own DB connection, closed after); its result."""
-
-    def run():
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()  # a lingering connection would hold up dropping the test database
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result(timeout=TIMEOUT)
+from tests.live.servers import in_own_thread
 
 
 def transition(order, to_status: str, **kwargs):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.live.servers import in_own_thread
+
 STOP_CODES = {4401, 4403}
 
 
@@ -129,14 +131,5 @@ async def wait_until_async(predicate, *, deadline: float, interval: float = 0.2)
 
 
 async def in_thread(function, /, *args, **kwargs):
-    """Run database code from an async test in a worker thread, closing its connection after,
-    so nothing holds the test database when it is dropped."""
-    from django.db import connections
-
-    def run():
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return await asyncio.to_thread(run)
+    """`in_own_thread` for async tests: database code off the event loop, its connection closed after."""
+    return await asyncio.to_thread(in_own_thread, function, *args, **kwargs)

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -38,7 +39,7 @@ import pytest
 import redis
 from django.conf import global_settings, settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, connections
 from django.utils.module_loading import import_string
 
 import shop.settings as production_settings
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Generous ceilings for a loaded CI machine; a healthy start takes a second or two.
 START_DEADLINE = 60.0
 STOP_DEADLINE = 10.0
+IN_THREAD_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 # How much of a process's log a failing test's report shows.
 LOG_TAIL_LINES = 300
@@ -385,6 +387,24 @@ def servers_password_hash() -> str:
     hashers = getattr(production_settings, "PASSWORD_HASHERS", global_settings.PASSWORD_HASHERS)
     hasher = import_string(hashers[0])()
     return hasher.encode(DEFAULT_PASSWORD, hasher.salt())
+
+
+def in_own_thread(function, /, *args, **kwargs):
+    """`function(*args, **kwargs)` in a fresh thread (own DB connection, closed after); its result.
+
+    For changes made while something else owns this thread's event loop (Playwright, an
+    async test): the publish inside runs as it would in a server, and no connection is
+    left behind to hold up dropping the test database.
+    """
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=IN_THREAD_TIMEOUT)
 
 
 def with_servers_password(user, password_hash: str):
