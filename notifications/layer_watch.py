@@ -56,6 +56,10 @@ async def _watch(address: str) -> None:
             run_id = (await client.info("server"))["run_id"]
         except (redis.RedisError, OSError):
             run_id = None
+        # redis-py can turn a cancellation that lands mid-command into a connection error
+        # (or swallow it); without this check the loop would ignore it and hold up the loop's shutdown.
+        if asyncio.current_task().cancelling():
+            raise asyncio.CancelledError
         if run_id != known_run_id:
             if known_run_id is not None:
                 await _close_all("lost" if run_id is None else "restarted")
