@@ -13,7 +13,6 @@ import logging
 import weakref
 
 import redis.asyncio as redis
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ def _ensure_watching() -> None:
     loop = asyncio.get_running_loop()
     if _watcher is not None and not _watcher.done() and _watcher.get_loop() is loop:
         return
-    hosts = getattr(get_channel_layer(), "hosts", None)
+    hosts = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts")
     if not hosts:
         return  # the in-memory layer lives and dies with this process: nothing to watch
     _watcher = loop.create_task(_watch(hosts[0]["address"]))

@@ -102,10 +102,22 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-# Reuse connections between requests; 0 keeps the per-request behaviour under ASGI
-# where each sync view runs in a thread that may not be reused.
+# Under ASGI each request (and each socket's database call) may run in a different thread,
+# so persistent per-thread connections (CONN_MAX_AGE) would pile up; the documented answer
+# is 0 plus a process-wide pool. Without it every socket handshake opened and closed
+# PostgreSQL connections, and a connect storm ran PostgreSQL out of them (docs/performance.md).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # A request waits this long for a free connection, then fails cleanly.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        # CONN_HEALTH_CHECKS makes Django check each connection on checkout, so ones broken by
+        # a PostgreSQL restart are replaced, never handed out.
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -162,21 +174,35 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # membership must outlive it, or a long-lived socket silently stops receiving.
 WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
 
-if REDIS_URL:
+_REDIS_LAYER_HOST = {
+    "address": REDIS_URL,
+    # No read timeout: the layer's blocking receive waits as long as a
+    # socket is idle (redis-py 8 would default to 5 s; channels_redis#422).
+    "socket_timeout": None,
+    # But fail fast when Redis is down, so a publish never hangs a request.
+    "socket_connect_timeout": 5,
+}
+# "core" (RedisChannelLayer, the default) or "pubsub" (RedisPubSubChannelLayer); docs/performance.md
+# compares the two and says why core is the default.
+CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="core")
+if CHANNEL_LAYER_BACKEND not in ("core", "pubsub"):
+    raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core" or "pubsub".')
+
+if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # Pub/sub keeps no queues in Redis: nothing to size or expire, and a message
+            # published while a socket is resubscribing is lost (the ?after= resume recovers it).
+            "CONFIG": {"hosts": [_REDIS_LAYER_HOST], "prefix": env.str("CHANNEL_LAYER_PREFIX", default="shop")},
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # No read timeout: the layer's blocking receive waits as long as a
-                        # socket is idle (redis-py 8 would default to 5 s; channels_redis#422).
-                        "socket_timeout": None,
-                        # But fail fast when Redis is down, so a publish never hangs a request.
-                        "socket_connect_timeout": 5,
-                    }
-                ],
+                "hosts": [_REDIS_LAYER_HOST],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="shop"),
                 # Messages queued for one slow socket before new ones are dropped; the
                 # client's ?after= resume recovers anything dropped.
