@@ -174,36 +174,36 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # membership must outlive it, or a long-lived socket silently stops receiving.
 WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
 
-_REDIS_LAYER_HOST = {
-    "address": REDIS_URL,
-    # No read timeout: the layer's blocking receive waits as long as a
-    # socket is idle (redis-py 8 would default to 5 s; channels_redis#422).
-    "socket_timeout": None,
-    # But fail fast when Redis is down, so a publish never hangs a request.
-    "socket_connect_timeout": 5,
-}
-# "core" (RedisChannelLayer, the default) or "pubsub" (RedisPubSubChannelLayer); docs/performance.md
-# compares the two and says why core is the default.
-CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="core")
-if CHANNEL_LAYER_BACKEND not in ("core", "pubsub"):
-    raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core" or "pubsub".')
 
-if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            # Pub/sub keeps no queues in Redis: nothing to size or expire, and a message
-            # published while a socket is resubscribing is lost (the ?after= resume recovers it).
-            "CONFIG": {"hosts": [_REDIS_LAYER_HOST], "prefix": env.str("CHANNEL_LAYER_PREFIX", default="shop")},
-        }
+def channel_layers_config(redis_url: str, backend: str, prefix: str) -> dict:
+    """CHANNEL_LAYERS for `redis_url` (empty: in-memory, embedded mode); the benchmark reuses it."""
+    if not redis_url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    host = {
+        "address": redis_url,
+        # No read timeout: the layer's blocking receive waits as long as a
+        # socket is idle (redis-py 8 would default to 5 s; channels_redis#422).
+        "socket_timeout": None,
+        # But fail fast when Redis is down, so a publish never hangs a request.
+        "socket_connect_timeout": 5,
     }
-elif REDIS_URL:
-    CHANNEL_LAYERS = {
+    if backend == "pubsub":
+        # Pub/sub keeps no queues in Redis: nothing to size or expire, and a message
+        # published while a socket is resubscribing is lost (the ?after= resume recovers it).
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [host], "prefix": prefix},
+            }
+        }
+    if backend != "core":
+        raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core" or "pubsub".')
+    return {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [_REDIS_LAYER_HOST],
-                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="shop"),
+                "hosts": [host],
+                "prefix": prefix,
                 # Messages queued for one slow socket before new ones are dropped; the
                 # client's ?after= resume recovers anything dropped.
                 "capacity": 1000,
@@ -212,8 +212,14 @@ elif REDIS_URL:
             },
         }
     }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+# "core" (RedisChannelLayer, the default) or "pubsub" (RedisPubSubChannelLayer):
+# docs/performance.md compares the two and says why core is the default.
+CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="core")
+CHANNEL_LAYERS = channel_layers_config(
+    REDIS_URL, CHANNEL_LAYER_BACKEND, prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop")
+)
 
 # Seconds between this process's checks that the layer's Redis is up and the same one
 # (see notifications/layer_watch.py): a restart or outage makes every socket reconnect.
@@ -226,8 +232,23 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# A late-acked task on a killed worker comes back once its visibility timeout ends.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# A late-acked task on a killed worker (SIGKILL, OOM, lost machine) comes back once it has been
+# unacked for the visibility timeout. 5 minutes, not Celery's hour: a lost payment confirmation
+# must come back well before beat cancels the order as unpaid (UNPAID_ORDER_TIMEOUT_MINUTES).
+# It must stay above the longest a live worker holds a task unacked (countdowns: the demo
+# delays, retry backoff up to 60 s; run time), or that task also runs twice (harmless:
+# every task is idempotent, see orders/tasks.py).
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility_timeout,
+    # Any consuming worker puts expired messages back, in a sweep kombu runs every
+    # `unacked_restore_interval` seconds but that only reads Redis on every
+    # `unacked_restore_throttle`-th run: 10 x 10 s by default, so redelivery lagged the
+    # timeout by up to 100 s (tests/faults/test_worker_killed_mid_task.py). Read on every
+    # run, every tenth of the timeout (1 to 10 s).
+    "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Separate queues let several shops (or test runs) share one Redis.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="shop")
