@@ -18,4 +18,5 @@ RUN useradd --create-home shop
 USER shop
 
 EXPOSE 8000
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "shop.asgi:application"]
+# A listen backlog of 2048 (twisted's default is 50) so a reconnect storm after a deploy is queued, not dropped.
+CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=2048", "--proxy-headers", "shop.asgi:application"]

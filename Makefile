@@ -9,7 +9,7 @@ WEB_PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-faults lock check clean
+.PHONY: install run test test-faults bench lock check clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -42,6 +42,12 @@ test: install
 test-faults: install
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
 		$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
+# The benchmark behind docs/performance.md: the full stack under 10,000 sockets (~30 minutes,
+# not part of `make test`). Needs PostgreSQL and Redis; BENCH_DATABASE_URL (dropped and recreated)
+# and BENCH_REDIS_URL say where. A shorter look: make bench BENCH_ARGS="--sockets 2000 --quick".
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 check: install
 	DEBUG=true $(BIN)/python manage.py check

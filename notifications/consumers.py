@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 from limits import parse_many
 from limits.aio.storage import MemoryStorage
@@ -60,6 +61,20 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             raise
 
     accepted = False
+
+    async def dispatch(self, message):
+        """channels' dispatch, minus its per-message `aclose_old_connections()`.
+
+        channels hops to its one shared sync thread before every handler to close stale
+        database connections: for every connect, every client message and every
+        notification delivered. Every database call here goes through
+        `database_sync_to_async`, which does that itself, so the hop only cost time; it was
+        the largest cost of a connect storm or a burst (docs/performance.md).
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)

@@ -1,0 +1,1 @@
+"""The benchmark behind docs/performance.md: `make bench` (see bench/run.py)."""

@@ -1,0 +1,74 @@
+"""Bench customers: users with real logged-in sessions and one order each, made in bulk.
+
+The rows are what login and checkout would have written (a session signed with the
+servers' SECRET_KEY, an order with its number), made with bulk inserts because
+10,000 logins through the login view would take longer than the benchmark.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from orders.models import Order, OrderStatus, format_order_number
+
+USERNAME_PREFIX = "bench-"
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Customer:
+    user_id: int
+    session_key: str
+    order_id: int
+
+
+def customers_create(count: int, *, run: str) -> list[Customer]:
+    """`count` customers named bench-<run>-<i>, each logged in and with one pending order."""
+    User = get_user_model()
+    password = make_password(None)  # unusable: bench users only ever use their session
+    users = [
+        User(username=f"{USERNAME_PREFIX}{run}-{i}", email=f"{USERNAME_PREFIX}{run}-{i}@example.com", password=password)
+        for i in range(count)
+    ]
+    with transaction.atomic():
+        User.objects.bulk_create(users, batch_size=BATCH)
+        orders = Order.objects.bulk_create(
+            [Order(customer=user, status=OrderStatus.PENDING_PAYMENT) for user in users], batch_size=BATCH
+        )
+        for order in orders:
+            order.number = format_order_number(order.pk)
+        Order.objects.bulk_update(orders, ["number"], batch_size=BATCH)
+        sessions = [_session_for(user) for user in users]
+        Session.objects.bulk_create(sessions, batch_size=BATCH)
+    return [
+        Customer(user_id=user.pk, session_key=session.session_key, order_id=order.pk)
+        for user, session, order in zip(users, sessions, orders, strict=True)
+    ]
+
+
+def _session_for(user) -> Session:
+    """The session row `login()` would store for `user`."""
+    store = SessionStore()
+    data = {
+        SESSION_KEY: str(user.pk),
+        BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+        HASH_SESSION_KEY: user.get_session_auth_hash(),
+    }
+    return Session(
+        session_key=get_random_string(32, VALID_KEY_CHARS),  # as SessionStore makes them
+        session_data=store.encode(data),
+        expire_date=timezone.now() + timedelta(days=1),
+    )
+
+
+def orders_reset(order_ids: list[int]) -> None:
+    """Put the bench orders back to pending payment between scenarios (bench bookkeeping, not a transition)."""
+    Order.objects.filter(pk__in=order_ids).update(status=OrderStatus.PENDING_PAYMENT)

@@ -1,0 +1,88 @@
+"""Writes a bench run out: results.json, two PNG plots, and the results table in docs/performance.md."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def write_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    primary = report["results"][0]
+    _plot_latency(primary.get("ramp", []), out / "latency-vs-connections.png")
+    _plot_bursts(primary.get("bursts", []), out / "burst-throughput.png")
+    start, end = markers
+    text = doc.read_text()
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + results_markdown(report) + end + after)
+
+
+def results_markdown(report: dict) -> str:
+    machine = report["machine"]
+    args = report["arguments"]
+    lines = [
+        f"Measured {report['started']} in {report['minutes']} minutes on {machine['cores']} cores "
+        f"({machine['cpu']}), {machine['memory_gib']} GiB, Python {machine['python']}; the load generators "
+        f"({args['generators']} processes) ran on the same machine. Command: `{report['command']}`.",
+        "",
+        "| Configuration | Connected | Handshakes/s | HTTP 5xx / other failures | Open after hold | KB per socket "
+        "| Latency p50 / p95 / p99 / max (ms) | Burst: K, last delivered after | Burst notifications/s | Lost "
+        "| Generator CPU in storm |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in report["results"]:
+        storm, hold, latency, burst = result["storm"], result["hold"], result["latency"], result["burst"]
+        other_failures = sum(count for kind, count in storm["failures"].items() if not kind.startswith("http_5"))
+        ms = latency["latency_ms"]
+        lines.append(
+            f"| {result['label']} | {storm['connected']:,} / {storm['clients']:,} "
+            f"| {storm['handshakes_per_second']:.0f} | {storm['http_5xx']} / {other_failures} "
+            f"| {hold['open_at_end']:,} after {hold['seconds']:.0f} s | {hold['kb_per_socket']:.1f} "
+            f"| {ms.get('p50', 0):.1f} / {ms.get('p95', 0):.1f} / {ms.get('p99', 0):.1f} / {ms.get('max', 0):.1f} "
+            f"at {latency['achieved_rate']:.0f}/s "
+            f"| {burst['size']:,} in {_seconds(burst['commit_to_last_received_seconds'])} "
+            f"(bulk action {burst['bulk_action_seconds']:.1f} s) "
+            f"| {burst['notifications_per_second']:,.0f} | {latency['lost'] + burst['lost']} "
+            f"| {storm['generator_cpu_share']:.0%} |"
+        )
+    lines += ["", "![Latency percentiles vs connections](performance/latency-vs-connections.png)", ""]
+    lines += ["![Burst throughput vs K](performance/burst-throughput.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _seconds(value) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def _plot_latency(points: list[dict], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(7, 4))
+    x = [point["connections"] for point in points]
+    for key in ("p50", "p95", "p99", "max"):
+        axes.plot(x, [point.get(key, 0) for point in points], marker="o", label=key)
+    axes.set_xlabel("connected sockets (one daphne process)")
+    axes.set_ylabel("commit-to-client latency (ms)")
+    axes.set_title("Latency at a steady rate of status changes")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_bursts(bursts: list[dict], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(7, 4))
+    x = [burst["size"] for burst in bursts]
+    axes.plot(x, [burst["notifications_per_second"] for burst in bursts], marker="o", label="delivered per second")
+    axes.set_xlabel("orders changed by one bulk action (K)")
+    axes.set_ylabel("notifications per second, commit to last frame")
+    axes.set_title("Burst throughput (one daphne process)")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

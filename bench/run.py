@@ -1,0 +1,269 @@
+"""`make bench`: the full stack under load, written up in docs/performance.md.
+
+    python -m bench.run [--sockets 10000] [--hold 300] [--rate 200] [--burst 10000] ...
+
+Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
+and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
+RedisPubSubChannelLayer, then the best server on two processes), connects N logged-in
+customers from separate load-generator processes and measures the connect storm, the
+idle hold, commit-to-client latency and a bulk burst. Results go to
+docs/performance/results.json, two plots next to it, and the table in docs/performance.md.
+
+It needs its own database (BENCH_DATABASE_URL, dropped and recreated each run) and a
+Redis (BENCH_REDIS_URL); it never touches the shop's data.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import secrets
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "performance"
+DOC = ROOT / "docs" / "performance.md"
+STATIC_ROOT = ROOT / "test-artifacts" / "bench" / "static"
+TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sockets", type=int, default=10_000, help="customers connected at once (N)")
+    parser.add_argument("--hold", type=float, default=300, help="idle hold of the default configuration, seconds")
+    parser.add_argument("--compare-hold", type=float, default=30, help="idle hold of the other configurations")
+    parser.add_argument("--rate", type=float, default=200, help="status changes per second in the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument("--burst", type=int, default=None, help="orders in the bulk burst (K); default N")
+    parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight per generator")
+    parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
+    return parser.parse_args(argv)
+
+
+def configure_django(secret_key: str) -> tuple[str, str]:
+    database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_bench")
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="shop.settings",
+        DEBUG="false",
+        HTTPS="false",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECRET_KEY=secret_key,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        LOG_LEVEL="WARNING",
+        SIMULATE_ORDER_PROGRESS="false",
+        STATIC_ROOT=str(STATIC_ROOT),
+    )
+    _recreate_database(database_url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # the servers run with DEBUG off
+    return database_url, redis_url
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = parts._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def use_layer(redis_url: str, layer: str, prefix: str) -> None:
+    """Publish from this process on the same layer as the servers of this configuration."""
+    from channels.layers import channel_layers
+    from django.conf import settings
+
+    from shop.settings import channel_layers_config
+
+    settings.CHANNEL_LAYERS = channel_layers_config(redis_url, layer, prefix)
+    channel_layers.backends.clear()
+
+
+def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Path, primary: bool) -> dict:
+    from bench import scenarios
+    from bench.data import orders_reset
+    from bench.load import Generators
+    from bench.stack import server_env, start_web, start_worker
+
+    run = uuid.uuid4().hex[:8]
+    env = server_env(**env_base, run=run, layer=config["layer"])
+    use_layer(env_base["redis_url"], config["layer"], env["CHANNEL_LAYER_PREFIX"])
+    orders_reset([c.order_id for c in customers])
+    label = f"{config['server']} + {config['layer']} x{config['processes']}"
+    print(f"\n== {label}", flush=True)
+    servers, workers = [], []
+    generators = None
+    try:
+        for i in range(config["processes"]):
+            servers.append(start_web(config["server"], f"{config['server']}-{config['layer']}-{i}", env, log_dir))
+            workers.append(start_worker(f"worker-{config['layer']}-{run}-{i}", env, log_dir))
+        baseline_rss = [server.rss_bytes() for server in servers]
+        print(f"   web server pids: {[server.pid for server in servers]} (for py-spy)", flush=True)
+        generators = Generators(args.generators)
+        result = {**config, "label": label}
+        result["storm"] = scenarios.storm(generators, servers, customers, concurrency=args.concurrency)
+        connected = _connected(customers, result["storm"])
+        _show("storm", result["storm"], "connected", "handshakes_per_second", "failures", "seconds")
+        result["hold"] = scenarios.hold(
+            generators,
+            servers,
+            seconds=args.hold if primary else args.compare_hold,
+            baseline_rss=baseline_rss,
+            connected=result["storm"]["connected"],
+        )
+        _show("hold", result["hold"], "open_at_end", "dropped", "kb_per_socket", "server_rss_mb")
+        result["latency"] = scenarios.latency(generators, connected, rate=args.rate, seconds=args.latency_seconds)
+        _show("latency", result["latency"], "achieved_rate", "latency_ms", "lost", "duplicates", "foreign_frames")
+        sizes = sorted({max(1, args.burst // 10), args.burst // 2, args.burst}) if primary else [args.burst]
+        result["bursts"] = []
+        for size in sizes:
+            orders_reset([c.order_id for c in customers])
+            burst = scenarios.burst(generators, connected, size=size)
+            _show(f"burst {size}", burst, "commit_to_last_received_seconds", "notifications_per_second", "lost")
+            result["bursts"].append(burst)
+        result["burst"] = result["bursts"][-1]
+        result["server_cpu_seconds"] = [round(server.cpu_seconds(), 1) for server in servers]
+        generators.close()
+        generators = None
+        if primary:
+            result["ramp"] = latency_by_connections(args, servers, customers)
+        return result
+    finally:
+        if generators:
+            generators.close()
+        for process in servers + workers:
+            process.stop()
+
+
+def latency_by_connections(args, servers, customers) -> list[dict]:
+    """Latency percentiles as the number of connected sockets grows (the plot's x axis)."""
+    from bench import scenarios
+    from bench.data import orders_reset
+    from bench.load import Generators
+
+    orders_reset([c.order_id for c in customers])
+    generators = Generators(args.generators)
+    points, connected, failed = [], 0, set()
+    try:
+        for stage in sorted({len(customers) // 10, len(customers) // 4, len(customers) // 2, len(customers)}):
+            storm = scenarios.storm(generators, servers, customers[connected:stage], concurrency=args.concurrency)
+            connected = stage
+            failed.update(storm["failed_user_ids"])
+            online = [c for c in customers[:stage] if c.user_id not in failed]
+            result = scenarios.latency(generators, online, rate=args.rate, seconds=10)
+            points.append({"connections": stage, **result["latency_ms"], "lost": result["lost"]})
+            print(f"   ramp {stage}: {result['latency_ms']}", flush=True)
+    finally:
+        generators.close()
+    return points
+
+
+def _connected(customers, storm: dict) -> list:
+    """The customers whose socket opened: only they can be expected to receive anything."""
+    failed = set(storm["failed_user_ids"])
+    return [c for c in customers if c.user_id not in failed]
+
+
+def _show(name: str, figures: dict, *keys: str) -> None:
+    shown = ", ".join(f"{key}={_fmt(figures.get(key))}" for key in keys)
+    print(f"   {name}: {shown}", flush=True)
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    return value
+
+
+def machine() -> dict:
+    import psutil
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown"
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+def raise_open_files_limit() -> None:
+    """10,000 sockets need as many descriptors in the server and the generators (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    raise_open_files_limit()
+    args.burst = args.burst or args.sockets
+    started = time.time()
+    secret_key = secrets.token_urlsafe(64)
+    database_url, redis_url = configure_django(secret_key)
+
+    from bench.data import customers_create
+    from bench.report import write_report
+
+    log_dir = ROOT / "test-artifacts" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Creating {args.sockets} customers with sessions and orders...", flush=True)
+    customers = customers_create(args.sockets, run=uuid.uuid4().hex[:8])
+    env_base = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "secret_key": secret_key,
+        "static_root": str(STATIC_ROOT),
+    }
+
+    configs = [{"server": "daphne", "layer": "core", "processes": 1}]
+    if not args.quick:
+        configs += [
+            {"server": "uvicorn", "layer": "core", "processes": 1},
+            {"server": "daphne", "layer": "pubsub", "processes": 1},
+            {"server": "uvicorn", "layer": "pubsub", "processes": 1},
+        ]
+    results = []
+    for index, config in enumerate(configs):
+        results.append(run_configuration(args, config, customers, env_base, log_dir, primary=index == 0))
+    # Scale-out with the default server and layer: two web processes and two workers.
+    results.append(
+        run_configuration(
+            args, {"server": "daphne", "layer": "core", "processes": 2}, customers, env_base, log_dir, primary=False
+        )
+    )
+    report = {
+        "command": "make bench" + (f' BENCH_ARGS="{" ".join(argv)}"' if argv else ""),
+        "arguments": vars(args),
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "minutes": round((time.time() - started) / 60, 1),
+        "results": results,
+    }
+    write_report(report, OUT, DOC, (TABLE_START, TABLE_END))
+    print(f"\nWrote {OUT.relative_to(ROOT)}/ and the table in {DOC.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,196 @@
+"""The measurements: connect storm, idle hold, commit-to-client latency, bulk burst.
+
+Each takes the running web servers, the load generators and the bench customers and
+returns plain figures (a dict), which bench/run.py writes out. Status changes go
+through the shop's own code (`order_transition`, `orders_transition_bulk`: what the
+admin and the Celery tasks call), from this process, so the commit time is taken on
+the same clock the clients stamp their frames with.
+"""
+
+import statistics
+import time
+
+from django.db import transaction
+
+from bench.data import Customer, orders_reset
+from bench.load import Generators
+from orders.models import Order, OrderStatus
+from orders.transitions import order_transition, orders_transition_bulk
+
+# The happy path an order walks through during the latency run, one step per change.
+FORWARD = {
+    OrderStatus.PENDING_PAYMENT: OrderStatus.PAID,
+    OrderStatus.PAID: OrderStatus.PROCESSING,
+    OrderStatus.PROCESSING: OrderStatus.SHIPPED,
+    OrderStatus.SHIPPED: OrderStatus.DELIVERED,
+}
+DELIVERY_DEADLINE = 120.0  # seconds to wait for stragglers before counting them as lost
+POLL = 0.2
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+    return {
+        "p50": at(50),
+        "p95": at(95),
+        "p99": at(99),
+        "max": ordered[-1],
+        "mean": statistics.fmean(ordered),
+    }
+
+
+def storm(generators: Generators, servers: list, customers: list[Customer], *, concurrency: int) -> dict:
+    """Connect every customer as fast as the servers accept them (as after a deploy)."""
+    clients = [
+        [c.user_id, c.session_key, servers[i % len(servers)].ws_url, servers[i % len(servers)].base_url]
+        for i, c in enumerate(customers)
+    ]
+    cpu_before = generators.cpu_seconds()
+    replies = generators.connect(clients, concurrency)
+    started = min(reply["started"] for reply in replies)
+    finished = max(reply["finished"] for reply in replies)
+    connected = sum(reply["connected"] for reply in replies)
+    failures: dict[str, int] = {}
+    for reply in replies:
+        for kind, count in reply["failures"].items():
+            failures[kind] = failures.get(kind, 0) + count
+    seconds = finished - started
+    return {
+        "failed_user_ids": [user_id for reply in replies for user_id in reply["failed_user_ids"]],
+        "clients": len(clients),
+        "connected": connected,
+        "failures": failures,
+        "http_5xx": sum(count for kind, count in failures.items() if kind.startswith("http_5")),
+        "seconds": seconds,
+        "handshakes_per_second": connected / seconds if seconds else 0.0,
+        "handshake_seconds": percentiles([s for reply in replies for s in reply["handshake_seconds"]]),
+        "generator_cpu_share": (generators.cpu_seconds() - cpu_before) / seconds / len(generators.processes),
+    }
+
+
+def hold(generators: Generators, servers: list, *, seconds: float, baseline_rss: list[int], connected: int) -> dict:
+    """Keep the sockets idle for `seconds`; how many are still open, and what they cost the servers."""
+    samples = []
+    end = time.monotonic() + seconds
+    while True:
+        samples.append({"t": round(seconds - (end - time.monotonic()), 1), "open": generators.open_sockets()})
+        if time.monotonic() >= end:
+            break
+        time.sleep(min(30.0, max(0.0, end - time.monotonic())))  # the hold itself is the measurement
+    rss = [server.rss_bytes() for server in servers]
+    still_open = samples[-1]["open"]
+    return {
+        "seconds": seconds,
+        "open_at_start": samples[0]["open"],
+        "open_at_end": still_open,
+        "dropped": connected - still_open,
+        "samples": samples,
+        "server_rss_mb": [round(r / 2**20, 1) for r in rss],
+        "kb_per_socket": (sum(rss) - sum(baseline_rss)) / max(still_open, 1) / 1024,
+    }
+
+
+def _change_recording_commit(order_id: int, to_status: str, commits: dict) -> None:
+    """One status change; commits[(order id, new version)] = when it committed."""
+    committed: list[float] = []
+    with transaction.atomic():
+        # Registered before the shop's own publish hook, so it runs first, right after COMMIT.
+        transaction.on_commit(lambda: committed.append(time.time()))
+        order = order_transition(order_id=order_id, to_status=to_status)
+    commits[(order_id, order.version)] = committed[0]
+
+
+def latency(generators: Generators, customers: list[Customer], *, rate: float, seconds: float) -> dict:
+    """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame."""
+    statuses = dict(Order.objects.filter(pk__in=[c.order_id for c in customers]).values_list("pk", "status"))
+    commits: dict[tuple[int, int], float] = {}
+    generators.collect()  # start from a clean slate
+    count = int(rate * seconds)
+    started = time.monotonic()
+    behind = 0
+    for i in range(count):
+        due = started + i / rate
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)  # open-loop pacing: changes are due at fixed times, whatever the replies do
+        else:
+            behind += 1
+        customer = customers[i % len(customers)]
+        if statuses[customer.order_id] not in FORWARD:  # delivered: walk the path again
+            orders_reset([customer.order_id])
+            statuses[customer.order_id] = OrderStatus.PENDING_PAYMENT
+        to_status = FORWARD[statuses[customer.order_id]]
+        _change_recording_commit(customer.order_id, to_status, commits)
+        statuses[customer.order_id] = to_status
+    elapsed = time.monotonic() - started
+    delivery = await_deliveries(generators, commits, customers)
+    return {
+        "changes": count,
+        "target_rate": rate,
+        "achieved_rate": count / elapsed,
+        "changes_late": behind,
+        **delivery,
+    }
+
+
+def burst(generators: Generators, customers: list[Customer], *, size: int) -> dict:
+    """One bulk action (the admin's) moving `size` orders of `size` customers at once."""
+    chosen = customers[:size]
+    statuses = dict(Order.objects.filter(pk__in=[c.order_id for c in chosen]).values_list("pk", "status"))
+    assert all(status == OrderStatus.PENDING_PAYMENT for status in statuses.values()), "reset the orders first"
+    generators.collect()
+    committed: list[float] = []
+    started = time.time()
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(time.time()))
+        result = orders_transition_bulk(order_ids=[c.order_id for c in chosen], to_status=OrderStatus.PAID)
+    published = time.time()
+    assert not result.skipped, result.skipped[:5]
+    commits = {(order.pk, order.version): committed[0] for order in result.changed}
+    delivery = await_deliveries(generators, commits, chosen)
+    last = delivery.pop("last_received_at")
+    return {
+        "size": size,
+        "bulk_action_seconds": committed[0] - started,
+        "publish_seconds": published - committed[0],
+        "commit_to_last_received_seconds": last - committed[0] if last else None,
+        "notifications_per_second": delivery["received"] / (last - committed[0]) if last else 0.0,
+        **delivery,
+    }
+
+
+def await_deliveries(generators: Generators, commits: dict, customers: list[Customer]) -> dict:
+    """Wait until every committed change reached its customer's socket; latency, loss, duplicates, leaks."""
+    owner = {c.order_id: c.user_id for c in customers}
+    times: dict[tuple[int, str], float] = {}
+    duplicates = 0
+    foreign: list = []
+    end = time.monotonic() + DELIVERY_DEADLINE
+    while True:
+        received, leaked = generators.collect()
+        foreign += leaked
+        for user_id, order_id, version, _seq, received_at in received:
+            if owner.get(order_id) != user_id:
+                foreign.append({"user_id": user_id, "order_id": order_id})
+            elif (order_id, version) in times:
+                duplicates += 1
+            else:
+                times[(order_id, version)] = received_at
+        if len(times.keys() & commits.keys()) == len(commits) or time.monotonic() > end:
+            break
+        time.sleep(POLL)
+    latencies = [times[key] - commits[key] for key in commits if key in times]
+    return {
+        "received": len(latencies),
+        "lost": len(commits) - len(latencies),
+        "duplicates": duplicates,
+        "foreign_frames": len(foreign),
+        "latency_ms": {name: value * 1000 for name, value in percentiles(latencies).items()},
+        "last_received_at": max((times[key] for key in commits if key in times), default=None),
+    }

@@ -1,0 +1,158 @@
+"""The processes under test, started the way operators run them: web servers and Celery workers.
+
+Each runs the production settings (DEBUG off) against the bench database and Redis,
+with a channel-layer prefix and a Celery queue of its own run, so a bench never
+mixes with a shop on the same Redis.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+START_DEADLINE = 60.0
+STOP_DEADLINE = 15.0
+
+# How each ASGI server is started; both serve the same application.
+SERVER_COMMANDS = {
+    # A listen backlog as deep as uvicorn's (twisted's default is 50): in a connect storm a full
+    # backlog drops SYNs and each dropped client waits a second for its retransmit.
+    # No access log on either server (-v 0 for daphne, --no-access-log for uvicorn): the bench
+    # measures sockets, not log formatting (daphne writes three lines per socket).
+    "daphne": [
+        "-m", "daphne", "-e", "tcp:port={port}:interface=127.0.0.1:backlog=2048", "-v", "0", "shop.asgi:application",
+    ],
+    # No per-message compression: browsers offer it and uvicorn would accept it by default,
+    # at the cost of a zlib context (tens of KB) per socket for frames of a few hundred bytes.
+    # daphne does not negotiate it either, so the two are compared like for like.
+    "uvicorn": [
+        "-m", "uvicorn", "shop.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+        "--no-access-log", "--lifespan", "off", "--ws", "websockets", "--ws-per-message-deflate", "false",
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def rss_bytes(self) -> int:
+        return psutil.Process(self.pid).memory_info().rss
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
+    def check_running(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is not None:
+            return
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class WebServer(Process):
+    port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/notifications/"
+
+
+def server_env(
+    *, database_url: str, redis_url: str, secret_key: str, static_root: str, run: str, layer: str
+) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "shop.settings",
+        "DEBUG": "false",
+        "HTTPS": "false",  # plain HTTP on loopback, no TLS proxy in front
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECRET_KEY": secret_key,  # the bench's sessions are signed with it
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "STATIC_ROOT": static_root,
+        "CHANNEL_LAYER_BACKEND": layer,
+        "CHANNEL_LAYER_PREFIX": f"bench-{run}",
+        "CELERY_QUEUE": f"bench-{run}",
+        "SIMULATE_ORDER_PROGRESS": "false",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, Path]:
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    return popen, log_path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_web(kind: str, name: str, env: dict[str, str], log_dir: Path) -> WebServer:
+    port = _free_port()
+    args = [arg.format(port=port) for arg in SERVER_COMMANDS[kind]]
+    popen, log_path = _spawn(name, args, env, log_dir)
+    server = WebServer(name, popen, log_path, port)
+    end = time.monotonic() + START_DEADLINE
+    while True:
+        server.check_running()
+        try:
+            if httpx.get(f"{server.base_url}/accounts/login/", timeout=5).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > end:
+            server.stop()
+            raise RuntimeError(f"{name} did not serve within {START_DEADLINE:.0f}s; see {log_path}")
+        time.sleep(0.2)
+
+
+def start_worker(name: str, env: dict[str, str], log_dir: Path) -> Process:
+    args = [
+        "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO", "--concurrency=2",
+        "-Q", env["CELERY_QUEUE"], "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    popen, log_path = _spawn(name, args, env, log_dir)
+    worker = Process(name, popen, log_path)
+    end = time.monotonic() + START_DEADLINE
+    while " ready." not in log_path.read_text(errors="replace"):
+        worker.check_running()
+        if time.monotonic() > end:
+            worker.stop()
+            raise RuntimeError(f"{name} was not ready within {START_DEADLINE:.0f}s; see {log_path}")
+        time.sleep(0.2)
+    return worker

@@ -1,0 +1,41 @@
+"""The benchmark's scenarios at small scale against the e2e servers: everything arrives, once, to its owner.
+
+`make bench` measures speed; this only proves the measuring code and the paths it drives
+are correct (never a time), so a broken benchmark or a lossy fast path fails `make test`.
+"""
+
+import pytest
+
+from bench import scenarios
+from bench.data import customers_create, orders_reset
+from bench.load import Generators
+from tests.conftest import requires_postgres
+from tests.live.servers import live_db
+
+pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]
+
+SOCKETS = 200
+
+
+@pytest.fixture
+def generators():
+    generators = Generators(2)
+    yield generators
+    generators.close()
+
+
+def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(stack, generators):
+    customers = customers_create(SOCKETS, run="smoke")
+
+    storm = scenarios.storm(generators, [stack.web], customers, concurrency=50)
+    assert (storm["connected"], storm["failures"]) == (SOCKETS, {})
+    assert generators.open_sockets() == SOCKETS
+
+    steady = scenarios.latency(generators, customers, rate=100, seconds=2)
+    assert steady["changes"] == 200
+    assert (steady["received"], steady["lost"], steady["duplicates"], steady["foreign_frames"]) == (200, 0, 0, 0)
+
+    orders_reset([customer.order_id for customer in customers])
+    burst = scenarios.burst(generators, customers, size=SOCKETS)
+    assert (burst["received"], burst["lost"], burst["duplicates"], burst["foreign_frames"]) == (SOCKETS, 0, 0, 0)
+    assert generators.open_sockets() == SOCKETS  # nobody was dropped along the way
