@@ -12,12 +12,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from notifications.frames import notification_frame, order_changed_frame, order_status_payload, unread_frame
@@ -67,7 +66,7 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     if batch is not None:
         batch.append(notification.pk)
     else:
-        transaction.on_commit(partial(notifications_publish, notification_ids=[notification.pk]), robust=True)
+        _on_commit_robust(notifications_publish, notification_ids=[notification.pk])
     return notification
 
 
@@ -100,23 +99,29 @@ def notifications_batched() -> Iterator[None]:
         _batch.reset(token)
         if ids:
             # Rows rolled back by a savepoint are simply not found when publishing.
-            transaction.on_commit(partial(notifications_publish, notification_ids=ids), robust=True)
+            _on_commit_robust(notifications_publish, notification_ids=ids)
 
 
 def notifications_publish(*, notification_ids: list[int]) -> int:
     """Push the given notifications that are still unpublished to their groups; never raises.
 
-    Returns how many were published. On failure (Redis down) the rows stay
+    Returns how many were published. On failure (Redis or PostgreSQL down) the rows stay
     unpublished and the sweeper retries them; the order change is never affected.
     """
-    notifications = list(
-        Notification.objects.filter(pk__in=notification_ids, published_at=None)
-        .select_related("actor")
-        .order_by("recipient_id", "seq")
-    )
-    if not notifications:
+    try:
+        notifications = list(
+            Notification.objects.filter(pk__in=notification_ids, published_at=None)
+            .select_related("actor")
+            .order_by("recipient_id", "seq")
+        )
+        if not notifications:
+            return 0
+        unread = unread_counts(recipient_ids={n.recipient_id for n in notifications})
+    except DatabaseError:
+        # The change committed, then the database went away: raising here would fail the request
+        # or task that made the change (tests/faults/test_postgres_restart.py).
+        logger.exception("Reading %d notification(s) to publish failed; the sweeper will retry", len(notification_ids))
         return 0
-    unread = unread_counts(recipient_ids={n.recipient_id for n in notifications})
     messages = []
     for notification in notifications:
         frame = notification_frame(notification, unread=unread.get(notification.recipient_id, 0))
@@ -130,8 +135,28 @@ def notifications_publish(*, notification_ids: list[int]) -> int:
     except Exception:
         logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notifications))
         return 0
-    Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(published_at=timezone.now())
+    try:
+        Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(published_at=timezone.now())
+    except DatabaseError:
+        # Sent but not marked: the sweeper sends them again once the database is back, and each
+        # socket drops a seq it has already delivered.
+        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(notifications))
     return len(notifications)
+
+
+def _on_commit_robust(func, /, *args, **kwargs) -> None:
+    """`transaction.on_commit(..., robust=True)` for a call with arguments.
+
+    Not with functools.partial: Django 5.2 logs a failing robust hook by its `__qualname__`, which a
+    partial lacks, so the logging itself raised AttributeError out of the committed transaction's
+    atomic block: a 500 or a failed task after a successful change, and the hooks after it skipped.
+    """
+
+    def hook():
+        func(*args, **kwargs)
+
+    hook.__qualname__ = func.__qualname__
+    transaction.on_commit(hook, robust=True)
 
 
 async def group_send_all(messages: list[tuple[str, dict]]) -> None:
@@ -175,17 +200,13 @@ def notifications_mark_read(*, user_id: int, seq: int | None = None) -> int:
     unread.update(read_at=timezone.now())
     count = unread_count(user_id=user_id)
     frame = unread_frame(unread=count, read_seq=seq)
-    transaction.on_commit(
-        partial(_group_send_quietly, user_group(user_id), {"type": "unread.changed", "frame": frame}), robust=True
-    )
+    _on_commit_robust(_group_send_quietly, user_group(user_id), {"type": "unread.changed", "frame": frame})
     return count
 
 
 def user_sockets_close(*, user_id: int) -> None:
     """Close every open socket of a user, on every server process, after commit (logout, new password)."""
-    transaction.on_commit(
-        partial(_group_send_quietly, user_group(user_id), {"type": "session.ended"}), robust=True
-    )
+    _on_commit_robust(_group_send_quietly, user_group(user_id), {"type": "session.ended"})
 
 
 def _group_send_quietly(group: str, message: dict) -> None:

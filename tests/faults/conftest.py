@@ -7,12 +7,15 @@ same Redis, with the same key prefix as the servers.
 
 import json
 import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, connections
 
 from tests.live.servers import (
     ROOT,
@@ -23,6 +26,7 @@ from tests.live.servers import (
     start_worker,
     with_servers_password,
 )
+from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
 
 RESULTS = ROOT / "test-artifacts" / "reliability"
@@ -103,6 +107,51 @@ def cluster(private_redis, tmp_path, e2e_static_root, django_db_setup, settings)
     cluster = Cluster(private_redis, tmp_path, e2e_static_root)
     yield cluster
     cluster.stop()
+
+
+PRIVATE_DATABASE = "shop_faults"
+
+
+@pytest.fixture
+def private_postgres(tmp_path, django_db_setup) -> PostgresServer:
+    """A private PostgreSQL server with a migrated database, which tests may stop and restart.
+
+    While the test runs, the test process uses it too: the default connection's settings dict is
+    repointed in place (every thread's connection is built from that same dict, and
+    servers_database_url() hands it to the processes a cluster starts), then put back, so the
+    shared test database is left as it was. The connection pool, if settings configure one, is
+    built once per process from those settings, so it is closed (and rebuilt on next use) at
+    both switches. Use `in_thread` for database work, not the async tests' shared thread, whose
+    connection may still be open to the shared database.
+    """
+    server = PostgresServer(tmp_path).init().start()
+    server.create_database(PRIVATE_DATABASE)
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT, env=server_env(DATABASE_URL=server.url(PRIVATE_DATABASE)), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert migrate.returncode == 0, f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}"
+    db = connection.settings_dict
+    saved = {key: db[key] for key in ("HOST", "PORT", "NAME", "USER", "PASSWORD")}
+    connections.close_all()
+    connection.close_pool()
+    db.update(HOST="127.0.0.1", PORT=str(server.port), NAME=PRIVATE_DATABASE, USER="postgres", PASSWORD="")
+    ContentType.objects.clear_cache()  # ids differ between the two databases
+    try:
+        yield server
+    finally:
+        connections.close_all()
+        connection.close_pool()
+        db.update(saved)
+        ContentType.objects.clear_cache()
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_cluster(private_postgres, cluster) -> Cluster:
+    """`cluster` whose processes use the private PostgreSQL (it is set up first, so their env names it)."""
+    return cluster
 
 
 @pytest.fixture
