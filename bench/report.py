@@ -60,27 +60,26 @@ def _seconds(value) -> str:
 
 
 def _plot_latency(points: list[dict], path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(7, 4))
     x = [point["connections"] for point in points]
-    for key in ("p50", "p95", "p99", "max"):
-        axes.plot(x, [point.get(key, 0) for point in points], marker="o", label=key)
-    axes.set_xlabel("connected sockets (one daphne process)")
-    axes.set_ylabel("commit-to-client latency (ms)")
-    axes.set_title("Latency at a steady rate of status changes")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    series = {key: [point.get(key, 0) for point in points] for key in ("p50", "p95", "p99", "max")}
+    labels = ("connected sockets (one daphne process)", "commit-to-client latency (ms)")
+    _plot(x, series, labels, "Latency at a steady rate of status changes", path)
 
 
 def _plot_bursts(bursts: list[dict], path: Path) -> None:
-    figure, axes = plt.subplots(figsize=(7, 4))
     x = [burst["size"] for burst in bursts]
-    axes.plot(x, [burst["notifications_per_second"] for burst in bursts], marker="o", label="delivered per second")
-    axes.set_xlabel("orders changed by one bulk action (K)")
-    axes.set_ylabel("notifications per second, commit to last frame")
-    axes.set_title("Burst throughput (one daphne process)")
+    series = {"delivered per second": [burst["notifications_per_second"] for burst in bursts]}
+    labels = ("orders changed by one bulk action (K)", "notifications per second, commit to last frame")
+    _plot(x, series, labels, "Burst throughput (one daphne process)", path)
+
+
+def _plot(x: list, series: dict[str, list], labels: tuple[str, str], title: str, path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for label, values in series.items():
+        axes.plot(x, values, marker="o", label=label)
+    axes.set_xlabel(labels[0])
+    axes.set_ylabel(labels[1])
+    axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -41,7 +41,7 @@ def parse_args(argv):
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--burst", type=int, default=None, help="orders in the bulk burst (K); default N")
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight per generator")
+    parser.add_argument("--concurrency", type=int, default=40, help="handshakes in flight per generator")
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
     return parser.parse_args(argv)
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from tests.live.servers import in_own_thread
 
@@ -84,7 +84,7 @@ class ResilientClient:
                         return
             except InvalidStatus as refused:
                 self.handshake_failures[refused.response.status_code] += 1
-            except (OSError, TimeoutError, ConnectionClosed) as error:
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:  # incl. closed mid-handshake
                 self.handshake_failures[type(error).__name__] += 1
             # Full jitter, as static/js/live.js does; then try the next server.
             self._server_index += 1

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
+from shop.settings import channel_layers_config
 from tests.live.servers import (
     ROOT,
     ManagedProcess,
@@ -95,15 +96,9 @@ class Cluster:
 @pytest.fixture
 def cluster(private_redis, tmp_path, e2e_static_root, django_db_setup, settings) -> Cluster:
     """Processes on the private Redis; the test process publishes there too."""
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": private_redis.url, "socket_timeout": None, "socket_connect_timeout": 1}],
-                "prefix": LAYER_PREFIX,
-            },
-        }
-    }
+    # The servers' own layer settings: a sender enforces the layer's capacity, so a test process
+    # with channels_redis's defaults (capacity 100) would drop what the servers would deliver.
+    settings.CHANNEL_LAYERS = channel_layers_config(private_redis.url, "core", LAYER_PREFIX)
     cluster = Cluster(private_redis, tmp_path, e2e_static_root)
     yield cluster
     cluster.stop()
