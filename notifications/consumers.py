@@ -5,9 +5,9 @@ import json
 import logging
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 from limits import parse_many
 from limits.aio.storage import MemoryStorage

@@ -3,6 +3,7 @@
 import pytest
 from asgiref.sync import sync_to_async
 
+from shop.settings import channel_layers_config
 from tests.notifications.test_consumer import closed_with, open_socket
 from tests.factories import UserFactory
 from tests.redis_server import RedisServer
@@ -13,12 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def private_redis(tmp_path, settings):
     server = RedisServer(tmp_path).start()
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": server.url, "socket_timeout": None, "socket_connect_timeout": 1}]},
-        }
-    }
+    settings.CHANNEL_LAYERS = channel_layers_config(server.url, "core", prefix="redis-loss")
     yield server
     server.stop()
 
