@@ -44,8 +44,23 @@ class Generators:
         shares = [clients[i :: len(self.processes)] for i in range(len(self.processes))]
         return self._ask_each([{"cmd": "connect", "clients": share, "concurrency": concurrency} for share in shares])
 
+    def reconnect_to(self, servers: list) -> None:
+        """From now on a socket the server drops comes back as the page's would, to `servers` in turn."""
+        self.ask_all({"cmd": "reconnect_to", "targets": [[server.ws_url, server.base_url] for server in servers]})
+
+    def stats(self) -> dict:
+        """Every generator's stats, summed: sockets open, reconnects, failures and close codes by kind."""
+        total: dict = {"open": 0, "reconnects": 0, "reconnecting": 0, "reconnect_failures": {}, "close_codes": {}}
+        for reply in self.ask_all({"cmd": "stats"}):
+            for key in ("open", "reconnects", "reconnecting"):
+                total[key] += reply[key]
+            for key in ("reconnect_failures", "close_codes"):
+                for kind, count in reply[key].items():
+                    total[key][kind] = total[key].get(kind, 0) + count
+        return total
+
     def open_sockets(self) -> int:
-        return sum(reply["open"] for reply in self.ask_all({"cmd": "stats"}))
+        return self.stats()["open"]
 
     def cpu_seconds(self) -> float:
         return sum(reply["cpu_seconds"] for reply in self.ask_all({"cmd": "stats"}))

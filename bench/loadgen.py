@@ -4,17 +4,23 @@ bench/run.py starts several of these (one core cannot drive 10,000 sockets and p
 their frames) and drives them over stdin/stdout, one JSON object per line:
 
     {"cmd": "connect", "clients": [[user_id, session_key, ws_url, origin], ...], "concurrency": 100}
-    {"cmd": "stats"}      -> sockets open, close codes seen, this process's CPU seconds
+    {"cmd": "reconnect_to", "targets": [[ws_url, origin], ...]}
+                          -> from now on a dropped socket comes back like the page's
+    {"cmd": "stats"}      -> sockets open, close codes seen, reconnects, this process's CPU seconds
     {"cmd": "collect"}    -> the notification frames received since the last collect
     {"cmd": "close"}      -> closes every socket and exits
 
 Each client behaves like static/js/live.js on its first connect: the session cookie,
 the site's Origin, permessage-deflate offered as browsers do, no client pings (browsers
-send none), and it counts as connected only once the server's `hello` arrived.
+send none), and it counts as connected only once the server's `hello` arrived. After
+`reconnect_to`, a socket the server drops comes back as the page's does: exponential
+backoff with full jitter (live.js's base and cap), to the next target, resuming with
+?after=<last seq>; only a `hello` resets the backoff.
 """
 
 import asyncio
 import json
+import random
 import resource
 import sys
 import time
@@ -24,15 +30,33 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 HANDSHAKE_TIMEOUT = 60
+# static/js/live.js: BACKOFF_BASE_MS, BACKOFF_CAP_MS and STOP_CODES.
+PAGE_BACKOFF_BASE = 0.5
+PAGE_BACKOFF_CAP = 30.0
+PAGE_STOP_CODES = {4401, 4403}
+
+
+class HandshakeFailed(Exception):
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
 
 
 class LoadGenerator:
     def __init__(self):
         self.sockets: dict[int, object] = {}  # user_id -> open socket
         self.readers: set[asyncio.Task] = set()
+        self.comebacks: set[asyncio.Task] = set()  # clients backing off to reconnect
         self.close_codes: Counter = Counter()
         self.received: list[list] = []  # [user_id, order_id, order_version, seq, received_at]
         self.foreign: list[dict] = []  # frames that are not the client's own user's
+        self.sessions: dict[int, str] = {}  # user_id -> session key
+        self.last_seq: dict[int, int] = {}  # user_id -> newest seq received, for ?after=
+        self.reconnect_targets: list[list] = []  # [[ws_url, origin], ...]; empty: a dropped socket stays down
+        self.reconnecting: set[int] = set()  # users whose socket dropped and is not back yet
+        self.reconnects = 0
+        self.reconnect_failures: Counter = Counter()
+        self.closing = False
 
     async def connect(self, clients: list[list], concurrency: int) -> dict:
         gate = asyncio.Semaphore(concurrency)
@@ -41,42 +65,17 @@ class LoadGenerator:
         handshake_seconds: list[float] = []
 
         async def one(user_id: int, session_key: str, url: str, origin: str) -> None:
+            self.sessions[user_id] = session_key
             async with gate:
-                if not await attempt(user_id, session_key, url, origin):
+                started = time.monotonic()
+                try:
+                    socket, hello = await self._open(user_id, url, origin)
+                except HandshakeFailed as failure:
+                    failures[failure.kind] += 1
                     failed.append(user_id)
-
-        async def attempt(user_id: int, session_key: str, url: str, origin: str) -> bool:
-            started = time.monotonic()
-            try:
-                socket = await connect(
-                    url,
-                    origin=origin,
-                    additional_headers={"Cookie": f"sessionid={session_key}"},
-                    ping_interval=None,
-                    open_timeout=HANDSHAKE_TIMEOUT,
-                    max_queue=None,
-                )
-                hello = json.loads(await asyncio.wait_for(socket.recv(), HANDSHAKE_TIMEOUT))
-            except InvalidStatus as refused:
-                failures[f"http_{refused.response.status_code}"] += 1
-                return False
-            except TimeoutError:
-                failures["timeout"] += 1
-                return False
-            except ConnectionClosed as closed:
-                failures[f"closed_{closed.rcvd.code if closed.rcvd else 1006}"] += 1
-                return False
-            except (OSError, InvalidHandshake) as error:  # refused, reset, or closed mid-handshake
-                failures[type(error).__name__] += 1
-                return False
-            handshake_seconds.append(time.monotonic() - started)
-            if hello.get("type") != "hello" or hello.get("user_id") != user_id:
-                self.foreign.append(hello)
-            self.sockets[user_id] = socket
-            reader = asyncio.create_task(self._read(user_id, socket))
-            self.readers.add(reader)
-            reader.add_done_callback(self.readers.discard)
-            return True
+                    return
+                handshake_seconds.append(time.monotonic() - started)
+                self._track(user_id, socket, hello)
 
         started = time.time()
         await asyncio.gather(*(one(*client) for client in clients))
@@ -89,6 +88,53 @@ class LoadGenerator:
             "handshake_seconds": handshake_seconds,
         }
 
+    async def _open(self, user_id: int, url: str, origin: str) -> tuple[object, dict]:
+        """One handshake, done once the server's hello arrived; HandshakeFailed says how it failed."""
+        try:
+            socket = await connect(
+                url,
+                origin=origin,
+                additional_headers={"Cookie": f"sessionid={self.sessions[user_id]}"},
+                ping_interval=None,
+                open_timeout=HANDSHAKE_TIMEOUT,
+                max_queue=None,
+            )
+            hello = json.loads(await asyncio.wait_for(socket.recv(), HANDSHAKE_TIMEOUT))
+        except InvalidStatus as refused:
+            raise HandshakeFailed(f"http_{refused.response.status_code}") from None
+        except TimeoutError:
+            raise HandshakeFailed("timeout") from None
+        except ConnectionClosed as closed:
+            raise HandshakeFailed(f"closed_{closed.rcvd.code if closed.rcvd else 1006}") from None
+        except (OSError, InvalidHandshake) as error:  # refused, reset, or closed mid-handshake
+            raise HandshakeFailed(type(error).__name__) from None
+        return socket, hello
+
+    def _track(self, user_id: int, socket, hello: dict) -> None:
+        if hello.get("type") != "hello" or hello.get("user_id") != user_id:
+            self.foreign.append(hello)
+        self.sockets[user_id] = socket
+        _spawn(self._read(user_id, socket), self.readers)
+
+    async def _come_back(self, user_id: int) -> None:
+        """What the page does when its socket drops: back off, reconnect to the next target, resume."""
+        attempt = 0
+        while True:
+            await asyncio.sleep(random.uniform(0, min(PAGE_BACKOFF_CAP, PAGE_BACKOFF_BASE * 2**attempt)))
+            url, origin = self.reconnect_targets[attempt % len(self.reconnect_targets)]
+            attempt += 1
+            try:
+                socket, hello = await self._open(user_id, f"{url}?after={self.last_seq.get(user_id, 0)}", origin)
+            except HandshakeFailed as failure:
+                self.reconnect_failures[failure.kind] += 1
+                if failure.kind in {f"closed_{code}" for code in PAGE_STOP_CODES}:
+                    return  # signed out: the page stops retrying (and this client never counts as back)
+                continue
+            self.reconnects += 1
+            self.reconnecting.discard(user_id)
+            self._track(user_id, socket, hello)
+            return
+
     async def _read(self, user_id: int, socket) -> None:
         try:
             async for raw in socket:
@@ -97,6 +143,7 @@ class LoadGenerator:
                 if frame["type"] == "notification":
                     order = frame["order"]
                     self.received.append([user_id, order["id"], order["version"], frame["seq"], received_at])
+                    self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), frame["seq"])
                 elif frame["type"] in ("order_changed", "hello"):
                     self.foreign.append(frame)  # staff news, or a second hello, on a customer's socket
         except ConnectionClosed:
@@ -104,12 +151,18 @@ class LoadGenerator:
         finally:
             self.sockets.pop(user_id, None)
             self.close_codes[socket.close_code] += 1
+            if self.reconnect_targets and not self.closing and socket.close_code not in PAGE_STOP_CODES:
+                self.reconnecting.add(user_id)
+                _spawn(self._come_back(user_id), self.comebacks)
 
     def stats(self) -> dict:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "open": len(self.sockets),
             "close_codes": {str(code): count for code, count in self.close_codes.items()},
+            "reconnects": self.reconnects,
+            "reconnecting": len(self.reconnecting),
+            "reconnect_failures": dict(self.reconnect_failures),
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "max_rss_kb": usage.ru_maxrss,
         }
@@ -120,9 +173,19 @@ class LoadGenerator:
         return {"received": received, "foreign": foreign}
 
     async def close(self) -> dict:
+        self.closing = True
+        for task in list(self.comebacks):
+            task.cancel()
         sockets = list(self.sockets.values())
         await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
         return {"closed": len(sockets)}
+
+
+def _spawn(coroutine, tasks: set) -> None:
+    """Run `coroutine` as a task, held in `tasks` until it is done (the loop keeps only weak references)."""
+    task = asyncio.create_task(coroutine)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 async def main() -> None:
@@ -135,6 +198,9 @@ async def main() -> None:
         match command.pop("cmd"):
             case "connect":
                 reply = await generator.connect(**command)
+            case "reconnect_to":
+                generator.reconnect_targets = command["targets"]
+                reply = {}
             case "stats":
                 reply = generator.stats()
             case "collect":

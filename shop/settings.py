@@ -269,6 +269,8 @@ NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
 NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 4096
 NOTIFICATION_SOCKET_RATE_LIMIT = env.str("NOTIFICATION_SOCKET_RATE_LIMIT", default="10/second;120/minute")
 NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES = 20
+# WebSocket handshakes set up at once per process; the rest wait in line (notifications.middleware.ConnectGate).
+NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT", default=32)
 
 # --- Demo order simulation (Celery) ------------------------------------------------
 

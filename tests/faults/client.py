@@ -120,6 +120,16 @@ async def wait_until(predicate, *, deadline: float, interval: float = 0.1, descr
     return time.monotonic() - start
 
 
+def wait_until_sync(predicate, *, deadline: float, interval: float = 0.1, describe=None) -> float:
+    """wait_until for synchronous tests (ones that use the database directly)."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > deadline:
+            raise AssertionError(f"condition not met within {deadline}s" + (f": {describe()}" if describe else ""))
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
 async def wait_until_async(predicate, *, deadline: float, interval: float = 0.2) -> float:
     """Like wait_until, for a predicate that must be awaited (a database check in a thread)."""
     start = time.monotonic()

@@ -1,0 +1,85 @@
+"""ASGI middleware for the WebSocket stack (wired in shop/asgi.py)."""
+
+import asyncio
+import weakref
+
+from django.conf import settings
+
+
+class ConnectGate:
+    """At most NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT handshakes at work per process; the rest wait in line.
+
+    Why: setting a socket up costs a few milliseconds of this process's CPU (session, user,
+    groups, backlog). When thousands of pages reconnect at once (a web process died, a
+    deploy), every handshake started at once would share the CPU and each would finish
+    only after all of them had: past daphne's connect timeout, so all are refused, they
+    all retry, and no one ever gets in (measured: 20 of 5,000 back after 7 minutes;
+    docs/reliability.md). In line, first come first served, the early ones finish at
+    full speed; the ones daphne gives up on while waiting are refused (the page backs off
+    and retries) and leave the line without having cost a database query.
+
+    A handshake is at work from the moment it leaves the line until the application
+    closes the socket or sends its first frame (for the NotificationConsumer: `hello`,
+    after the backlog query).
+    """
+
+    def __init__(self, app):
+        self.app = app
+        # One line per event loop (tests run many loops in one process).
+        self._lines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _line(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        line = self._lines.get(loop)
+        if line is None:
+            line = self._lines[loop] = asyncio.Semaphore(settings.NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT)
+        return line
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        line = self._line()
+        connect = await receive()  # websocket.connect
+        # Before the handshake is accepted the only other message there can be is websocket.disconnect:
+        # the client left, or daphne refused it for waiting longer than its connect timeout.
+        next_message = asyncio.ensure_future(receive())
+        turn = asyncio.ensure_future(line.acquire())
+        try:
+            await asyncio.wait({next_message, turn}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            next_message.cancel()
+            turn.cancel()  # a semaphore gives back a turn it had granted when cancelled
+            raise
+        if next_message.done():
+            if not turn.cancel():  # too late: the turn was ours already
+                line.release()
+            return  # gone while waiting: nothing to set up
+        await self._in_turn(line, connect, next_message, scope, receive, send)
+
+    async def _in_turn(self, line, connect, next_message, scope, receive, send):
+        released = False
+
+        def release():
+            nonlocal released
+            if not released:
+                released = True
+                line.release()
+
+        unread = [connect, next_message]  # a message, then the future of the one after it
+
+        async def receive_in_order():
+            if unread:
+                message = unread.pop(0)
+                return await message if isinstance(message, asyncio.Future) else message
+            return await receive()
+
+        async def send_and_release(message):
+            await send(message)
+            if message["type"] in ("websocket.send", "websocket.close"):
+                release()
+
+        try:
+            await self.app(scope, receive_in_order, send_and_release)
+        finally:
+            release()
+            next_message.cancel()  # still pending only if the application never read it
