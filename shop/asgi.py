@@ -1,4 +1,5 @@
 """The protocol router: Django for HTTP, the notification consumer for WebSocket."""
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -6,6 +7,17 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 # Set up Django before importing anything that touches models.
 django_asgi_app = get_asgi_application()
+
+from django.conf import settings  # noqa: E402
+
+# A web process holds thousands of long-lived sockets, a couple of hundred tracked objects each. With
+# CPython's default thresholds a connect storm set off a full collection every time the heap grew by a
+# quarter, each one a stop-the-world pass over every object: 21 of them, up to 2 s each, for 10,000 sockets
+# (docs/performance.md). Young collections 70x rarer promote far less to the old generation, so full ones
+# become rare. What start-up made (Django, URLconf, models) lives as long as the process: frozen out of
+# every collection.
+gc.set_threshold(*settings.WEB_GC_THRESHOLDS)
+gc.freeze()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

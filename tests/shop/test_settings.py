@@ -88,3 +88,11 @@ def test_redis_url_switches_to_the_redis_layer_and_broker():
     assert '"db": "django.db.backends.postgresql"' in result.stdout
     assert '"hosts": ["shop.example.com", "www.shop.example.com"]' in result.stdout
     assert '"debug": false' in result.stdout
+
+
+def test_the_web_process_collects_garbage_with_the_configured_thresholds_and_start_up_frozen():
+    script = "import gc, shop.asgi; print(gc.get_threshold(), gc.get_freeze_count() > 10_000)"
+    environment = clean_env({"DEBUG": "true", "WEB_GC_THRESHOLDS": "20000,15,12"})
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(20000,", "15,", "12)", "True"]
