@@ -71,5 +71,6 @@ def _valid_quantities(stored) -> dict[str, int]:
     return {
         pk: quantity
         for pk, quantity in stored.items()
-        if isinstance(pk, str) and pk.isdigit() and type(quantity) is int and quantity > 0
+        # isascii() too: str.isdigit() accepts "²" and other digits int() refuses (found by tests/shop/test_form_fuzz.py).
+        if isinstance(pk, str) and pk.isascii() and pk.isdigit() and type(quantity) is int and quantity > 0
     }
