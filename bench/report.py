@@ -44,7 +44,7 @@ def results_markdown(report: dict) -> str:
             f"| {storm['handshakes_per_second']:.0f} | {storm['http_5xx']} / {other_failures} "
             f"| {hold['open_at_end']:,} after {hold['seconds']:.0f} s | {hold['kb_per_socket']:.1f} "
             f"| {ms.get('p50', 0):.1f} / {ms.get('p95', 0):.1f} / {ms.get('p99', 0):.1f} / {ms.get('max', 0):.1f} "
-            f"at {latency['achieved_rate']:.0f}/s "
+            f"at {latency['achieved_rate']:.0f}/s (trigger CPU {latency.get('trigger_cpu_ms_per_change', 0):.1f} ms/change) "
             f"| {burst['size']:,} in {_seconds(burst['commit_to_last_received_seconds'])} "
             f"(bulk action {burst['bulk_action_seconds']:.1f} s) "
             f"| {burst['notifications_per_second']:,.0f} | {latency['lost'] + burst['lost']} "
