@@ -222,9 +222,9 @@ def channel_layers_config(redis_url: str, backend: str, prefix: str) -> dict:
     }
 
 
-# "core" (RedisChannelLayer, the default) or "pubsub" (RedisPubSubChannelLayer):
-# docs/performance.md compares the two and says why core is the default.
-CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="core")
+# "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer):
+# docs/performance.md compares the two and says why pub/sub is the default.
+CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
 CHANNEL_LAYERS = channel_layers_config(
     REDIS_URL, CHANNEL_LAYER_BACKEND, prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop")
 )

@@ -53,6 +53,7 @@ class Cluster:
         self.env = server_env(
             REDIS_URL=redis.url,
             CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
+            CHANNEL_LAYER_BACKEND=settings.CHANNEL_LAYER_BACKEND,  # the layer this run tests (env)
             CELERY_QUEUE=self.queue,
             # Quick sweeps and quick redelivery, so the tests take seconds rather than minutes.
             NOTIFICATION_REPUBLISH_AFTER="1",
@@ -98,7 +99,7 @@ def cluster(private_redis, tmp_path, e2e_static_root, django_db_setup, settings)
     """Processes on the private Redis; the test process publishes there too."""
     # The servers' own layer settings: a sender enforces the layer's capacity, so a test process
     # with channels_redis's defaults (capacity 100) would drop what the servers would deliver.
-    settings.CHANNEL_LAYERS = channel_layers_config(private_redis.url, "core", LAYER_PREFIX)
+    settings.CHANNEL_LAYERS = channel_layers_config(private_redis.url, settings.CHANNEL_LAYER_BACKEND, LAYER_PREFIX)
     cluster = Cluster(private_redis, tmp_path, e2e_static_root)
     yield cluster
     cluster.stop()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def private_redis(tmp_path, settings):
     server = RedisServer(tmp_path).start()
-    settings.CHANNEL_LAYERS = channel_layers_config(server.url, "core", prefix="redis-loss")
+    settings.CHANNEL_LAYERS = channel_layers_config(server.url, settings.CHANNEL_LAYER_BACKEND, prefix="redis-loss")
     yield server
     server.stop()
 

@@ -1,9 +1,10 @@
 """The outbox: a notification exists if and only if the change committed, and is published after commit."""
 
+import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
@@ -34,36 +35,49 @@ DEAD_REDIS = {
 
 
 class GroupListener:
-    """A real channel on the real layer, subscribed to a group, to see what was published."""
+    """A real channel on the real layer, subscribed to a group, to see what was published.
 
-    def __init__(self, group):
+    It lives on an event loop that runs in a thread of its own for the whole test, as a web
+    process's sockets do: on the pub/sub layer a subscription belongs to the loop that made it.
+    """
+
+    def __init__(self, group: str, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(group, self.channel)
+        self.channel = self._run(self.layer.new_channel())
+        self._run(self.layer.group_add(group, self.channel))
+
+    def _run(self, coroutine, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def receive(self, timeout=5):
-        async def receive():
-            import asyncio
-
-            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
-
-        return async_to_sync(receive)()
+        return self._run(asyncio.wait_for(self.layer.receive(self.channel), timeout), timeout + 5)
 
     def receive_nothing(self, timeout=0.3):
-        import asyncio
-
         try:
             self.receive(timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         return False
 
 
+@pytest.fixture
+def listen():
+    """`listen(group)`: a GroupListener on this test's listening loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield lambda group: GroupListener(group, loop)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()  # the pub/sub layer hooks this to drop its subscriptions on this loop
+
+
 def test_committed_status_change_records_one_notification_and_publishes_it_after_commit(
-    customer, staff, django_capture_on_commit_callbacks
+    listen, customer, staff, django_capture_on_commit_callbacks
 ):
     order = place_order(customer=customer)
-    listener = GroupListener(user_group(customer.pk))
+    listener = listen(user_group(customer.pk))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
@@ -157,11 +171,11 @@ def test_concurrent_transactions_for_one_customer_get_distinct_consecutive_seqs(
 
 
 def test_bulk_change_of_n_orders_gives_n_notifications_published_in_one_batch(
-    staff, django_capture_on_commit_callbacks
+    listen, staff, django_capture_on_commit_callbacks
 ):
     customers = [UserFactory() for _ in range(5)]
     orders = [place_order(customer=customer, status=OrderStatus.PROCESSING) for customer in customers]
-    listeners = {customer.pk: GroupListener(user_group(customer.pk)) for customer in customers}
+    listeners = {customer.pk: listen(user_group(customer.pk)) for customer in customers}
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         orders_transition_bulk(order_ids=[order.pk for order in orders], to_status=OrderStatus.SHIPPED, actor=staff)
@@ -183,9 +197,11 @@ def test_skipped_orders_in_a_bulk_change_get_no_notification(staff):
     assert Notification.objects.filter(recipient=shippable.customer, payload__order__status="shipped").count() == 1
 
 
-def test_staff_group_hears_every_orders_change_with_who_made_it(staff, customer, django_capture_on_commit_callbacks):
+def test_staff_group_hears_every_orders_change_with_who_made_it(
+    listen, staff, customer, django_capture_on_commit_callbacks
+):
     order = place_order(customer=customer)
-    staff_listener = GroupListener(STAFF_GROUP)
+    staff_listener = listen(STAFF_GROUP)
     with django_capture_on_commit_callbacks(execute=True):
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
     message = staff_listener.receive()
@@ -212,14 +228,14 @@ def test_publish_failure_keeps_the_change_and_leaves_the_row_for_the_sweeper(
     assert "the sweeper will retry" in caplog.text
 
 
-def test_sweeper_publishes_what_was_left_unpublished(customer, settings, django_capture_on_commit_callbacks):
+def test_sweeper_publishes_what_was_left_unpublished(listen, customer, settings, django_capture_on_commit_callbacks):
     order = place_order(customer=customer)
     real_layers = settings.CHANNEL_LAYERS
     settings.CHANNEL_LAYERS = DEAD_REDIS
     with django_capture_on_commit_callbacks(execute=True):
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
     settings.CHANNEL_LAYERS = real_layers
-    listener = GroupListener(user_group(customer.pk))
+    listener = listen(user_group(customer.pk))
 
     assert notifications_publish_pending(older_than=timedelta(minutes=1)) == 0  # too recent to be abandoned
     assert notifications_publish_pending(older_than=timedelta(0)) == 1
@@ -249,9 +265,11 @@ def test_nested_batches_publish_once_from_the_outermost(customer, django_capture
     assert len(callbacks) == 1
 
 
-def test_mark_read_one_and_all_tells_every_socket_the_new_unread_count(customer, django_capture_on_commit_callbacks):
+def test_mark_read_one_and_all_tells_every_socket_the_new_unread_count(
+    listen, customer, django_capture_on_commit_callbacks
+):
     place_order(customer=customer, status=OrderStatus.SHIPPED)  # three notifications
-    listener = GroupListener(user_group(customer.pk))
+    listener = listen(user_group(customer.pk))
 
     with django_capture_on_commit_callbacks(execute=True):
         assert notifications_mark_read(user_id=customer.pk, seq=2) == 2

@@ -82,7 +82,7 @@ def test_redis_url_switches_to_the_redis_layer_and_broker():
          "ALLOWED_HOSTS": "shop.example.com,www.shop.example.com"}
     )
     assert result.returncode == 0, result.stderr
-    assert '"layer": "channels_redis.core.RedisChannelLayer"' in result.stdout
+    assert '"layer": "channels_redis.pubsub.RedisPubSubChannelLayer"' in result.stdout
     assert '"eager": false' in result.stdout
     assert '"broker": "redis://127.0.0.1:6379/3"' in result.stdout
     assert '"db": "django.db.backends.postgresql"' in result.stdout
