@@ -51,3 +51,13 @@ def test_dockerfile_installs_the_pinned_requirements():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install -r requirements.txt" in dockerfile
     assert "FROM python:3.11" in dockerfile
+
+
+def test_daphne_closes_sockets_after_the_lifetime_the_settings_use():
+    """WEBSOCKET_LIFETIME reaches both the settings (group expiry) and daphne's --websocket_timeout."""
+    services = load_compose()["services"]
+    web = services["web"]["command"]
+    lifetime = web[web.index("--websocket_timeout") + 1]
+    assert lifetime == services["web"]["environment"]["WEBSOCKET_LIFETIME"] == "${WEBSOCKET_LIFETIME:-86400}"
+    procfile_web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    assert "--websocket_timeout ${WEBSOCKET_LIFETIME:-86400}" in procfile_web
