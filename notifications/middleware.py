@@ -48,11 +48,10 @@ class ConnectGate:
             await asyncio.wait({next_message, turn}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             next_message.cancel()
-            turn.cancel()  # a semaphore gives back a turn it had granted when cancelled
+            _leave_line(line, turn)
             raise
         if next_message.done():
-            if not turn.cancel():  # too late: the turn was ours already
-                line.release()
+            _leave_line(line, turn)
             return  # gone while waiting: nothing to set up
         await self._in_turn(line, connect, next_message, scope, receive, send)
 
@@ -83,3 +82,10 @@ class ConnectGate:
         finally:
             release()
             next_message.cancel()  # still pending only if the application never read it
+
+
+def _leave_line(line: asyncio.Semaphore, turn: asyncio.Future) -> None:
+    """Give up a place in line, or the turn itself if it was already granted."""
+    if not turn.cancel():  # done: the turn was ours
+        line.release()
+    # Cancelled while being granted, Semaphore.acquire gives the turn back itself.

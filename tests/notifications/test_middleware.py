@@ -122,3 +122,21 @@ async def test_the_limit_holds_for_the_shops_own_stack(app):
     assert (await communicator.receive_output())["code"] == 4401
     stack = application.application_mapping["websocket"]
     assert isinstance(stack.application, ConnectGate)
+
+
+async def test_a_handshake_cancelled_while_waiting_gives_its_place_back_and_no_more(app):
+    a = await app.tab("/a")
+    b = await app.tab("/b")
+    await settle()
+    b.future.cancel()  # daphne kills an application that outlives its connection
+    await settle()
+
+    app.tell("/a", ACCEPT, FIRST_FRAME)
+    c = await app.tab("/c")
+    d = await app.tab("/d")
+    await settle()
+    assert app.started == ["/a", "/c"]  # still one at a time
+    await app.finish(a, c)
+    await settle()
+    assert app.started == ["/a", "/c", "/d"]
+    await app.finish(d)
