@@ -6,6 +6,13 @@ anything. So one task per process pings Redis; when it stops answering, or answe
 with a new run id (a restart), this process's sockets are closed with 4012. Each
 page reconnects with backoff and resumes with ?after=<seq>, which replays from the
 database everything it missed.
+
+On the pub/sub layer (the default) there is a second way to miss messages: Redis
+delivers a PUBLISH only to connections subscribed at that moment, so whatever was
+published while this process's subscriber connection was down and reconnecting (a
+network blip, Redis dropping a subscriber whose output buffer overflowed) is gone,
+though Redis itself never went away. Every reconnect of that connection closes this
+process's sockets with 4012 too, so their pages resume from the database.
 """
 
 import asyncio
@@ -24,9 +31,13 @@ _watcher: asyncio.Task | None = None
 
 
 def watch(consumer) -> None:
-    """Close `consumer` (with 4012) if the layer's Redis is lost or restarts while it is open."""
+    """Close `consumer` (with 4012) if the layer's Redis is lost or restarts while it is open.
+
+    Call it once the consumer has joined its groups (so a pub/sub layer has its subscriber connection).
+    """
     _sockets.add(consumer)
     _ensure_watching()
+    _watch_subscriber_reconnects(consumer.channel_layer)
 
 
 def unwatch(consumer) -> None:
@@ -64,6 +75,29 @@ async def _watch(address: str) -> None:
                 await _close_all("lost" if run_id is None else "restarted")
             known_run_id = run_id
         await asyncio.sleep(settings.CHANNEL_LAYER_WATCH_INTERVAL)
+
+
+class _SubscriberReconnects:
+    """The connect callback for pub/sub subscriber connections (redis-py keeps it by weak reference)."""
+
+    def on_connect(self, connection) -> None:
+        # Registered only once the connection was up, so every call is a reconnect. Closing runs in
+        # a task of its own: this is called inside redis-py's connect, before it resubscribes.
+        asyncio.get_running_loop().create_task(_close_all("subscriber connection reconnected"))
+
+
+_subscriber_reconnects = _SubscriberReconnects()
+
+
+def _watch_subscriber_reconnects(layer) -> None:
+    # channels_redis 4.3's RedisPubSubChannelLayer: one RedisPubSubLoopLayer per event loop, one
+    # subscriber connection per shard. Private attributes of pinned versions, guarded by
+    # tests/faults/test_subscriber_reconnect.py; the core layer (no such connection) is left alone.
+    loop_layer = getattr(layer, "_layers", {}).get(asyncio.get_running_loop())
+    for shard in getattr(loop_layer, "_shards", ()):
+        connection = shard._pubsub.connection if shard._pubsub is not None else None
+        if connection is not None:
+            connection.register_connect_callback(_subscriber_reconnects.on_connect)  # once: it ignores repeats
 
 
 async def _close_all(what: str) -> None:

@@ -11,9 +11,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.test import Client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from orders.models import OrderStatus
+from tests.factories import UserFactory, place_order
 from tests.live.servers import in_own_thread
 
 STOP_CODES = {4401, 4403}
@@ -108,6 +111,18 @@ class ResilientClient:
                 return
             self.last_seq = frame["seq"]
             self.delivered.append(frame["seq"])
+
+
+def customers_with_sessions(count: int):
+    """`count` customers with a paid order each (notification seq 1) and a session the servers accept."""
+    customers = [UserFactory() for _ in range(count)]
+    orders = {c.pk: place_order(customer=c, status=OrderStatus.PAID) for c in customers}
+    sessions = {}
+    for customer in customers:
+        client = Client()
+        client.force_login(customer)
+        sessions[customer.pk] = client.cookies["sessionid"].value
+    return orders, sessions
 
 
 async def wait_until(predicate, *, deadline: float, interval: float = 0.1, describe=None) -> float:

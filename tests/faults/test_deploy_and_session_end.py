@@ -4,13 +4,11 @@ import asyncio
 import signal
 import time
 
-from django.test import Client
-
 from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
-from tests.factories import UserFactory, place_order
-from tests.faults.client import ResilientClient, in_thread, wait_until
+from tests.factories import UserFactory
+from tests.faults.client import ResilientClient, customers_with_sessions, in_thread, wait_until
 from tests.faults.conftest import record
 from tests.live.clients import Browser
 from tests.live.servers import live_db
@@ -18,17 +16,6 @@ from tests.live.servers import live_db
 pytestmark = [live_db, requires_postgres(), requires_redis()]
 
 CUSTOMERS = 8
-
-
-def customers_with_sessions(count: int):
-    customers = [UserFactory() for _ in range(count)]
-    orders = {c.pk: place_order(customer=c, status=OrderStatus.PAID) for c in customers}
-    sessions = {}
-    for customer in customers:
-        client = Client()
-        client.force_login(customer)
-        sessions[customer.pk] = client.cookies["sessionid"].value
-    return orders, sessions
 
 
 async def test_sigterm_on_a_web_process_sends_clients_to_the_other_one_with_nothing_lost(cluster):
