@@ -45,8 +45,10 @@ def test_five_thousand_clients_dropped_at_once_all_come_back_with_the_pages_back
         stats = {}
 
         def all_back() -> bool:
+            # Every client reconnected at least once (one may drop again on this busy box and
+            # reconnect twice), and every one of them is open now.
             stats.update(generators.stats())
-            return stats["reconnects"] == STORM_CLIENTS and stats["open"] == STORM_CLIENTS
+            return stats["reconnects"] >= STORM_CLIENTS and stats["open"] == STORM_CLIENTS and not stats["reconnecting"]
 
         wait_until_sync(all_back, deadline=ALL_BACK_DEADLINE, interval=1.0, describe=lambda: stats)
         seconds_to_all_back = time.monotonic() - killed_at
@@ -59,7 +61,6 @@ def test_five_thousand_clients_dropped_at_once_all_come_back_with_the_pages_back
     failures = stats["reconnect_failures"]
     http_5xx = {kind: count for kind, count in failures.items() if kind.startswith("http_5")}
     assert http_5xx == {}
-    assert stats["reconnecting"] == 0
     assert (burst["received"], burst["lost"], burst["duplicates"], burst["foreign_frames"]) == (STORM_CLIENTS, 0, 0, 0)
 
     record(
