@@ -69,7 +69,7 @@ class LoadGenerator:
             async with gate:
                 started = time.monotonic()
                 try:
-                    socket, hello = await self._open(user_id, url, origin)
+                    socket, hello = await self._handshake(user_id, url, origin)
                 except HandshakeFailed as failure:
                     failures[failure.kind] += 1
                     failed.append(user_id)
@@ -89,7 +89,8 @@ class LoadGenerator:
         }
 
     async def _open(self, user_id: int, url: str, origin: str) -> tuple[object, dict]:
-        """One handshake, done once the server's hello arrived; HandshakeFailed says how it failed."""
+        """One handshake, done once the server's hello arrived."""
+        socket = None
         try:
             socket = await connect(
                 url,
@@ -100,6 +101,16 @@ class LoadGenerator:
                 max_queue=None,
             )
             hello = json.loads(await asyncio.wait_for(socket.recv(), HANDSHAKE_TIMEOUT))
+        except BaseException:
+            if socket is not None:  # open, but no hello: do not leave it behind
+                await asyncio.shield(socket.close())
+            raise
+        return socket, hello
+
+    async def _handshake(self, user_id: int, url: str, origin: str) -> tuple[object, dict]:
+        """`_open`, with its failures told apart for the report."""
+        try:
+            return await self._open(user_id, url, origin)
         except InvalidStatus as refused:
             raise HandshakeFailed(f"http_{refused.response.status_code}") from None
         except TimeoutError:
@@ -108,11 +119,12 @@ class LoadGenerator:
             raise HandshakeFailed(f"closed_{closed.rcvd.code if closed.rcvd else 1006}") from None
         except (OSError, InvalidHandshake) as error:  # refused, reset, or closed mid-handshake
             raise HandshakeFailed(type(error).__name__) from None
-        return socket, hello
 
     def _track(self, user_id: int, socket, hello: dict) -> None:
         if hello.get("type") != "hello" or hello.get("user_id") != user_id:
             self.foreign.append(hello)
+        elif isinstance(hello.get("last_seq"), int):  # as the page does: resume from where the server said it was
+            self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), hello["last_seq"])
         self.sockets[user_id] = socket
         _spawn(self._read(user_id, socket), self.readers)
 
@@ -124,7 +136,7 @@ class LoadGenerator:
             url, origin = self.reconnect_targets[attempt % len(self.reconnect_targets)]
             attempt += 1
             try:
-                socket, hello = await self._open(user_id, f"{url}?after={self.last_seq.get(user_id, 0)}", origin)
+                socket, hello = await self._handshake(user_id, f"{url}?after={self.last_seq.get(user_id, 0)}", origin)
             except HandshakeFailed as failure:
                 self.reconnect_failures[failure.kind] += 1
                 if failure.kind in {f"closed_{code}" for code in PAGE_STOP_CODES}:

@@ -53,35 +53,48 @@ class ConnectGate:
         if next_message.done():
             _leave_line(line, turn)
             return  # gone while waiting: nothing to set up
-        await self._in_turn(line, connect, next_message, scope, receive, send)
-
-    async def _in_turn(self, line, connect, next_message, scope, receive, send):
-        released = False
-
-        def release():
-            nonlocal released
-            if not released:
-                released = True
-                line.release()
-
-        unread = [connect, next_message]  # a message, then the future of the one after it
-
-        async def receive_in_order():
-            if unread:
-                message = unread.pop(0)
-                return await message if isinstance(message, asyncio.Future) else message
-            return await receive()
-
-        async def send_and_release(message):
-            await send(message)
-            if message["type"] in ("websocket.send", "websocket.close"):
-                release()
-
+        # This frame lives as long as the socket (hours, at thousands per process): it keeps only `gated`.
+        gated = _GatedSocket(line, [connect, next_message], receive, send)
+        del connect, next_message, turn
         try:
-            await self.app(scope, receive_in_order, send_and_release)
+            await self.app(scope, gated.receive, gated.send)
         finally:
-            release()
-            next_message.cancel()  # still pending only if the application never read it
+            gated.close()
+
+
+class _GatedSocket:
+    """The application's receive and send while its handshake holds a turn: the turn ends at the first frame or close."""
+
+    __slots__ = ("line", "unread", "_receive", "_send")
+
+    def __init__(self, line: asyncio.Semaphore, unread: list, receive, send):
+        self.line = line
+        self.unread = unread  # the connect message, then the future of the message after it
+        self._receive = receive
+        self._send = send
+
+    async def receive(self):
+        if self.unread:
+            message = self.unread.pop(0)
+            return await message if isinstance(message, asyncio.Future) else message
+        return await self._receive()
+
+    async def send(self, message):
+        await self._send(message)
+        if message["type"] in ("websocket.send", "websocket.close"):
+            self.release()
+
+    def release(self) -> None:
+        if self.line is not None:
+            self.line.release()
+            self.line = None
+
+    def close(self) -> None:
+        self.release()
+        for message in self.unread:
+            if isinstance(message, asyncio.Future):
+                message.cancel()  # the application never read it
+        self.unread.clear()
 
 
 def _leave_line(line: asyncio.Semaphore, turn: asyncio.Future) -> None:

@@ -17,6 +17,7 @@ from django.conf import settings  # noqa: E402
 # become rare. What start-up made (Django, URLconf, models) lives as long as the process: frozen out of
 # every collection.
 gc.set_threshold(*settings.WEB_GC_THRESHOLDS)
+gc.collect()  # so no start-up garbage is frozen with the rest
 gc.freeze()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
