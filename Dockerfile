@@ -18,5 +18,6 @@ RUN useradd --create-home shop
 USER shop
 
 EXPOSE 8000
-# A listen backlog of 2048 (twisted's default is 50) so a reconnect storm after a deploy is queued, not dropped.
-CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=2048", "--proxy-headers", "shop.asgi:application"]
+# A listen backlog of 2048 (twisted's default is 50) so a reconnect storm after a deploy is queued, not dropped;
+# WEBSOCKET_LIFETIME is also the settings' (through sh, and exec so daphne gets the signals).
+CMD ["sh", "-c", "exec daphne -e tcp:port=8000:interface=0.0.0.0:backlog=2048 --proxy-headers --websocket_timeout ${WEBSOCKET_LIFETIME:-86400} shop.asgi:application"]

@@ -54,10 +54,12 @@ def test_dockerfile_installs_the_pinned_requirements():
 
 
 def test_daphne_closes_sockets_after_the_lifetime_the_settings_use():
-    """WEBSOCKET_LIFETIME reaches both the settings (group expiry) and daphne's --websocket_timeout."""
+    """WEBSOCKET_LIFETIME reaches both the settings (group expiry) and daphne's --websocket_timeout, wherever it runs."""
     services = load_compose()["services"]
     web = services["web"]["command"]
     lifetime = web[web.index("--websocket_timeout") + 1]
     assert lifetime == services["web"]["environment"]["WEBSOCKET_LIFETIME"] == "${WEBSOCKET_LIFETIME:-86400}"
     procfile_web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    assert "--websocket_timeout ${WEBSOCKET_LIFETIME:-86400}" in procfile_web
+    image_web = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    for command in (procfile_web, image_web):
+        assert "--websocket_timeout ${WEBSOCKET_LIFETIME:-86400}" in command
