@@ -63,3 +63,15 @@ def test_daphne_closes_sockets_after_the_lifetime_the_settings_use():
     image_web = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
     for command in (procfile_web, image_web):
         assert "--websocket_timeout ${WEBSOCKET_LIFETIME:-86400}" in command
+
+
+def test_daphne_lets_a_reconnect_storm_wait_in_line_everywhere_it_runs():
+    """A deep listen backlog and a 30 s connect timeout: Procfile, image and compose alike (docs/reliability.md, 7)."""
+    web = load_compose()["services"]["web"]["command"]
+    assert web[web.index("--websocket_connect_timeout") + 1] == "${WEBSOCKET_CONNECT_TIMEOUT:-30}"
+    assert "backlog=2048" in web[web.index("-e") + 1]
+    procfile_web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    image_web = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    for command in (procfile_web, image_web):
+        assert "--websocket_connect_timeout ${WEBSOCKET_CONNECT_TIMEOUT:-30}" in command
+        assert ":backlog=2048" in command

@@ -158,7 +158,7 @@ async def socket_attempt(server, session_id: str) -> str:
         return f"close {closed.rcvd.code if closed.rcvd else None}"
     except (InvalidHandshake, OSError, TimeoutError) as error:
         # InvalidMessage: daphne dropped a handshake the application had not answered within its
-        # --websocket_connect_timeout (5 s), e.g. while waiting for a database connection.
+        # --websocket_connect_timeout, e.g. while waiting for a database connection.
         return type(error).__name__
 
 

@@ -216,8 +216,9 @@ def start_web_server(name: str, env: dict[str, str], workdir: Path, static_root:
         **env,
         "STATIC_ROOT": str(static_root),
     }
-    # As the Procfile runs it (listen backlog 2048), on a port the OS picks.
-    argv = [sys.executable, "-m", "daphne", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048", "shop.asgi:application"]
+    # As the Procfile runs it (listen backlog 2048, 30 s connect timeout), on a port the OS picks.
+    argv = [sys.executable, "-m", "daphne", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
+            "--websocket_connect_timeout", "30", "shop.asgi:application"]  # fmt: skip
     process = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:
         # Port 0: no race for a "free" port; daphne logs the one it got.
