@@ -177,7 +177,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # membership must outlive it, or a long-lived socket silently stops receiving.
 WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
 # The web process's garbage-collector thresholds (CPython's default: 700, 10, 10); see shop/asgi.py.
-WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[50_000, 20, 10]))
+WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_000, 5, 100]))
 
 
 def channel_layers_config(redis_url: str, backend: str, prefix: str) -> dict:
