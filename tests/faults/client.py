@@ -113,6 +113,20 @@ class ResilientClient:
             self.delivered.append(frame["seq"])
 
 
+def delivery_figures(clients, *, committed: int) -> dict:
+    """What a fault test records of its clients: committed vs shown once, and how the sockets went."""
+    clients = list(clients)
+    delivered = sum(len(c.delivered) for c in clients)
+    return {
+        "notifications_committed": committed,
+        "notifications_delivered": delivered,
+        "lost": committed - delivered,
+        "duplicate_frames_dropped_by_seq": sum(c.duplicates for c in clients),
+        "reconnects": sum(c.connects for c in clients) - len(clients),
+        "close_codes": sorted({code for c in clients for code in c.close_codes}, key=str),
+    }
+
+
 def customers_with_sessions(count: int):
     """`count` customers with a paid order each (notification seq 1) and a session the servers accept."""
     customers = [UserFactory() for _ in range(count)]

@@ -8,7 +8,7 @@ from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import UserFactory
-from tests.faults.client import ResilientClient, customers_with_sessions, in_thread, wait_until
+from tests.faults.client import ResilientClient, customers_with_sessions, delivery_figures, in_thread, wait_until
 from tests.faults.conftest import record
 from tests.live.clients import Browser
 from tests.live.servers import live_db
@@ -35,17 +35,13 @@ async def test_sigterm_on_a_web_process_sends_clients_to_the_other_one_with_noth
             await in_thread(order_transition, order_id=order.pk, to_status=status)
 
     back = await wait_until(lambda: all(c.delivered == [2, 3, 4] for c in clients.values()), deadline=30)
-    codes = sorted({code for c in clients.values() for code in c.close_codes}, key=str)
+    figures = delivery_figures(clients.values(), committed=3 * len(clients))
     for client in clients.values():
         await client.stop()
     record(
         "web_process_sigterm",
         clients=len(clients),
-        notifications_committed=3 * len(clients),
-        notifications_delivered=sum(len(c.delivered) for c in clients.values()),
-        lost=3 * len(clients) - sum(len(c.delivered) for c in clients.values()),
-        duplicate_frames_dropped_by_seq=sum(c.duplicates for c in clients.values()),
-        close_codes_seen=codes,
+        **figures,
         exit_code=old.process.process.returncode,
         seconds_from_sigterm_to_all_caught_up=round(time.monotonic() - stopped_at, 2),
         seconds_waited_for_delivery=round(back, 2),
@@ -54,7 +50,7 @@ async def test_sigterm_on_a_web_process_sends_clients_to_the_other_one_with_noth
     assert all(c.connects == 2 for c in clients.values())  # each moved to the new process once
     # daphne 4.2 drops the sockets (1006) rather than sending the consumer's 4001; either way the
     # page reconnects elsewhere and resumes. What must never happen is a crash close.
-    assert set(codes) <= {1006, 4001}
+    assert set(figures["close_codes"]) <= {1006, 4001}
 
 
 async def test_logout_closes_the_users_sockets_on_every_process_within_a_second(cluster, servers_user):

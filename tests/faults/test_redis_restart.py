@@ -15,7 +15,7 @@ from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import UserFactory, place_order
-from tests.faults.client import ResilientClient, in_thread, wait_until, wait_until_async
+from tests.faults.client import ResilientClient, delivery_figures, in_thread, wait_until, wait_until_async
 from tests.faults.conftest import record
 from tests.live.servers import live_db
 
@@ -113,17 +113,13 @@ async def test_redis_restart_mid_stream_loses_nothing_and_duplicates_nothing(clu
         await client.stop()
 
     committed = sum(len(expected[pk]) - len(start_seqs[pk]) for pk in clients)
-    delivered = sum(len(c.delivered) for c in clients.values())
+    figures = delivery_figures(clients.values(), committed=committed)
+    delivered = figures["notifications_delivered"]
     record(
         "redis_restart",
         clients=len(clients),
         changes_committed=stream.committed,
-        notifications_committed=committed,
-        notifications_delivered=delivered,
-        lost=committed - delivered,
-        duplicate_frames_dropped_by_seq=sum(c.duplicates for c in clients.values()),
-        reconnects=sum(c.connects for c in clients.values()) - len(clients),
-        close_codes=sorted({code for c in clients.values() for code in c.close_codes}, key=str),
+        **figures,
         handshake_failures=sum((c.handshake_failures for c in clients.values()), start=Counter()),
         outage_seconds=OUTAGE,
         http_status_during_outage=probe.status_code,
@@ -135,5 +131,5 @@ async def test_redis_restart_mid_stream_loses_nothing_and_duplicates_nothing(clu
     assert probe.status_code == 200
     assert committed == delivered == stream.committed
     assert recovery < RECOVERY_DEADLINE
-    assert 1011 not in {code for c in clients.values() for code in c.close_codes}
+    assert 1011 not in figures["close_codes"]
     web.process.check_running()

@@ -16,7 +16,7 @@ from django.conf import settings
 from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
-from tests.faults.client import ResilientClient, customers_with_sessions, in_thread, wait_until
+from tests.faults.client import ResilientClient, customers_with_sessions, delivery_figures, in_thread, wait_until
 from tests.faults.conftest import record
 from tests.live.servers import live_db
 
@@ -63,11 +63,7 @@ async def test_a_dropped_subscriber_connection_makes_its_sockets_resume_so_nothi
         "subscriber_reconnect",
         customers=CUSTOMERS,
         subscriber_connections_killed=killed,
-        notifications_committed=2 * CUSTOMERS,
-        notifications_delivered=sum(len(c.delivered) for c in clients.values()),
-        lost=2 * CUSTOMERS - sum(len(c.delivered) for c in clients.values()),
-        duplicate_frames_dropped_by_seq=sum(c.duplicates for c in clients.values()),
-        close_codes=sorted({code for c in clients.values() for code in c.close_codes}, key=str),
+        **delivery_figures(clients.values(), committed=2 * CUSTOMERS),
         seconds_from_kill_to_all_caught_up=round(time.monotonic() - killed_at, 2),
         seconds_waited=round(caught_up, 2),
     )
