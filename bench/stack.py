@@ -40,6 +40,18 @@ SERVER_COMMANDS = {
 }  # fmt: skip
 
 
+def stop_process(popen: subprocess.Popen, deadline: float = STOP_DEADLINE) -> None:
+    """SIGTERM, then SIGKILL if it has not exited by the deadline (the test servers stop the same way)."""
+    if popen.poll() is not None:
+        return
+    popen.terminate()
+    try:
+        popen.wait(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait(timeout=deadline)
+
+
 @dataclass
 class Process:
     name: str
@@ -62,14 +74,7 @@ class Process:
             raise RuntimeError(f"{self.name} exited with {self.popen.returncode}; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=STOP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        stop_process(self.popen)
 
 
 @dataclass

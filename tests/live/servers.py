@@ -43,6 +43,7 @@ from django.db import connection, connections
 from django.utils.module_loading import import_string
 
 import shop.settings as production_settings
+from bench.stack import stop_process
 from tests.live.clients import Browser, SocketOpener
 from tests.factories import DEFAULT_PASSWORD, StaffFactory, UserFactory
 
@@ -134,14 +135,8 @@ class ManagedProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited by the deadline."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=STOP_DEADLINE)
+        if self.process is not None:
+            stop_process(self.process, STOP_DEADLINE)
 
 
 @dataclass
