@@ -35,7 +35,7 @@ from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderSta
 from shop.models import Product
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
-from tests.faults.client import ResilientClient, in_thread, wait_until, wait_until_async
+from tests.faults.client import ResilientClient, delivery_figures, in_thread, wait_until, wait_until_async
 from tests.faults.conftest import record
 from tests.live.clients import Browser, form_fields
 from tests.live.servers import live_db
