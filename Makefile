@@ -30,7 +30,7 @@ run: install
 ifdef REDIS_URL
 	PATH="$(abspath $(BIN)):$$PATH" HOST=$(HOST) WEB_PORT=$(WEB_PORT) $(BIN)/honcho --procfile Procfile start
 else
-	$(BIN)/daphne -b $(HOST) -p $(WEB_PORT) shop.asgi:application
+	$(BIN)/python -m shop.web -b $(HOST) -p $(WEB_PORT) shop.asgi:application
 endif
 
 test: install

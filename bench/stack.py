@@ -27,7 +27,7 @@ SERVER_COMMANDS = {
     # No access log on either server (-v 0 for daphne, --no-access-log for uvicorn): the bench
     # measures sockets, not log formatting (daphne writes three lines per socket).
     "daphne": [
-        "-m", "daphne", "-e", "tcp:port={port}:interface=127.0.0.1:backlog=2048", "--websocket_connect_timeout", "30",
+        "-m", "shop.web", "-e", "tcp:port={port}:interface=127.0.0.1:backlog=2048", "--websocket_connect_timeout", "30",
         "-v", "0", "shop.asgi:application",
     ],
     # No per-message compression: browsers offer it and uvicorn would accept it by default,

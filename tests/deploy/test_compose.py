@@ -12,6 +12,14 @@ def load_compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def procfile_web() -> str:
+    return next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+
+
+def image_web() -> str:
+    return next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+
+
 def test_compose_names_the_required_services():
     services = load_compose()["services"]
     assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
@@ -25,7 +33,7 @@ def test_app_services_share_one_image_and_differ_only_by_command():
         assert service["build"] == "." and service["image"] == "shop:latest"
         assert {k: v for k, v in service.items() if k in shared} == shared
     commands = {name: services[name]["command"] for name in APP_SERVICES}
-    assert commands["web"][0] == "daphne" and commands["web"][-1] == "shop.asgi:application"
+    assert commands["web"][:3] == ["python", "-m", "shop.web"] and commands["web"][-1] == "shop.asgi:application"
     assert commands["worker"][:4] == ["celery", "-A", "celery_app", "worker"]
     assert commands["beat"][:4] == ["celery", "-A", "celery_app", "beat"]
     assert len({tuple(command) for command in commands.values()}) == len(APP_SERVICES)
@@ -59,9 +67,7 @@ def test_daphne_closes_sockets_after_the_lifetime_the_settings_use():
     web = services["web"]["command"]
     lifetime = web[web.index("--websocket_timeout") + 1]
     assert lifetime == services["web"]["environment"]["WEBSOCKET_LIFETIME"] == "${WEBSOCKET_LIFETIME:-86400}"
-    procfile_web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    image_web = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
-    for command in (procfile_web, image_web):
+    for command in (procfile_web(), image_web()):
         assert "--websocket_timeout ${WEBSOCKET_LIFETIME:-86400}" in command
 
 
@@ -70,8 +76,14 @@ def test_daphne_lets_a_reconnect_storm_wait_in_line_everywhere_it_runs():
     web = load_compose()["services"]["web"]["command"]
     assert web[web.index("--websocket_connect_timeout") + 1] == "${WEBSOCKET_CONNECT_TIMEOUT:-30}"
     assert "backlog=2048" in web[web.index("-e") + 1]
-    procfile_web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    image_web = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
-    for command in (procfile_web, image_web):
+    for command in (procfile_web(), image_web()):
         assert "--websocket_connect_timeout ${WEBSOCKET_CONNECT_TIMEOUT:-30}" in command
         assert ":backlog=2048" in command
+
+
+def test_every_web_process_is_daphne_through_shop_web():
+    """shop/web.py's sweeps and shared socket options wherever the web process runs: image, compose, Procfile, make run."""
+    assert load_compose()["services"]["web"]["command"][:3] == ["python", "-m", "shop.web"]
+    embedded = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "shop.asgi:application" in line)
+    for command in (procfile_web(), image_web(), embedded):
+        assert "python -m shop.web " in command

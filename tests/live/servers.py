@@ -212,7 +212,7 @@ def start_web_server(name: str, env: dict[str, str], workdir: Path, static_root:
         "STATIC_ROOT": str(static_root),
     }
     # As the Procfile runs it (listen backlog 2048, 30 s connect timeout), on a port the OS picks.
-    argv = [sys.executable, "-m", "daphne", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
+    argv = [sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
             "--websocket_connect_timeout", "30", "shop.asgi:application"]  # fmt: skip
     process = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:

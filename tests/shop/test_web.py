@@ -1,0 +1,127 @@
+"""The web process (shop.web): daphne, sweeping its connections a slice at a time."""
+
+import asyncio
+import logging
+
+import pytest
+from autobahn.websocket.protocol import WebSocketServerProtocol
+from daphne.ws_protocol import WebSocketFactory
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from shop import web
+
+
+class Connection:
+    """Stands in for a daphne protocol in the server's connection table."""
+
+    def __init__(self):
+        self.timeout_checks = 0
+        self.exceptions = []
+
+    def check_timeouts(self):
+        self.timeout_checks += 1
+
+    def handle_exception(self, exception):
+        self.exceptions.append(exception)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """twisted's own test clock in place of the reactor, so callLater runs when the test advances it."""
+    clock = Clock()
+    monkeypatch.setattr(web, "reactor", clock)
+    return clock
+
+
+@pytest.fixture
+def server():
+    server = web.SlicedSweepServer(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    server.connections = {}  # daphne's run() makes it
+    return server
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_a_sweep_visits_every_connection_once_per_period_in_equal_slices():
+    connections = {Connection(): {} for _ in range(1000)}
+    sweep = web.Sweep(period=2.0)
+    slices = [sweep.next_slice(connections) for _ in range(round(2.0 / web.SWEEP_STEP))]
+    visited = [connection for batch in slices for connection in batch]
+    assert sorted(map(id, visited)) == sorted(map(id, connections))
+    assert max(len(batch) for batch in slices) == 10  # 1,000 over 100 steps
+
+
+def test_a_sweep_skips_connections_gone_since_its_round_began_and_finds_new_ones_next_round():
+    first, gone = Connection(), Connection()
+    connections = {first: {}, gone: {}}
+    sweep = web.Sweep(period=web.SWEEP_STEP * 2)  # two slices per round
+    assert sweep.next_slice(connections) == [first]
+    del connections[gone]
+    newcomer = Connection()
+    connections[newcomer] = {}
+    assert sweep.next_slice(connections) == []
+    assert set(sweep.next_slice(connections) + sweep.next_slice(connections)) == {first, newcomer}
+
+
+def test_timeouts_and_pings_reach_every_connection_every_two_seconds_a_slice_at_a_time(server, clock):
+    connections = [Connection() for _ in range(500)]
+    server.connections = {connection: {} for connection in connections}
+    server.timeout_checker()
+    checks_per_step = []
+    for _ in range(round(2.0 / web.SWEEP_STEP) - 1):
+        before = sum(connection.timeout_checks for connection in connections)
+        clock.advance(web.SWEEP_STEP)
+        checks_per_step.append(sum(connection.timeout_checks for connection in connections) - before)
+    assert all(connection.timeout_checks == 1 for connection in connections)
+    assert max(checks_per_step) == 5  # 500 over 100 steps, where daphne checked all 500 at once
+
+
+def test_finished_applications_are_reaped_and_closed_connections_forgotten(server, clock, loop):
+    finished, running = loop.create_future(), loop.create_future()
+    finished.set_result(None)
+    closed_and_done, open_and_running = Connection(), Connection()
+    server.connections = {
+        closed_and_done: {"application_instance": finished, "disconnected": 1.0},
+        open_and_running: {"application_instance": running},
+    }
+    server.application_checker()
+    clock.advance(web.SWEEP_STEP)
+    assert closed_and_done not in server.connections
+    assert server.connections[open_and_running] == {"application_instance": running}
+
+
+def test_an_application_that_raised_is_logged_and_its_open_connection_told(server, clock, loop, caplog):
+    failed = loop.create_future()
+    failed.set_exception(RuntimeError("boom"))
+    connection = Connection()
+    server.connections = {connection: {"application_instance": failed}}
+    with caplog.at_level(logging.ERROR, logger="daphne.server"):
+        server.application_checker()
+    assert [str(error) for error in connection.exceptions] == ["boom"]
+    assert "Exception inside application: boom" in caplog.text
+    assert server.connections[connection] == {}  # reaped; the connection stays until it closes
+
+
+def test_an_application_slow_to_close_after_its_client_left_is_cancelled(server, clock, loop):
+    lingering = loop.create_future()
+    server.connections = {Connection(): {"application_instance": lingering, "disconnected": 1.0}}  # long ago
+    server.application_checker()
+    assert lingering.cancelled()
+
+
+def test_sockets_share_autobahns_options_instead_of_a_copy_each(server):
+    # As daphne's run() sets up its factory before the reactor starts.
+    server.ws_factory = WebSocketFactory(server, server="Daphne")
+    server.ws_factory.setProtocolOptions(autoPingTimeout=30, allowNullOrigin=True, maxMessagePayloadSize=4096)
+    server.share_protocol_options()
+    protocol = server.ws_factory.buildProtocol(("127.0.0.1", 40000))
+    protocol.makeConnection(StringTransport())  # autobahn's connectionMade: where it would copy them
+    assert not set(WebSocketServerProtocol.CONFIG_ATTRS) & set(vars(protocol))
+    assert protocol.maxMessagePayloadSize == 4096 and protocol.autoPingTimeout == 30
+    assert protocol.perMessageCompressionAccept([]) is None  # a function option stays a plain function
