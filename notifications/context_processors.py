@@ -1,4 +1,4 @@
-from notifications.selectors import last_seq, unread_count
+from notifications.selectors import live_state
 
 
 def live(request):
@@ -11,4 +11,5 @@ def live(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"live_last_seq": last_seq(user_id=user.pk), "live_unread": unread_count(user_id=user.pk)}
+    state = live_state(user_id=user.pk)
+    return {"live_last_seq": state.last_seq, "live_unread": state.unread}

@@ -1,7 +1,9 @@
 """Reads of notifications: unread counts and the resume backlog."""
 
 from dataclasses import dataclass
+from functools import cache
 
+from django.db import connection
 from django.db.models import Count, Min
 
 from notifications.models import Notification, NotificationCounter
@@ -23,6 +25,40 @@ def unread_counts(*, recipient_ids: set[int]) -> dict[int, int]:
 
 def last_seq(*, user_id: int) -> int:
     return NotificationCounter.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What a page and a socket start from: the user's last seq and unread count."""
+
+    last_seq: int
+    unread: int
+
+
+@cache
+def _live_state_sql() -> str:
+    quote = connection.ops.quote_name
+    counter, notification = NotificationCounter._meta, Notification._meta
+    return (
+        f"SELECT (SELECT {quote(counter.get_field('last_seq').column)} FROM {quote(counter.db_table)}"
+        f" WHERE {quote(counter.get_field('user').column)} = %s),"
+        f" (SELECT COUNT(*) FROM {quote(notification.db_table)}"
+        f" WHERE {quote(notification.get_field('recipient').column)} = %s"
+        f" AND {quote(notification.get_field('read_at').column)} IS NULL)"
+    )
+
+
+def live_state(*, user_id: int) -> LiveState:
+    """`last_seq` and `unread_count` in one round trip.
+
+    Every page render and every socket connect needs both. As one plain query they cost the
+    web process ~0.1 ms of CPU where the two ORM queries cost ~0.9 ms, a sixth of a whole
+    WebSocket handshake (docs/performance.md). No counter row means no notification yet: seq 0.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_live_state_sql(), [user_id, user_id])
+        current, unread = cursor.fetchone()
+    return LiveState(last_seq=current or 0, unread=unread)
 
 
 def notifications_between(*, user_id: int, after_seq: int, up_to_seq: int | None = None) -> list[Notification]:
@@ -50,8 +86,8 @@ def notifications_resume(*, user_id: int, after_seq: int | None, max_backlog: in
     we never issued, when part of what it missed was pruned, or when it missed
     more than `max_backlog`.
     """
-    current = last_seq(user_id=user_id)
-    unread = unread_count(user_id=user_id)
+    state = live_state(user_id=user_id)
+    current, unread = state.last_seq, state.unread
     if after_seq is None or after_seq == current:
         return Resume(last_seq=current, unread=unread, reset=False, backlog=[])
     if after_seq > current:

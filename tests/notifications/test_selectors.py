@@ -1,0 +1,36 @@
+"""Reads of notifications: what every page and every socket starts from."""
+
+import pytest
+
+from notifications.selectors import last_seq, live_state, unread_count
+from notifications.services import notification_record, notifications_mark_read
+
+pytestmark = pytest.mark.django_db
+
+
+def record(user, count: int) -> None:
+    for _ in range(count):
+        notification_record(recipient_id=user.pk, kind="order.status_changed", payload={})
+
+
+def test_live_state_is_the_last_seq_and_unread_count_in_one_query(customer, django_assert_num_queries):
+    record(customer, 5)
+    notifications_mark_read(user_id=customer.pk, seq=2)
+    notifications_mark_read(user_id=customer.pk, seq=4)
+    with django_assert_num_queries(1):
+        state = live_state(user_id=customer.pk)
+    assert (state.last_seq, state.unread) == (5, 3)
+    assert (state.last_seq, state.unread) == (last_seq(user_id=customer.pk), unread_count(user_id=customer.pk))
+
+
+def test_live_state_of_a_user_never_notified_is_seq_zero_nothing_unread(customer):
+    state = live_state(user_id=customer.pk)
+    assert (state.last_seq, state.unread) == (0, 0)
+
+
+def test_live_state_counts_only_the_users_own_notifications(customer, other_customer):
+    record(customer, 2)
+    record(other_customer, 4)
+    notifications_mark_read(user_id=other_customer.pk)
+    assert (live_state(user_id=customer.pk).last_seq, live_state(user_id=customer.pk).unread) == (2, 2)
+    assert (live_state(user_id=other_customer.pk).last_seq, live_state(user_id=other_customer.pk).unread) == (4, 0)
