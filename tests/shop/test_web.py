@@ -125,3 +125,4 @@ def test_sockets_share_autobahns_options_instead_of_a_copy_each(server):
     assert not set(WebSocketServerProtocol.CONFIG_ATTRS) & set(vars(protocol))
     assert protocol.maxMessagePayloadSize == 4096 and protocol.autoPingTimeout == 30
     assert protocol.perMessageCompressionAccept([]) is None  # a function option stays a plain function
+    assert protocol.CONFIG_ATTRS == ()  # nothing left for autobahn to copy (and pformat) per connection
