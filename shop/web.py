@@ -8,15 +8,17 @@ that has been quiet for `--ping-interval` (`timeout_checker`). Each timer walks 
 in one go, holding the event loop meanwhile. With 10,000 sockets those walks took 9-20 ms and
 32-80 ms (about 1,000 pings in one batch), and every notification arriving during one waited:
 that was the tail of the latency at 10,000 sockets (docs/performance.md). Here each timer walks
-one slice of the connections every `SWEEP_STEP` seconds, so every connection is still visited
-once a second and once every two seconds, but the loop is never held for more than a slice.
+the connections a slice at a time, every `SWEEP_STEP` seconds, so every connection is still
+visited about once a second and once every two seconds, but the loop is never held for long.
 
-It also hands every socket autobahn's options as class attributes instead of a copy each.
+It also hands every socket autobahn's options as class attributes instead of a copy each, and
+cancels every application on shutdown (daphne's own stops at the first connection without one).
 Everything else is daphne's, arguments included: the Procfile, the image, compose, `make run`,
 the tests and the bench all start the web process this way.
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import time
@@ -24,30 +26,37 @@ from types import FunctionType
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 
 logger = logging.getLogger("daphne.server")
 
-SWEEP_STEP = 0.02  # seconds between slices: 50 per second, a few dozen connections each at 10,000
+SWEEP_STEP = 0.02  # seconds between slices: 50 a second, a few dozen connections each at 10,000
 
 
 class Sweep:
-    """Visits every key of a changing dict once per `period`, a slice every SWEEP_STEP seconds."""
+    """Visits every key of a changing dict about once per `period`, spread evenly over the period.
+
+    A round walks a snapshot of the keys; each call visits the share that is due by the clock,
+    so a late call visits more and a round still lasts one period however late the calls are.
+    Keys added during a round wait for the next one; keys gone since the snapshot are skipped.
+    """
 
     def __init__(self, period: float):
-        self.slices = max(1, round(period / SWEEP_STEP))
+        self.period = period
         self.round: list = []
         self.position = 0
-        self.slice_size = 1
+        self.started = -math.inf
 
-    def next_slice(self, connections: dict) -> list:
-        """The next connections to visit; a new round over a snapshot starts when one ends."""
+    def next_slice(self, connections: dict, now: float) -> list:
+        """The connections due for a visit at `now`."""
+        if self.position >= len(self.round) and now - self.started >= self.period:
+            self.round, self.position, self.started = list(connections), 0, now
+        # (Less a hair, so float error in the clock never makes a slice one too big.)
+        due = math.ceil(len(self.round) * min(1.0, (now - self.started) / self.period) - 1e-9)
+        batch = self.round[self.position : max(due, self.position + 1)]
+        self.position += len(batch)
         if self.position >= len(self.round):
-            self.round, self.position = list(connections), 0
-            self.slice_size = max(1, math.ceil(len(self.round) / self.slices))
-        batch = self.round[self.position : self.position + self.slice_size]
-        self.position += self.slice_size
-        # A connection that went away since the round began is not visited.
+            self.round = []  # let closed connections go before the next round starts
         return [protocol for protocol in batch if protocol in connections]
 
 
@@ -66,9 +75,9 @@ class SlicedSweepServer(Server):
     def share_protocol_options(self):
         """Give every socket autobahn's options as class attributes instead of a copy each.
 
-        autobahn copies its ~40 options from the factory into each protocol's `__dict__`, unless
+        autobahn copies its 29 options from the factory into each protocol's `__dict__`, unless
         the protocol already has them: 2 KB per idle socket. daphne sets them once, in `run()`,
-        before the reactor starts (this runs then), and never changes them afterwards.
+        before the reactor starts (this runs then, before any connection), and never again.
         """
         factory = self.ws_factory
         options = {}
@@ -82,16 +91,24 @@ class SlicedSweepServer(Server):
         factory.protocol = type(factory.protocol.__name__, (factory.protocol,), options)
 
     def timeout_checker(self):
-        """Timeouts and pings, as daphne's, for one slice of the connections."""
-        for protocol in self.timeout_sweep.next_slice(self.connections):
-            protocol.check_timeouts()
-        reactor.callLater(SWEEP_STEP, self.timeout_checker)
+        """Timeouts and pings, as daphne's, for the connections due now."""
+        self._sweep(self.timeout_sweep, lambda protocol: protocol.check_timeouts(), self.timeout_checker)
 
     def application_checker(self):
-        """Reap finished applications and kill slow-closing ones, as daphne's, for one slice."""
-        for protocol in self.application_sweep.next_slice(self.connections):
-            self.check_application(protocol)
-        reactor.callLater(SWEEP_STEP, self.application_checker)
+        """Reap finished applications and kill slow-closing ones, as daphne's, for the connections due now."""
+        self._sweep(self.application_sweep, self.check_application, self.application_checker)
+
+    def _sweep(self, sweep: Sweep, visit, again) -> None:
+        try:
+            for protocol in sweep.next_slice(self.connections, reactor.seconds()):
+                try:
+                    visit(protocol)
+                except Exception:
+                    # One broken connection must not stop the sweep (twisted's log goes nowhere).
+                    logger.exception("Checking connection %r failed", protocol)
+        finally:
+            # With no connection at all, wake up once a period rather than 50 times a second.
+            reactor.callLater(SWEEP_STEP if self.connections else sweep.period, again)
 
     def check_application(self, protocol):
         """daphne 4.2's `application_checker` body, for one connection."""
@@ -111,7 +128,7 @@ class SlicedSweepServer(Server):
         if application_instance and application_instance.done():
             try:
                 exception = application_instance.exception()
-            except asyncio.CancelledError:
+            except (concurrent.futures.CancelledError, asyncio.CancelledError):
                 pass
             else:
                 if exception:
@@ -126,6 +143,24 @@ class SlicedSweepServer(Server):
         # Both the protocol and the application are closed: forget the connection.
         if not application_instance and disconnected:
             del self.connections[protocol]
+
+    def kill_all_applications(self):
+        """Cancel every running application before the reactor stops (SIGTERM: a deploy).
+
+        daphne's own reads `details["application_instance"]` of every connection and raises
+        KeyError at the first one without (an upgraded HTTP request, or an application already
+        reaped whose socket is still closing), leaving the rest uncancelled.
+        """
+        wait_for = []
+        for details in self.connections.values():
+            application_instance = details.get("application_instance")
+            if application_instance is not None and not application_instance.done():
+                application_instance.cancel()
+                wait_for.append(application_instance)
+        logger.info("Killed %i pending application instances", len(wait_for))
+        wait_deferred = defer.Deferred.fromFuture(asyncio.gather(*wait_for))
+        wait_deferred.addErrback(lambda _: None)
+        return wait_deferred
 
 
 class WebCommandLine(CommandLineInterface):

@@ -48,25 +48,43 @@ def loop():
     loop.close()
 
 
-def test_a_sweep_visits_every_connection_once_per_period_in_equal_slices():
+def sweep_calls(sweep: web.Sweep, connections: dict, times: list[float]) -> list[list]:
+    return [sweep.next_slice(connections, now) for now in times]
+
+
+def test_a_sweep_visits_every_connection_once_per_period_in_even_slices():
     connections = {Connection(): {} for _ in range(1000)}
-    sweep = web.Sweep(period=2.0)
-    slices = [sweep.next_slice(connections) for _ in range(round(2.0 / web.SWEEP_STEP))]
+    steps = round(2.0 / web.SWEEP_STEP)
+    slices = sweep_calls(web.Sweep(period=2.0), connections, [i * web.SWEEP_STEP for i in range(steps + 1)])
     visited = [connection for batch in slices for connection in batch]
     assert sorted(map(id, visited)) == sorted(map(id, connections))
     assert max(len(batch) for batch in slices) == 10  # 1,000 over 100 steps
 
 
+def test_a_late_sweep_visits_more_at_once_and_still_ends_its_round_on_time():
+    connections = {Connection(): {} for _ in range(1000)}
+    slices = sweep_calls(web.Sweep(period=2.0), connections, [0.0, 0.5, 1.9, 2.0])
+    assert [len(batch) for batch in slices] == [1, 249, 700, 50]
+
+
+def test_a_small_sweep_waits_for_the_period_before_visiting_again():
+    connections = {Connection(): {} for _ in range(7)}
+    sweep = web.Sweep(period=1.0)
+    first_round = sweep_calls(sweep, connections, [i * web.SWEEP_STEP for i in range(50)])
+    assert sum(len(batch) for batch in first_round) == 7
+    assert len(sweep.next_slice(connections, 1.0)) == 1  # the next round starts a period after the first
+
+
 def test_a_sweep_skips_connections_gone_since_its_round_began_and_finds_new_ones_next_round():
     first, gone = Connection(), Connection()
     connections = {first: {}, gone: {}}
-    sweep = web.Sweep(period=web.SWEEP_STEP * 2)  # two slices per round
-    assert sweep.next_slice(connections) == [first]
+    sweep = web.Sweep(period=1.0)
+    assert sweep.next_slice(connections, 0.0) == [first]
     del connections[gone]
     newcomer = Connection()
     connections[newcomer] = {}
-    assert sweep.next_slice(connections) == []
-    assert set(sweep.next_slice(connections) + sweep.next_slice(connections)) == {first, newcomer}
+    assert sweep.next_slice(connections, 0.5) == []
+    assert sweep.next_slice(connections, 1.0) + sweep.next_slice(connections, 1.5) == [first, newcomer]
 
 
 def test_timeouts_and_pings_reach_every_connection_every_two_seconds_a_slice_at_a_time(server, clock):
@@ -74,12 +92,32 @@ def test_timeouts_and_pings_reach_every_connection_every_two_seconds_a_slice_at_
     server.connections = {connection: {} for connection in connections}
     server.timeout_checker()
     checks_per_step = []
-    for _ in range(round(2.0 / web.SWEEP_STEP) - 1):
+    for _ in range(round(2.0 / web.SWEEP_STEP)):
         before = sum(connection.timeout_checks for connection in connections)
         clock.advance(web.SWEEP_STEP)
         checks_per_step.append(sum(connection.timeout_checks for connection in connections) - before)
     assert all(connection.timeout_checks == 1 for connection in connections)
     assert max(checks_per_step) == 5  # 500 over 100 steps, where daphne checked all 500 at once
+
+
+def test_with_no_connections_the_sweeps_wake_once_a_period(server, clock):
+    server.timeout_checker()
+    server.application_checker()
+    assert sorted(call.getTime() for call in clock.getDelayedCalls()) == [1.0, 2.0]
+
+
+def test_a_connection_whose_check_fails_is_logged_and_the_sweep_goes_on(server, clock, caplog):
+    class Broken(Connection):
+        def check_timeouts(self):
+            raise RuntimeError("broken")
+
+    broken, healthy = Broken(), Connection()
+    server.connections = {broken: {}, healthy: {}}
+    server.timeout_checker()
+    clock.advance(2.0)
+    assert healthy.timeout_checks == 1
+    assert "Checking connection" in caplog.text and "broken" in caplog.text
+    assert clock.getDelayedCalls()  # still scheduled
 
 
 def test_finished_applications_are_reaped_and_closed_connections_forgotten(server, clock, loop):
@@ -113,6 +151,22 @@ def test_an_application_slow_to_close_after_its_client_left_is_cancelled(server,
     server.connections = {Connection(): {"application_instance": lingering, "disconnected": 1.0}}  # long ago
     server.application_checker()
     assert lingering.cancelled()
+
+
+def test_shutdown_cancels_every_running_application_even_next_to_an_upgraded_request(server, loop):
+    running, finished = loop.create_future(), loop.create_future()
+    finished.set_result(None)
+    server.connections = {
+        Connection(): {"disconnected": 1.0},  # the HTTP request a socket was upgraded from
+        Connection(): {"application_instance": running},
+        Connection(): {"application_instance": finished},
+    }
+    server.kill_all_applications()  # daphne's raised KeyError at the first entry
+    assert running.cancelled() and not finished.cancelled()
+
+
+def test_the_web_command_line_runs_the_sliced_sweep_server():
+    assert web.WebCommandLine.server_class is web.SlicedSweepServer
 
 
 def test_sockets_share_autobahns_options_instead_of_a_copy_each(server):
