@@ -2,7 +2,7 @@
 
 import pytest
 
-from notifications.selectors import last_seq, live_state, unread_count
+from notifications.selectors import LiveState, last_seq, live_state, unread_count
 from notifications.services import notification_record, notifications_mark_read
 
 pytestmark = pytest.mark.django_db
@@ -32,5 +32,5 @@ def test_live_state_counts_only_the_users_own_notifications(customer, other_cust
     record(customer, 2)
     record(other_customer, 4)
     notifications_mark_read(user_id=other_customer.pk)
-    assert (live_state(user_id=customer.pk).last_seq, live_state(user_id=customer.pk).unread) == (2, 2)
-    assert (live_state(user_id=other_customer.pk).last_seq, live_state(user_id=other_customer.pk).unread) == (4, 0)
+    assert live_state(user_id=customer.pk) == LiveState(last_seq=2, unread=2)
+    assert live_state(user_id=other_customer.pk) == LiveState(last_seq=4, unread=0)
