@@ -66,7 +66,11 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     if batch is not None:
         batch.append(notification.pk)
     else:
-        _on_commit_robust(notifications_publish, notification_ids=[notification.pk])
+        # The messages are built now, in the transaction, so that after COMMIT only the send is left:
+        # reading the row and the unread count back after commit was ~2.4 ms of every change's
+        # commit-to-client latency (docs/performance.md). The count includes this notification.
+        messages = _notification_messages(notification, unread=unread_count(user_id=recipient_id))
+        _on_commit_robust(notifications_send, notification_ids=[notification.pk], messages=messages)
     return notification
 
 
@@ -124,24 +128,39 @@ def notifications_publish(*, notification_ids: list[int]) -> int:
         return 0
     messages = []
     for notification in notifications:
-        frame = notification_frame(notification, unread=unread.get(notification.recipient_id, 0))
-        messages.append((user_group(notification.recipient_id), {"type": "notification.created", "frame": frame}))
-        if notification.kind == NotificationKind.ORDER_STATUS_CHANGED:
-            actor = notification.actor
-            staff_frame = order_changed_frame(notification, actor_name=actor.get_username() if actor else None)
-            messages.append((STAFF_GROUP, {"type": "order.changed", "frame": staff_frame}))
+        messages += _notification_messages(notification, unread=unread.get(notification.recipient_id, 0))
+    return notifications_send(notification_ids=[n.pk for n in notifications], messages=messages)
+
+
+def _notification_messages(notification: Notification, *, unread: int) -> list[tuple[str, dict]]:
+    """The (group, message) pairs that announce `notification`: to its recipient, and order news to staff."""
+    frame = notification_frame(notification, unread=unread)
+    messages = [(user_group(notification.recipient_id), {"type": "notification.created", "frame": frame})]
+    if notification.kind == NotificationKind.ORDER_STATUS_CHANGED:
+        actor = notification.actor
+        staff_frame = order_changed_frame(notification, actor_name=actor.get_username() if actor else None)
+        messages.append((STAFF_GROUP, {"type": "order.changed", "frame": staff_frame}))
+    return messages
+
+
+def notifications_send(*, notification_ids: list[int], messages: list[tuple[str, dict]]) -> int:
+    """Send the messages of committed notifications, then mark them published; never raises.
+
+    Returns how many were published: all of `notification_ids`, or 0 if the send failed and
+    the rows were left for the sweeper.
+    """
     try:
         async_to_sync(group_send_all)(messages)
     except Exception:
-        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notifications))
+        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notification_ids))
         return 0
     try:
-        Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(published_at=timezone.now())
+        Notification.objects.filter(pk__in=notification_ids).update(published_at=timezone.now())
     except DatabaseError:
         # Sent but not marked: the sweeper sends them again once the database is back, and each
         # socket drops a seq it has already delivered.
-        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(notifications))
-    return len(notifications)
+        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(notification_ids))
+    return len(notification_ids)
 
 
 def _on_commit_robust(func, /, *args, **kwargs) -> None:

@@ -3,14 +3,16 @@
 import pytest
 
 from notifications.selectors import LiveState, last_seq, live_state, unread_count
-from notifications.services import notification_record, notifications_mark_read
+from notifications.services import notification_record_order_status_change, notifications_mark_read
+from tests.factories import place_order
 
 pytestmark = pytest.mark.django_db
 
 
 def record(user, count: int) -> None:
+    order = place_order(customer=user)
     for _ in range(count):
-        notification_record(recipient_id=user.pk, kind="order.status_changed", payload={})
+        notification_record_order_status_change(order=order, previous_status=None)
 
 
 def test_live_state_is_the_last_seq_and_unread_count_in_one_query(customer, django_assert_num_queries):

@@ -130,6 +130,33 @@ def test_committed_status_change_records_one_notification_and_publishes_it_after
     assert notification.actor == staff
 
 
+def test_after_commit_a_change_is_only_sent_and_marked_published_never_read_back(
+    listen, customer, staff, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """Its messages are built in the transaction, so COMMIT-to-client is the send alone."""
+    order = place_order(customer=customer)
+    listener = listen(user_group(customer.pk))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
+
+    with django_assert_num_queries(1):  # the UPDATE of published_at, after the send
+        callbacks[0]()
+
+    assert listener.receive()["frame"]["seq"] == 1
+    assert not Notification.objects.filter(published_at=None).exists()
+
+
+def test_each_frame_counts_the_unread_as_of_its_own_notification(listen, customer, django_capture_on_commit_callbacks):
+    orders = [place_order(customer=customer) for _ in range(2)]
+    listener = listen(user_group(customer.pk))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        for order in orders:
+            order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+
+    frames = [listener.receive()["frame"] for _ in orders]
+    assert [(frame["seq"], frame["unread"]) for frame in frames] == [(1, 1), (2, 2)]
+
+
 def test_rolled_back_change_leaves_no_notification_and_publishes_nothing(customer, django_capture_on_commit_callbacks):
     order = place_order(customer=customer)
 
