@@ -41,7 +41,7 @@ def results_markdown(report: dict) -> str:
         ms = latency["latency_ms"]
         lines.append(
             f"| {result['label']} | {storm['connected']:,} / {storm['clients']:,} "
-            f"| {storm['handshakes_per_second']:.0f} | {storm['http_5xx']} / {other_failures} "
+            f"| {storm['handshakes_per_second']:.0f} ({_cpu_ms(storm)} CPU each) | {storm['http_5xx']} / {other_failures} "
             f"| {hold['open_at_end']:,} after {hold['seconds']:.0f} s | {hold['kb_per_socket']:.1f} "
             f"| {ms.get('p50', 0):.1f} / {ms.get('p95', 0):.1f} / {ms.get('p99', 0):.1f} / {ms.get('max', 0):.1f} "
             f"at {latency['achieved_rate']:.0f}/s (trigger CPU {latency.get('trigger_cpu_ms_per_change', 0):.1f} ms/change) "
@@ -50,9 +50,35 @@ def results_markdown(report: dict) -> str:
             f"| {burst['notifications_per_second']:,.0f} | {latency['lost'] + burst['lost']} "
             f"| {storm['generator_cpu_share']:.0%} |"
         )
+    if report.get("ladder"):
+        lines += ["", *ladder_markdown(report["ladder"])]
     lines += ["", "![Latency percentiles vs connections](performance/latency-vs-connections.png)", ""]
     lines += ["![Burst throughput vs K](performance/burst-throughput.png)", ""]
     return "\n".join(lines) + "\n"
+
+
+def ladder_markdown(rungs: list[dict]) -> list[str]:
+    """One daphne process with its layers taken away (bench/floor.py): what each costs a handshake and a socket."""
+    sockets = rungs[0]["storm"]["clients"]
+    lines = [
+        f"The ladder: one daphne process, {sockets:,} sockets per rung, each rung adding a layer to the one above.",
+        "",
+        "| Rung | Adds | Connected | Handshakes/s | Server CPU per handshake | KB per socket |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rung in rungs:
+        storm, hold = rung["storm"], rung["hold"]
+        lines.append(
+            f"| {rung['rung']} | {rung['adds']} | {storm['connected']:,} / {storm['clients']:,} "
+            f"| {storm['handshakes_per_second']:.0f} | {_cpu_ms(storm)} "
+            f"| {hold['kb_per_socket']:.1f} |"
+        )
+    return lines
+
+
+def _cpu_ms(storm: dict) -> str:
+    cpu = storm.get("server_cpu_ms_per_handshake")  # absent from results written before it was measured
+    return "—" if cpu is None else f"{cpu:.2f} ms"
 
 
 def _seconds(value) -> str:

@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.stack import SHOP_APPLICATION
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "performance"
 DOC = ROOT / "docs" / "performance.md"
@@ -43,6 +45,9 @@ def parse_args(argv):
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
     parser.add_argument("--concurrency", type=int, default=40, help="handshakes in flight per generator")
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
+    parser.add_argument(
+        "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
+    )
     return parser.parse_args(argv)
 
 
@@ -150,6 +155,45 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
             process.stop()
 
 
+# The ladder: the web process with its layers taken away (bench/floor.py), then the shop's own.
+LADDER = [
+    ("bare", "bench.floor:bare", "daphne and an application that accepts and says hello"),
+    ("consumer", "bench.floor:consumer", "a Channels consumer, its channel subscribed on the layer"),
+    ("auth", "bench.floor:auth", "Channels' AuthMiddlewareStack: Django's session and user lookups"),
+    ("shop", SHOP_APPLICATION, "the shop: origin check, line of handshakes, groups, resume"),
+]
+LADDER_HOLD = 15.0  # seconds idle before the memory is read
+
+
+def run_ladder(args, customers, env_base: dict, log_dir: Path) -> list[dict]:
+    """Storm each rung of the ladder with the same clients: what each layer costs a handshake and a socket."""
+    from bench import scenarios
+    from bench.load import Generators
+    from bench.stack import server_env, start_web
+
+    env = server_env(**env_base, run=uuid.uuid4().hex[:8], layer="pubsub")
+    clients = customers[: args.ladder_sockets]
+    print(f"\n== ladder, {len(clients)} sockets per rung", flush=True)
+    rungs = []
+    for name, app, adds in LADDER:
+        server = start_web("daphne", f"ladder-{name}", env, log_dir, app=app)
+        generators = Generators(args.generators)
+        try:
+            baseline_rss = [server.rss_bytes()]
+            storm = scenarios.storm(generators, [server], clients, concurrency=args.concurrency)
+            hold = scenarios.hold(
+                generators, [server], seconds=LADDER_HOLD, baseline_rss=baseline_rss, connected=storm["connected"]
+            )
+        finally:
+            generators.close()
+            server.stop()
+        rung = {"rung": name, "app": app, "adds": adds, "storm": storm, "hold": hold}
+        _show(f"rung {name}", {**storm, **hold}, "connected", "handshakes_per_second", "server_cpu_ms_per_handshake",
+              "kb_per_socket", "failures")  # fmt: skip
+        rungs.append(rung)
+    return rungs
+
+
 def latency_by_connections(args, servers, customers) -> list[dict]:
     """Latency percentiles as the number of connected sockets grows (the plot's x axis)."""
     from bench import scenarios
@@ -253,6 +297,7 @@ def main(argv=None) -> int:
             args, {"server": "daphne", "layer": "pubsub", "processes": 2}, customers, env_base, log_dir, primary=False
         )
     )
+    ladder = run_ladder(args, customers, env_base, log_dir) if args.ladder_sockets else []
     report = {
         "command": "make bench" + (f' BENCH_ARGS="{" ".join(argv)}"' if argv else ""),
         "arguments": vars(args),
@@ -260,6 +305,7 @@ def main(argv=None) -> int:
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "minutes": round((time.time() - started) / 60, 1),
         "results": results,
+        "ladder": ladder,
     }
     write_report(report, OUT, DOC, (TABLE_START, TABLE_END))
     print(f"\nWrote {OUT.relative_to(ROOT)}/ and the table in {DOC.relative_to(ROOT)}", flush=True)

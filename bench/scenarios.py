@@ -14,6 +14,7 @@ from django.db import transaction
 
 from bench.data import Customer, orders_reset
 from bench.load import Generators
+from bench.stack import cpu_seconds
 from orders.models import Order, OrderStatus
 from orders.transitions import order_transition, orders_transition_bulk
 
@@ -52,7 +53,9 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
         for i, c in enumerate(customers)
     ]
     cpu_before = generators.cpu_seconds()
+    server_cpu_before = sum(cpu_seconds(server.pid) for server in servers)
     replies = generators.connect(clients, concurrency)
+    server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_before
     started = min(reply["started"] for reply in replies)
     finished = max(reply["finished"] for reply in replies)
     connected = sum(reply["connected"] for reply in replies)
@@ -71,6 +74,8 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
         "handshakes_per_second": connected / seconds if seconds else 0.0,
         "handshake_seconds": percentiles([s for reply in replies for s in reply["handshake_seconds"]]),
         "generator_cpu_share": (generators.cpu_seconds() - cpu_before) / seconds / len(generators.processes),
+        # What a handshake costs the servers, whatever the rate: 1000 / this is what one core could take.
+        "server_cpu_ms_per_handshake": server_cpu * 1000 / connected if connected else None,
     }
 
 

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 START_DEADLINE = 60.0
 STOP_DEADLINE = 15.0
 
-# How each ASGI server is started; both serve the same application.
+# How each ASGI server is started; both serve the same application, the shop's unless told otherwise.
+SHOP_APPLICATION = "shop.asgi:application"
 SERVER_COMMANDS = {
     # A listen backlog as deep as uvicorn's (twisted's default is 50): in a connect storm a full
     # backlog drops SYNs and each dropped client waits a second for its retransmit.
@@ -28,13 +29,13 @@ SERVER_COMMANDS = {
     # measures sockets, not log formatting (daphne writes three lines per socket).
     "daphne": [
         "-m", "shop.web", "-e", "tcp:port={port}:interface=127.0.0.1:backlog=2048", "--websocket_connect_timeout", "30",
-        "-v", "0", "shop.asgi:application",
+        "-v", "0", "{app}",
     ],
     # No per-message compression: browsers offer it and uvicorn would accept it by default,
     # at the cost of a zlib context (tens of KB) per socket for frames of a few hundred bytes.
     # daphne does not negotiate it either, so the two are compared like for like.
     "uvicorn": [
-        "-m", "uvicorn", "shop.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+        "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}",
         "--no-access-log", "--lifespan", "off", "--ws", "websockets", "--ws-per-message-deflate", "false",
     ],
 }  # fmt: skip
@@ -52,6 +53,12 @@ def stop_process(popen: subprocess.Popen, deadline: float = STOP_DEADLINE) -> No
         popen.wait(timeout=deadline)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU the process has used so far, user and system."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 @dataclass
 class Process:
     name: str
@@ -66,8 +73,7 @@ class Process:
         return psutil.Process(self.pid).memory_info().rss
 
     def cpu_seconds(self) -> float:
-        times = psutil.Process(self.pid).cpu_times()
-        return times.user + times.system
+        return cpu_seconds(self.pid)
 
     def check_running(self) -> None:
         if self.popen.poll() is not None:
@@ -128,9 +134,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_web(kind: str, name: str, env: dict[str, str], log_dir: Path) -> WebServer:
+def start_web(kind: str, name: str, env: dict[str, str], log_dir: Path, app: str = SHOP_APPLICATION) -> WebServer:
     port = _free_port()
-    args = [arg.format(port=port) for arg in SERVER_COMMANDS[kind]]
+    args = [arg.format(port=port, app=app) for arg in SERVER_COMMANDS[kind]]
     popen, log_path = _spawn(name, args, env, log_dir)
     server = WebServer(name, popen, log_path, port)
     end = time.monotonic() + START_DEADLINE

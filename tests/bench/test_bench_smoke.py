@@ -5,12 +5,15 @@ are correct (never a time), so a broken benchmark or a lossy fast path fails `ma
 """
 
 import pytest
+from django.conf import settings
 
 from bench import scenarios
 from bench.data import customers_create, orders_reset
 from bench.load import Generators
+from bench.run import LADDER
+from bench.stack import SHOP_APPLICATION
 from tests.conftest import requires_postgres
-from tests.live.servers import live_db
+from tests.live.servers import live_db, server_env, start_web_server
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]
 
@@ -39,3 +42,26 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
     burst = scenarios.burst(generators, customers, size=SOCKETS)
     assert (burst["received"], burst["lost"], burst["duplicates"], burst["foreign_frames"]) == (SOCKETS, 0, 0, 0)
     assert generators.open_sockets() == SOCKETS  # nobody was dropped along the way
+
+
+@pytest.mark.parametrize(
+    ("rung", "app"), [(rung, app) for rung, app, _ in LADDER if app != SHOP_APPLICATION], ids=lambda value: value
+)
+def test_every_stripped_down_rung_of_the_ladder_serves_every_socket(
+    rung, app, generators, e2e_workdir, e2e_static_root
+):
+    customers = customers_create(SOCKETS, run=f"ladder-{rung}")
+    env = server_env(
+        REDIS_URL=settings.REDIS_URL, CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    )
+    web = start_web_server(f"ladder-{rung}", env, e2e_workdir, e2e_static_root, app=app)
+    try:
+        storm = scenarios.storm(generators, [web], customers, concurrency=50)
+        assert (storm["connected"], storm["failures"]) == (SOCKETS, {})
+        assert storm["server_cpu_ms_per_handshake"] > 0
+        assert generators.open_sockets() == SOCKETS
+        _, not_greeted_by_id = generators.collect()
+        # Only a rung that looks the session up can greet each client by its own user id.
+        assert len(not_greeted_by_id) == (0 if rung == "auth" else SOCKETS)
+    finally:
+        web.process.stop()

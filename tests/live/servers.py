@@ -147,6 +147,10 @@ class WebServer:
     port: int
 
     @property
+    def pid(self) -> int:
+        return self.process.process.pid
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -205,15 +209,17 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def start_web_server(name: str, env: dict[str, str], workdir: Path, static_root: Path) -> WebServer:
-    """Start daphne on a port the OS picks, and wait until it serves the login page."""
+def start_web_server(
+    name: str, env: dict[str, str], workdir: Path, static_root: Path, app: str = "shop.asgi:application"
+) -> WebServer:
+    """Start daphne serving `app` on a port the OS picks, and wait until it serves the login page."""
     env = {
         **env,
         "STATIC_ROOT": str(static_root),
     }
     # As the Procfile runs it (listen backlog 2048, 30 s connect timeout), on a port the OS picks.
     argv = [sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
-            "--websocket_connect_timeout", "30", "shop.asgi:application"]  # fmt: skip
+            "--websocket_connect_timeout", "30", app]  # fmt: skip
     process = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:
         # Port 0: no race for a "free" port; daphne logs the one it got.
