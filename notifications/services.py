@@ -66,11 +66,10 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     if batch is not None:
         batch.append(notification.pk)
     else:
-        # The messages are built now, in the transaction, so that after COMMIT only the send is left:
-        # reading the row and the unread count back after commit was ~2.4 ms of every change's
-        # commit-to-client latency (docs/performance.md). The count includes this notification.
-        messages = _notification_messages(notification, unread=unread_count(user_id=recipient_id))
-        _on_commit_robust(notifications_send, notification_ids=[notification.pk], messages=messages)
+        # The row goes to the hook as it is: after COMMIT only the unread count is read (0.25 ms), not
+        # the row too (reading both back through the ORM was ~2 ms of every change's commit-to-client
+        # latency; docs/performance.md).
+        _on_commit_robust(notifications_send, notifications=[notification])
     return notification
 
 
@@ -107,7 +106,7 @@ def notifications_batched() -> Iterator[None]:
 
 
 def notifications_publish(*, notification_ids: list[int]) -> int:
-    """Push the given notifications that are still unpublished to their groups; never raises.
+    """Publish the given notifications that are still unpublished (a bulk change's, the sweeper's); never raises.
 
     Returns how many were published. On failure (Redis or PostgreSQL down) the rows stay
     unpublished and the sweeper retries them; the order change is never affected.
@@ -118,18 +117,42 @@ def notifications_publish(*, notification_ids: list[int]) -> int:
             .select_related("actor")
             .order_by("recipient_id", "seq")
         )
-        if not notifications:
-            return 0
-        unread = unread_counts(recipient_ids={n.recipient_id for n in notifications})
     except DatabaseError:
         # The change committed, then the database went away: raising here would fail the request
         # or task that made the change (tests/faults/test_postgres_restart.py).
         logger.exception("Reading %d notification(s) to publish failed; the sweeper will retry", len(notification_ids))
         return 0
+    return notifications_send(notifications=notifications)
+
+
+def notifications_send(*, notifications: list[Notification]) -> int:
+    """Push committed notifications to their groups, then mark them published; never raises.
+
+    Each frame carries its recipient's unread count as of the send. Returns how many were
+    published: all of them, or 0 when the rows were left for the sweeper.
+    """
+    if not notifications:
+        return 0
+    try:
+        unread = unread_counts(recipient_ids={notification.recipient_id for notification in notifications})
+    except DatabaseError:
+        logger.exception("Counting unread for %d notification(s) failed; the sweeper will retry", len(notifications))
+        return 0
     messages = []
     for notification in notifications:
         messages += _notification_messages(notification, unread=unread.get(notification.recipient_id, 0))
-    return notifications_send(notification_ids=[n.pk for n in notifications], messages=messages)
+    try:
+        async_to_sync(group_send_all)(messages)
+    except Exception:
+        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notifications))
+        return 0
+    try:
+        Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(published_at=timezone.now())
+    except DatabaseError:
+        # Sent but not marked: the sweeper sends them again once the database is back, and each
+        # socket drops a seq it has already delivered.
+        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(notifications))
+    return len(notifications)
 
 
 def _notification_messages(notification: Notification, *, unread: int) -> list[tuple[str, dict]]:
@@ -141,26 +164,6 @@ def _notification_messages(notification: Notification, *, unread: int) -> list[t
         staff_frame = order_changed_frame(notification, actor_name=actor.get_username() if actor else None)
         messages.append((STAFF_GROUP, {"type": "order.changed", "frame": staff_frame}))
     return messages
-
-
-def notifications_send(*, notification_ids: list[int], messages: list[tuple[str, dict]]) -> int:
-    """Send the messages of committed notifications, then mark them published; never raises.
-
-    Returns how many were published: all of `notification_ids`, or 0 if the send failed and
-    the rows were left for the sweeper.
-    """
-    try:
-        async_to_sync(group_send_all)(messages)
-    except Exception:
-        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notification_ids))
-        return 0
-    try:
-        Notification.objects.filter(pk__in=notification_ids).update(published_at=timezone.now())
-    except DatabaseError:
-        # Sent but not marked: the sweeper sends them again once the database is back, and each
-        # socket drops a seq it has already delivered.
-        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(notification_ids))
-    return len(notification_ids)
 
 
 def _on_commit_robust(func, /, *args, **kwargs) -> None:

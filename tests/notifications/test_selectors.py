@@ -2,9 +2,9 @@
 
 import pytest
 
-from notifications.selectors import LiveState, last_seq, live_state, unread_count
+from notifications.selectors import LiveState, last_seq, live_state, unread_count, unread_counts
 from notifications.services import notification_record_order_status_change, notifications_mark_read
-from tests.factories import place_order
+from tests.factories import UserFactory, place_order
 
 pytestmark = pytest.mark.django_db
 
@@ -36,3 +36,24 @@ def test_live_state_counts_only_the_users_own_notifications(customer, other_cust
     notifications_mark_read(user_id=other_customer.pk)
     assert live_state(user_id=customer.pk) == LiveState(last_seq=2, unread=2)
     assert live_state(user_id=other_customer.pk) == LiveState(last_seq=4, unread=0)
+
+
+def test_unread_counts_are_one_query_for_many_users_leaving_out_those_with_none(
+    customer, other_customer, django_assert_num_queries
+):
+    never_notified = UserFactory()
+    record(customer, 3)
+    notifications_mark_read(user_id=customer.pk, seq=1)
+    record(other_customer, 2)
+    notifications_mark_read(user_id=other_customer.pk)
+
+    with django_assert_num_queries(1):
+        counts = unread_counts(recipient_ids={customer.pk, other_customer.pk, never_notified.pk})
+
+    assert counts == {customer.pk: 2}
+    assert counts[customer.pk] == unread_count(user_id=customer.pk)
+
+
+def test_unread_counts_of_nobody_is_empty_without_a_query(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert unread_counts(recipient_ids=set()) == {}

@@ -130,23 +130,24 @@ def test_committed_status_change_records_one_notification_and_publishes_it_after
     assert notification.actor == staff
 
 
-def test_after_commit_a_change_is_only_sent_and_marked_published_never_read_back(
+def test_after_commit_a_change_reads_only_the_unread_count_never_its_row_back(
     listen, customer, staff, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    """Its messages are built in the transaction, so COMMIT-to-client is the send alone."""
+    """The row goes to the after-commit hook as it is: COMMIT-to-client is one count and the send."""
     order = place_order(customer=customer)
     listener = listen(user_group(customer.pk))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
+    assert len(callbacks) == 1
 
-    with django_assert_num_queries(1):  # the UPDATE of published_at, after the send
+    with django_assert_num_queries(2):  # the unread count before the send, marking it published after
         callbacks[0]()
 
     assert listener.receive()["frame"]["seq"] == 1
     assert not Notification.objects.filter(published_at=None).exists()
 
 
-def test_each_frame_counts_the_unread_as_of_its_own_notification(listen, customer, django_capture_on_commit_callbacks):
+def test_a_frame_carries_the_unread_count_as_of_its_publishing(listen, customer, django_capture_on_commit_callbacks):
     orders = [place_order(customer=customer) for _ in range(2)]
     listener = listen(user_group(customer.pk))
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
@@ -154,7 +155,8 @@ def test_each_frame_counts_the_unread_as_of_its_own_notification(listen, custome
             order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
 
     frames = [listener.receive()["frame"] for _ in orders]
-    assert [(frame["seq"], frame["unread"]) for frame in frames] == [(1, 1), (2, 2)]
+    # Both are published after the one COMMIT, when both are unread (docs/protocol.md).
+    assert [(frame["seq"], frame["unread"]) for frame in frames] == [(1, 2), (2, 2)]
 
 
 def test_rolled_back_change_leaves_no_notification_and_publishes_nothing(customer, django_capture_on_commit_callbacks):
