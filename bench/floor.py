@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
-from notifications.consumers import NotificationConsumer
+from notifications.consumers import DirectDispatchMixin
 
 
 def _hello(user_id: int | None) -> str:
@@ -46,9 +46,8 @@ async def bare(scope, receive, send):
             return
 
 
-class HelloConsumer(AsyncWebsocketConsumer):
-    # Dispatched as the shop's consumer is: without Channels' hop to its sync thread per message.
-    dispatch = NotificationConsumer.dispatch
+class HelloConsumer(DirectDispatchMixin, AsyncWebsocketConsumer):
+    """Dispatched as the shop's consumer is: without Channels' hop to its sync thread per message."""
 
     async def connect(self):
         user = self.scope.get("user")

@@ -30,7 +30,8 @@ def results_markdown(report: dict) -> str:
         f"({machine['cpu']}), {machine['memory_gib']} GiB, Python {machine['python']}; the load generators "
         f"({args['generators']} processes) ran on the same machine. Command: `{report['command']}`.",
         "",
-        "| Configuration | Connected | Handshakes/s | HTTP 5xx / other failures | Open after hold | KB per socket "
+        "| Configuration | Connected | Handshakes/s (server CPU each) | HTTP 5xx / other failures | Open after hold "
+        "| KB per socket "
         "| Latency p50 / p95 / p99 / max (ms) | Burst: K, last delivered after | Burst notifications/s | Lost "
         "| Generator CPU in storm |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -41,7 +42,7 @@ def results_markdown(report: dict) -> str:
         ms = latency["latency_ms"]
         lines.append(
             f"| {result['label']} | {storm['connected']:,} / {storm['clients']:,} "
-            f"| {storm['handshakes_per_second']:.0f} ({_cpu_ms(storm)} CPU each) | {storm['http_5xx']} / {other_failures} "
+            f"| {storm['handshakes_per_second']:.0f} ({_cpu_ms(storm)}) | {storm['http_5xx']} / {other_failures} "
             f"| {hold['open_at_end']:,} after {hold['seconds']:.0f} s | {hold['kb_per_socket']:.1f} "
             f"| {ms.get('p50', 0):.1f} / {ms.get('p95', 0):.1f} / {ms.get('p99', 0):.1f} / {ms.get('max', 0):.1f} "
             f"at {latency['achieved_rate']:.0f}/s (trigger CPU {latency.get('trigger_cpu_ms_per_change', 0):.1f} ms/change) "

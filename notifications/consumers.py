@@ -37,7 +37,24 @@ CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class DirectDispatchMixin:
+    """Channels' dispatch, minus its per-message `aclose_old_connections()`.
+
+    channels hops to its one shared sync thread before every handler to close stale
+    database connections: for every connect, every client message and every
+    notification delivered. A consumer whose every database call goes through
+    `database_sync_to_async`, which does that itself, only pays for the hop; it was
+    the largest cost of a connect storm or a burst (docs/performance.md).
+    """
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     """Delivers a user's notifications in seq order, with no gaps and no duplicates per connection."""
 
     async def __call__(self, scope, receive, send):
@@ -61,20 +78,6 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             raise
 
     accepted = False
-
-    async def dispatch(self, message):
-        """channels' dispatch, minus its per-message `aclose_old_connections()`.
-
-        channels hops to its one shared sync thread before every handler to close stale
-        database connections: for every connect, every client message and every
-        notification delivered. Every database call here goes through
-        `database_sync_to_async`, which does that itself, so the hop only cost time; it was
-        the largest cost of a connect storm or a burst (docs/performance.md).
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)

@@ -4,7 +4,10 @@
 are correct (never a time), so a broken benchmark or a lossy fast path fails `make test`.
 """
 
+import uuid
+
 import pytest
+import redis
 from django.conf import settings
 
 from bench import scenarios
@@ -51,9 +54,8 @@ def test_every_stripped_down_rung_of_the_ladder_serves_every_socket(
     rung, app, generators, e2e_workdir, e2e_static_root
 ):
     customers = customers_create(SOCKETS, run=f"ladder-{rung}")
-    env = server_env(
-        REDIS_URL=settings.REDIS_URL, CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
-    )
+    prefix = f"ladder-{rung}-{uuid.uuid4().hex[:8]}"  # this server's channels alone
+    env = server_env(REDIS_URL=settings.REDIS_URL, CHANNEL_LAYER_PREFIX=prefix)
     web = start_web_server(f"ladder-{rung}", env, e2e_workdir, e2e_static_root, app=app)
     try:
         storm = scenarios.storm(generators, [web], customers, concurrency=50)
@@ -63,5 +65,8 @@ def test_every_stripped_down_rung_of_the_ladder_serves_every_socket(
         _, not_greeted_by_id = generators.collect()
         # Only a rung that looks the session up can greet each client by its own user id.
         assert len(not_greeted_by_id) == (0 if rung == "auth" else SOCKETS)
+        # A Channels consumer subscribes a channel of its own per socket; the bare application none.
+        subscribed = redis.Redis.from_url(settings.REDIS_URL).pubsub_channels(f"{prefix}specific.*")
+        assert len(subscribed) == (0 if rung == "bare" else SOCKETS)
     finally:
         web.process.stop()
