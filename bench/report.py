@@ -71,7 +71,7 @@ def ladder_markdown(rungs: list[dict]) -> list[str]:
         storm, hold = rung["storm"], rung["hold"]
         lines.append(
             f"| {rung['rung']} | {rung['adds']} | {storm['connected']:,} / {storm['clients']:,} "
-            f"| {storm['handshakes_per_second']:.0f} | {_cpu_ms(storm)} "
+            f"| {storm['handshakes_per_second']:,.0f} | {_cpu_ms(storm)} "
             f"| {hold['kb_per_socket']:.1f} |"
         )
     return lines

@@ -41,16 +41,18 @@ def test_live_state_counts_only_the_users_own_notifications(customer, other_cust
 def test_unread_counts_are_one_query_for_many_users_leaving_out_those_with_none(
     customer, other_customer, django_assert_num_queries
 ):
-    never_notified = UserFactory()
+    all_read, never_notified, not_asked_about = UserFactory(), UserFactory(), UserFactory()
     record(customer, 3)
     notifications_mark_read(user_id=customer.pk, seq=1)
-    record(other_customer, 2)
-    notifications_mark_read(user_id=other_customer.pk)
+    record(other_customer, 1)
+    record(all_read, 2)
+    notifications_mark_read(user_id=all_read.pk)
+    record(not_asked_about, 4)
 
     with django_assert_num_queries(1):
-        counts = unread_counts(recipient_ids={customer.pk, other_customer.pk, never_notified.pk})
+        counts = unread_counts(recipient_ids={customer.pk, other_customer.pk, all_read.pk, never_notified.pk})
 
-    assert counts == {customer.pk: 2}
+    assert counts == {customer.pk: 2, other_customer.pk: 1}
     assert counts[customer.pk] == unread_count(user_id=customer.pk)
 
 

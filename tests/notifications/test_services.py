@@ -237,7 +237,7 @@ def test_bulk_change_of_n_orders_gives_n_notifications_published_in_one_batch(
     assert Notification.objects.filter(payload__order__status="shipped").count() == 5
     for customer in customers:
         frame = listeners[customer.pk].receive()["frame"]
-        assert (frame["order"]["status"], frame["seq"]) == ("shipped", 3)
+        assert (frame["order"]["status"], frame["seq"], frame["unread"]) == ("shipped", 3, 3)
         assert listeners[customer.pk].receive_nothing()
     assert not Notification.objects.filter(payload__order__status="shipped", published_at=None).exists()
 
