@@ -33,7 +33,7 @@ def results_markdown(report: dict) -> str:
         "| Configuration | Connected | Handshakes/s (server CPU each) | HTTP 5xx / other failures | Open after hold "
         "| KB per socket "
         "| Latency p50 / p95 / p99 / max (ms) | Burst: K, last delivered after | Burst notifications/s | Lost "
-        "| Generator CPU in storm |",
+        "| Generator CPU / machine CPU busy in storm |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["results"]:
@@ -49,7 +49,7 @@ def results_markdown(report: dict) -> str:
             f"| {burst['size']:,} in {_seconds(burst['commit_to_last_received_seconds'])} "
             f"(bulk action {burst['bulk_action_seconds']:.1f} s) "
             f"| {burst['notifications_per_second']:,.0f} | {latency['lost'] + burst['lost']} "
-            f"| {storm['generator_cpu_share']:.0%} |"
+            f"| {storm['generator_cpu_share']:.0%} / {_share(storm.get('machine_cpu_busy'))} |"
         )
     if report.get("ladder"):
         lines += ["", *ladder_markdown(report["ladder"])]
@@ -80,6 +80,10 @@ def ladder_markdown(rungs: list[dict]) -> list[str]:
 def _cpu_ms(storm: dict) -> str:
     cpu = storm.get("server_cpu_ms_per_handshake")  # absent from results written before it was measured
     return "—" if cpu is None else f"{cpu:.2f} ms"
+
+
+def _share(value) -> str:
+    return "—" if value is None else f"{value:.0%}"
 
 
 def _seconds(value) -> str:

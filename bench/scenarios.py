@@ -14,7 +14,7 @@ from django.db import transaction
 
 from bench.data import Customer, orders_reset
 from bench.load import Generators
-from bench.stack import cpu_seconds
+from bench.stack import cpu_seconds, machine_cpu_seconds
 from orders.models import Order, OrderStatus
 from orders.transitions import order_transition, orders_transition_bulk
 
@@ -54,8 +54,10 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
     ]
     cpu_before = generators.cpu_seconds()
     server_cpu_before = sum(cpu_seconds(server.pid) for server in servers)
+    machine_before = machine_cpu_seconds()
     replies = generators.connect(clients, concurrency)
     server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_before
+    machine_busy, machine_total = (after - before for after, before in zip(machine_cpu_seconds(), machine_before))
     started = min(reply["started"] for reply in replies)
     finished = max(reply["finished"] for reply in replies)
     connected = sum(reply["connected"] for reply in replies)
@@ -76,6 +78,8 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
         "generator_cpu_share": (generators.cpu_seconds() - cpu_before) / seconds / len(generators.processes),
         # What a handshake costs the servers, whatever the rate: 1000 / this is what one core could take.
         "server_cpu_ms_per_handshake": server_cpu * 1000 / connected if connected else None,
+        # How busy the whole machine was (servers, PostgreSQL, Redis, generators): near 1, more processes cannot help.
+        "machine_cpu_busy": machine_busy / machine_total if machine_total else None,
     }
 
 

@@ -59,6 +59,14 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores: everything the bench shares them with."""
+    times = psutil.cpu_times()
+    # As psutil.cpu_percent counts: Linux already includes guest time in user time.
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
+
+
 @dataclass
 class Process:
     name: str

@@ -35,6 +35,7 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
 
     storm = scenarios.storm(generators, [stack.web], customers, concurrency=50)
     assert (storm["connected"], storm["failures"]) == (SOCKETS, {})
+    assert 0 < storm["machine_cpu_busy"] <= 1
     assert generators.open_sockets() == SOCKETS
 
     steady = scenarios.latency(generators, customers, rate=100, seconds=2)
