@@ -33,7 +33,7 @@ def results_markdown(report: dict) -> str:
         "| Configuration | Connected | Handshakes/s (server CPU each) | HTTP 5xx / other failures | Open after hold "
         "| KB per socket "
         "| Latency p50 / p95 / p99 / max (ms) | Burst: K, last delivered after | Burst notifications/s | Lost "
-        "| Generator CPU / machine CPU busy in storm |",
+        "| Generator CPU (each) / machine busy in storm |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["results"]:
