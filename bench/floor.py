@@ -28,10 +28,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
 from notifications.consumers import DirectDispatchMixin
+from notifications.frames import hello_frame
 
 
 def _hello(user_id: int | None) -> str:
-    return json.dumps({"type": "hello", "user_id": user_id, "last_seq": 0, "unread": 0})
+    return json.dumps(hello_frame(user_id=user_id, last_seq=0, unread=0))
 
 
 async def bare(scope, receive, send):
