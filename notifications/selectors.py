@@ -23,17 +23,22 @@ def unread_counts(*, recipient_ids: set[int]) -> dict[int, int]:
     ids = list(recipient_ids)
     if not ids:
         return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_unread_counts_sql().format(ids=", ".join(["%s"] * len(ids))), ids)
+        return dict(cursor.fetchall())
+
+
+@cache
+def _unread_counts_sql() -> str:
+    """The query of `unread_counts`, with `{ids}` standing for one placeholder per recipient."""
     quote = connection.ops.quote_name
     notification = Notification._meta
     recipient = quote(notification.get_field("recipient").column)
-    sql = (
+    return (
         f"SELECT {recipient}, COUNT(*) FROM {quote(notification.db_table)}"  # noqa: S608 - names are ours, quoted
-        f" WHERE {recipient} IN ({', '.join(['%s'] * len(ids))})"
+        f" WHERE {recipient} IN ({{ids}})"
         f" AND {quote(notification.get_field('read_at').column)} IS NULL GROUP BY {recipient}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
-        return dict(cursor.fetchall())
 
 
 def last_seq(*, user_id: int) -> int:
