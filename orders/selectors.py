@@ -20,6 +20,13 @@ def order_of_customer(*, customer, number: str) -> Order:
 
 
 def order_change_actor(order: Order):
-    """Who made the order's latest status change, from its history (None for the system)."""
+    """Who made the order's latest status change (None for the system).
+
+    From the event `order_transition` just wrote and left on the instance; for a status saved any
+    other way, from the order's history.
+    """
+    event = getattr(order, "status_change_event", None)
+    if event is not None and event.new_status == order.status:
+        return event.actor
     event = order.events.filter(new_status=order.status).select_related("actor").order_by("-pk").first()
     return event.actor if event else None

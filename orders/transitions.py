@@ -87,8 +87,9 @@ def order_transition(
         if not can_transition(order.status, to_status):
             raise InvalidTransition(order, to_status)
 
-        # The event first, so the post_save handler can tell who made the change.
-        OrderEvent.objects.create(
+        # The event first, and on the instance: the post_save handler takes who made the change from it
+        # (reading it back from the history was a query in every change's transaction).
+        order.status_change_event = OrderEvent.objects.create(
             order=order,
             type=OrderEventType.STATUS_CHANGED,
             old_status=order.status,

@@ -3,7 +3,10 @@
 from itertools import product as pairs
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from notifications.models import Notification
 from orders.models import OrderEvent, OrderEventType, OrderStatus
 from orders.transitions import (
     TRANSITIONS,
@@ -12,7 +15,7 @@ from orders.transitions import (
     order_transition,
     orders_transition_bulk,
 )
-from tests.factories import ProductFactory, place_order
+from tests.factories import ProductFactory, StaffFactory, place_order
 
 ALL_PAIRS = list(pairs(OrderStatus.values, OrderStatus.values))
 ALLOWED = [(a, b) for a, b in ALL_PAIRS if b in TRANSITIONS[a]]
@@ -97,6 +100,36 @@ def test_bulk_transition_changes_the_allowed_and_reports_the_rest():
     ]
     delivered.refresh_from_db()
     assert delivered.status == OrderStatus.DELIVERED
+
+
+def test_a_transition_tells_the_notification_who_acted_without_reading_the_history_back(staff):
+    order = place_order()
+
+    with CaptureQueriesContext(connection) as queries:
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
+
+    history_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and OrderEvent._meta.db_table in q["sql"]]
+    assert history_reads == []
+    assert Notification.objects.get(recipient=order.customer).actor == staff
+
+
+def test_a_status_saved_by_hand_takes_its_actor_from_the_history_not_from_an_earlier_transition(staff):
+    order = order_transition(order_id=place_order().pk, to_status=OrderStatus.PAID, actor=staff)
+    packer = StaffFactory()
+
+    with transaction.atomic():
+        OrderEvent.objects.create(
+            order=order,
+            type=OrderEventType.STATUS_CHANGED,
+            old_status=OrderStatus.PAID,
+            new_status=OrderStatus.PROCESSING,
+            actor=packer,
+        )
+        order.status = OrderStatus.PROCESSING
+        order.save()
+
+    latest = Notification.objects.filter(recipient=order.customer).latest("seq")
+    assert (latest.payload["order"]["status"], latest.actor) == (OrderStatus.PROCESSING, packer)
 
 
 def test_order_events_are_append_only():
