@@ -5,7 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import channels_redis
 import pytest
+import redis
+from channels_redis.utils import create_pool
+
+from shop.settings import channel_layers_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SECRET = "k7#Vq2!xR9mZ@p4L$w8N^b3T&c6Y*f1Jh5Gd0Se2Ua9Oi4Er7Wt"
@@ -88,6 +93,18 @@ def test_redis_url_switches_to_the_redis_layer_and_broker():
     assert '"db": "django.db.backends.postgresql"' in result.stdout
     assert '"hosts": ["shop.example.com", "www.shop.example.com"]' in result.stdout
     assert '"debug": false' in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["pubsub", "core"])
+def test_channel_layer_connections_name_redis_py_and_channels_redis_from_one_driver_info(backend):
+    """Worked out once: redis-py would read its version from the package metadata for every connection."""
+    host = channel_layers_config("redis://127.0.0.1:6379/0", backend, "test")["default"]["CONFIG"]["hosts"][0]
+
+    first, second = (create_pool(host).make_connection() for _ in range(2))  # as channels_redis makes them
+
+    assert first.driver_info is second.driver_info
+    assert first.driver_info.formatted_name == f"redis-py(channels-redis_v{channels_redis.__version__})"
+    assert first.driver_info.lib_version == redis.__version__
 
 
 def test_the_web_process_collects_garbage_with_the_configured_thresholds_and_start_up_frozen():
