@@ -1,20 +1,22 @@
-"""Drives the load-generator processes (bench/loadgen.py) from the bench's main process."""
+"""Drives the bench's helper processes from its main process: load generators (bench/loadgen.py) and triggers (bench/trigger.py)."""
 
 import json
 import subprocess
 import sys
+import time
 
 from bench.stack import ROOT
 
 
-class Generators:
-    """`count` load-generator processes; client i of a command goes to generator i % count."""
+class _Helpers:
+    """`count` processes running `module`, driven over stdin/stdout with one JSON object per line."""
 
-    def __init__(self, count: int):
+    def __init__(self, module: str, count: int, env: dict[str, str] | None = None):
         self.processes = [
             subprocess.Popen(
-                [sys.executable, "-m", "bench.loadgen"],
+                [sys.executable, "-m", module],
                 cwd=ROOT,
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -24,20 +26,42 @@ class Generators:
         ]
 
     def _ask_each(self, commands: list[dict]) -> list[dict]:
-        # Send every command first, then read: the generators work in parallel.
+        # Send every command first, then read: the processes work in parallel.
         for process, command in zip(self.processes, commands, strict=True):
             process.stdin.write(json.dumps(command) + "\n")
             process.stdin.flush()
+        return self._read_each()
+
+    def _read_each(self) -> list[dict]:
         replies = []
         for process in self.processes:
             line = process.stdout.readline()
             if not line:
-                raise RuntimeError(f"load generator {process.pid} exited with {process.wait()}")
+                raise RuntimeError(f"bench helper {process.pid} exited with {process.wait()}")
             replies.append(json.loads(line))
         return replies
 
     def ask_all(self, command: dict) -> list[dict]:
         return self._ask_each([command] * len(self.processes))
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.stdin.write(json.dumps({"cmd": "close"}) + "\n")
+                process.stdin.flush()
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class Generators(_Helpers):
+    """`count` load-generator processes; client i of a command goes to generator i % count."""
+
+    def __init__(self, count: int):
+        super().__init__("bench.loadgen", count)
 
     def connect(self, clients: list[list], concurrency: int) -> list[dict]:
         """Open `clients` ([user_id, session_key, ws_url, origin]) spread over the generators."""
@@ -73,14 +97,30 @@ class Generators:
             foreign += reply["foreign"]
         return received, foreign
 
-    def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.stdin.write(json.dumps({"cmd": "close"}) + "\n")
-                process.stdin.flush()
-        for process in self.processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+
+class Triggers(_Helpers):
+    """`count` trigger processes with the servers' environment `env`, each changing its own share of the orders."""
+
+    def __init__(self, count: int, env: dict[str, str]):
+        super().__init__("bench.trigger", count, env)
+        self._read_each()  # each is ready once Django is set up
+
+    def run(self, order_ids: list[int], *, rate: float, count: int) -> list[dict]:
+        """`count` changes at `rate` per second in all, change i by trigger i % count; each trigger's reply.
+
+        Each trigger changes only its own orders, so no two ever wait on one order's lock.
+        """
+        triggers = len(self.processes)
+        assert len(order_ids) >= triggers, "every trigger needs orders of its own"
+        start_at = time.time() + 0.5  # every trigger has its command by then
+        commands = [
+            {
+                "cmd": "run",
+                "order_ids": order_ids[t::triggers],
+                "rate": rate / triggers,
+                "count": len(range(t, count, triggers)),
+                "start_at": start_at + t / rate,
+            }
+            for t in range(triggers)
+        ]
+        return self._ask_each(commands)

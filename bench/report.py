@@ -45,7 +45,7 @@ def results_markdown(report: dict) -> str:
             f"| {storm['handshakes_per_second']:.0f} ({_cpu_ms(storm)}) | {storm['http_5xx']} / {other_failures} "
             f"| {hold['open_at_end']:,} after {hold['seconds']:.0f} s | {hold['kb_per_socket']:.1f} "
             f"| {ms.get('p50', 0):.1f} / {ms.get('p95', 0):.1f} / {ms.get('p99', 0):.1f} / {ms.get('max', 0):.1f} "
-            f"at {latency['achieved_rate']:.0f}/s (trigger CPU {latency.get('trigger_cpu_ms_per_change', 0):.1f} ms/change) "
+            f"at {latency['achieved_rate']:.0f}/s ({_triggers(latency)}) "
             f"| {burst['size']:,} in {_seconds(burst['commit_to_last_received_seconds'])} "
             f"(bulk action {burst['bulk_action_seconds']:.1f} s) "
             f"| {burst['notifications_per_second']:,.0f} | {latency['lost'] + burst['lost']} "
@@ -80,6 +80,13 @@ def ladder_markdown(rungs: list[dict]) -> list[str]:
 def _cpu_ms(storm: dict) -> str:
     cpu = storm.get("server_cpu_ms_per_handshake")  # absent from results written before it was measured
     return "—" if cpu is None else f"{cpu:.2f} ms"
+
+
+def _triggers(latency: dict) -> str:
+    """Who offered the changes, at what CPU each, and how busy the machine was meanwhile."""
+    processes = latency.get("trigger_processes", 1)  # results written before it was measured had one
+    cpu = f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change"
+    return f"{processes} trigger{'s' if processes > 1 else ''}, {cpu}, machine {_share(latency.get('machine_cpu_busy'))} busy"
 
 
 def _share(value) -> str:

@@ -44,6 +44,9 @@ def parse_args(argv):
     parser.add_argument("--burst", type=int, default=None, help="orders in the bulk burst (K); default N")
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
     parser.add_argument("--concurrency", type=int, default=40, help="handshakes in flight per generator")
+    parser.add_argument(
+        "--triggers", type=int, default=2, help="processes changing orders in the latency run (bench/trigger.py)"
+    )
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
     parser.add_argument(
         "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
@@ -102,7 +105,7 @@ def use_layer(redis_url: str, layer: str, prefix: str) -> None:
 def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Path, primary: bool) -> dict:
     from bench import scenarios
     from bench.data import orders_reset
-    from bench.load import Generators
+    from bench.load import Generators, Triggers
     from bench.stack import server_env, start_web, start_worker
 
     run = uuid.uuid4().hex[:8]
@@ -112,7 +115,7 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
     label = f"{config['server']} + {config['layer']} x{config['processes']}"
     print(f"\n== {label}", flush=True)
     servers, workers = [], []
-    generators = None
+    generators = triggers = None
     try:
         for i in range(config["processes"]):
             servers.append(start_web(config["server"], f"{config['server']}-{config['layer']}-{i}", env, log_dir))
@@ -120,6 +123,7 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
         baseline_rss = [server.rss_bytes() for server in servers]
         print(f"   web server pids: {[server.pid for server in servers]} (for py-spy)", flush=True)
         generators = Generators(args.generators)
+        triggers = Triggers(args.triggers, env)
         result = {**config, "label": label}
         result["storm"] = scenarios.storm(generators, servers, customers, concurrency=args.concurrency)
         connected = _connected(customers, result["storm"])
@@ -132,8 +136,11 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
             connected=result["storm"]["connected"],
         )
         _show("hold", result["hold"], "open_at_end", "dropped", "kb_per_socket", "server_rss_mb")
-        result["latency"] = scenarios.latency(generators, connected, rate=args.rate, seconds=args.latency_seconds)
-        _show("latency", result["latency"], "achieved_rate", "latency_ms", "lost", "duplicates", "foreign_frames")
+        result["latency"] = scenarios.latency(
+            generators, triggers, connected, rate=args.rate, seconds=args.latency_seconds
+        )
+        _show("latency", result["latency"], "achieved_rate", "trigger_cpu_ms_per_change", "machine_cpu_busy",
+              "latency_ms", "lost", "duplicates", "foreign_frames")  # fmt: skip
         sizes = sorted({max(1, args.burst // 10), args.burst // 2, args.burst}) if primary else [args.burst]
         result["bursts"] = []
         for size in sizes:
@@ -146,11 +153,12 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
         generators.close()
         generators = None
         if primary:
-            result["ramp"] = latency_by_connections(args, servers, customers)
+            result["ramp"] = latency_by_connections(args, servers, triggers, customers)
         return result
     finally:
-        if generators:
-            generators.close()
+        for helpers in (generators, triggers):
+            if helpers:
+                helpers.close()
         for process in servers + workers:
             process.stop()
 
@@ -194,7 +202,7 @@ def run_ladder(args, customers, env_base: dict, log_dir: Path) -> list[dict]:
     return rungs
 
 
-def latency_by_connections(args, servers, customers) -> list[dict]:
+def latency_by_connections(args, servers, triggers, customers) -> list[dict]:
     """Latency percentiles as the number of connected sockets grows (the plot's x axis)."""
     from bench import scenarios
     from bench.data import orders_reset
@@ -209,7 +217,7 @@ def latency_by_connections(args, servers, customers) -> list[dict]:
             connected = stage
             failed.update(storm["failed_user_ids"])
             online = [c for c in customers[:stage] if c.user_id not in failed]
-            result = scenarios.latency(generators, online, rate=args.rate, seconds=10)
+            result = scenarios.latency(generators, triggers, online, rate=args.rate, seconds=10)
             points.append({"connections": stage, **result["latency_ms"], "lost": result["lost"]})
             print(f"   ramp {stage}: {result['latency_ms']}", flush=True)
     finally:

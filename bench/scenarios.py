@@ -3,8 +3,9 @@
 Each takes the running web servers, the load generators and the bench customers and
 returns plain figures (a dict), which bench/run.py writes out. Status changes go
 through the shop's own code (`order_transition`, `orders_transition_bulk`: what the
-admin and the Celery tasks call), from this process, so the commit time is taken on
-the same clock the clients stamp their frames with.
+admin and the Celery tasks call): the latency run's from the trigger processes
+(bench/trigger.py), the burst's from this one. Commit times are taken on the host
+clock the clients stamp their frames with.
 """
 
 import statistics
@@ -12,19 +13,12 @@ import time
 
 from django.db import transaction
 
-from bench.data import Customer, orders_reset
-from bench.load import Generators
-from bench.stack import cpu_seconds, machine_cpu_seconds
+from bench.data import Customer
+from bench.load import Generators, Triggers
+from bench.stack import cpu_seconds, machine_busy_since, machine_cpu_seconds
 from orders.models import Order, OrderStatus
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import orders_transition_bulk
 
-# The happy path an order walks through during the latency run, one step per change.
-FORWARD = {
-    OrderStatus.PENDING_PAYMENT: OrderStatus.PAID,
-    OrderStatus.PAID: OrderStatus.PROCESSING,
-    OrderStatus.PROCESSING: OrderStatus.SHIPPED,
-    OrderStatus.SHIPPED: OrderStatus.DELIVERED,
-}
 DELIVERY_DEADLINE = 120.0  # seconds to wait for stragglers before counting them as lost
 POLL = 0.2
 
@@ -57,7 +51,7 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
     machine_before = machine_cpu_seconds()
     replies = generators.connect(clients, concurrency)
     server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_before
-    machine_busy, machine_total = (after - before for after, before in zip(machine_cpu_seconds(), machine_before))
+    machine_busy = machine_busy_since(machine_before)
     started = min(reply["started"] for reply in replies)
     finished = max(reply["finished"] for reply in replies)
     connected = sum(reply["connected"] for reply in replies)
@@ -79,7 +73,7 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
         # What a handshake costs the servers, whatever the rate: 1000 / this is what one core could take.
         "server_cpu_ms_per_handshake": server_cpu * 1000 / connected if connected else None,
         # How busy the whole machine was (servers, PostgreSQL, Redis, generators): near 1, more processes cannot help.
-        "machine_cpu_busy": machine_busy / machine_total if machine_total else None,
+        "machine_cpu_busy": machine_busy,
     }
 
 
@@ -105,49 +99,25 @@ def hold(generators: Generators, servers: list, *, seconds: float, baseline_rss:
     }
 
 
-def _change_recording_commit(order_id: int, to_status: str, commits: dict) -> None:
-    """One status change; commits[(order id, new version)] = when it committed."""
-    committed: list[float] = []
-    with transaction.atomic():
-        # Registered before the shop's own publish hook, so it runs first, right after COMMIT.
-        transaction.on_commit(lambda: committed.append(time.time()))
-        order = order_transition(order_id=order_id, to_status=to_status)
-    commits[(order_id, order.version)] = committed[0]
-
-
-def latency(generators: Generators, customers: list[Customer], *, rate: float, seconds: float) -> dict:
+def latency(generators: Generators, triggers: Triggers, customers: list[Customer], *, rate: float, seconds: float) -> dict:
     """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame."""
-    statuses = dict(Order.objects.filter(pk__in=[c.order_id for c in customers]).values_list("pk", "status"))
-    commits: dict[tuple[int, int], float] = {}
     generators.collect()  # start from a clean slate
     count = int(rate * seconds)
-    started = time.monotonic()
-    cpu_started = time.process_time()  # this process is the trigger: is it what limits the rate?
-    behind = 0
-    for i in range(count):
-        due = started + i / rate
-        pause = due - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)  # open-loop pacing: changes are due at fixed times, whatever the replies do
-        else:
-            behind += 1
-        customer = customers[i % len(customers)]
-        if statuses[customer.order_id] not in FORWARD:  # delivered: walk the path again
-            orders_reset([customer.order_id])
-            statuses[customer.order_id] = OrderStatus.PENDING_PAYMENT
-        to_status = FORWARD[statuses[customer.order_id]]
-        _change_recording_commit(customer.order_id, to_status, commits)
-        statuses[customer.order_id] = to_status
-    elapsed = time.monotonic() - started
-    trigger_cpu = time.process_time() - cpu_started
+    machine_started = machine_cpu_seconds()
+    runs = triggers.run([c.order_id for c in customers], rate=rate, count=count)
+    machine_busy = machine_busy_since(machine_started)
+    commits = {(order_id, version): committed_at for run in runs for order_id, version, committed_at in run["commits"]}
     delivery = await_deliveries(generators, commits, customers)
     return {
         "changes": count,
         "target_rate": rate,
-        "achieved_rate": count / elapsed,
-        "changes_late": behind,
-        # CPU the trigger spent per change (ORM, transaction, publish): times the target rate, the cores it needs.
-        "trigger_cpu_ms_per_change": trigger_cpu * 1000 / count,
+        "achieved_rate": count / max(run["elapsed"] for run in runs),
+        "changes_late": sum(run["behind"] for run in runs),
+        "trigger_processes": len(runs),
+        # CPU the triggers spent per change (ORM, transaction, publish): times the rate, the cores they need.
+        "trigger_cpu_ms_per_change": sum(run["cpu_seconds"] for run in runs) * 1000 / count,
+        # The whole machine: servers, workers, triggers, generators, PostgreSQL, Redis.
+        "machine_cpu_busy": machine_busy,
         **delivery,
     }
 

@@ -67,6 +67,12 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return total - times.idle - getattr(times, "iowait", 0.0), total
 
 
+def machine_busy_since(reading: tuple[float, float]) -> float | None:
+    """How busy the whole machine has been since `reading` (of machine_cpu_seconds), from 0 to 1."""
+    busy, total = (now - then for now, then in zip(machine_cpu_seconds(), reading, strict=True))
+    return busy / total if total else None
+
+
 @dataclass
 class Process:
     name: str

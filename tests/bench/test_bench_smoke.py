@@ -12,7 +12,7 @@ from django.conf import settings
 
 from bench import scenarios
 from bench.data import customers_create, orders_reset
-from bench.load import Generators
+from bench.load import Generators, Triggers
 from bench.run import LADDER
 from bench.stack import SHOP_APPLICATION
 from tests.conftest import requires_postgres
@@ -30,7 +30,14 @@ def generators():
     generators.close()
 
 
-def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(stack, generators):
+@pytest.fixture
+def triggers(stack):
+    triggers = Triggers(2, stack.env)  # the servers' database and channel layer
+    yield triggers
+    triggers.close()
+
+
+def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(stack, generators, triggers):
     customers = customers_create(SOCKETS, run="smoke")
 
     storm = scenarios.storm(generators, [stack.web], customers, concurrency=50)
@@ -38,8 +45,8 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
     assert 0 < storm["machine_cpu_busy"] <= 1
     assert generators.open_sockets() == SOCKETS
 
-    steady = scenarios.latency(generators, customers, rate=100, seconds=2)
-    assert steady["changes"] == 200
+    steady = scenarios.latency(generators, triggers, customers, rate=100, seconds=2)
+    assert (steady["changes"], steady["trigger_processes"]) == (200, 2)
     assert (steady["received"], steady["lost"], steady["duplicates"], steady["foreign_frames"]) == (200, 0, 0, 0)
 
     orders_reset([customer.order_id for customer in customers])

@@ -165,11 +165,12 @@ class WebServer:
 
 @dataclass
 class FullStack:
-    """daphne on the Redis channel layer, and a Celery worker consuming `queue`."""
+    """daphne on the Redis channel layer, and a Celery worker consuming `queue`, both started with `env`."""
 
     web: WebServer
     worker: ManagedProcess
     queue: str
+    env: dict[str, str]
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -331,7 +332,7 @@ def _full_stack(django_db_setup, e2e_workdir, e2e_static_root) -> FullStack:
         worker.stop()
         delete_queue_keys(settings.REDIS_URL, queue)
         raise
-    stack = FullStack(web=web, worker=worker, queue=queue)
+    stack = FullStack(web=web, worker=worker, queue=queue, env=env)
     try:
         yield stack
     finally:

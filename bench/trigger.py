@@ -1,0 +1,104 @@
+"""One trigger process: changes orders on a fixed schedule during the latency run, as the shop's callers do.
+
+Changing one order from a sync caller costs about 5 ms of CPU (the ORM, the transaction, and
+a publish whose async_to_sync starts an event loop and a Redis connection), so one process
+cannot offer 200 changes a second on a core it shares with the rest of the stack. A shop's
+changes come from many processes (web processes serving the admin, Celery workers); the bench
+spreads the schedule over several trigger processes, as it spreads sockets over load generators.
+
+bench/load.py starts these with the servers' environment (database, channel layer) and drives
+them over stdin/stdout, one JSON object per line:
+
+    (on start)            -> {"ready": true}, once Django is set up
+    {"cmd": "run", "order_ids": [...], "rate": 100.0, "count": 1000, "start_at": <epoch seconds>}
+                          -> {"commits": [[order_id, version, committed_at], ...], "behind": n,
+                              "cpu_seconds": s, "elapsed": s}
+    {"cmd": "close"}      -> exits
+
+A run changes `count` orders, one every 1/`rate` seconds from `start_at`, walking each order
+along the happy path and back to the start. Each change goes through the shop's own
+`order_transition`; its commit time is taken right after COMMIT, on the clock the clients
+stamp their frames with.
+"""
+
+import json
+import sys
+import time
+
+import django
+
+if __name__ == "__main__":
+    django.setup()  # the shop's models, imported below, need the app registry
+
+# isort: split
+
+from django.db import transaction
+
+from bench.data import orders_reset
+from orders.models import Order, OrderStatus
+from orders.transitions import order_transition
+
+# The happy path an order walks through during the latency run, one step per change.
+FORWARD = {
+    OrderStatus.PENDING_PAYMENT: OrderStatus.PAID,
+    OrderStatus.PAID: OrderStatus.PROCESSING,
+    OrderStatus.PROCESSING: OrderStatus.SHIPPED,
+    OrderStatus.SHIPPED: OrderStatus.DELIVERED,
+}
+
+
+def change_recording_commit(order_id: int, to_status: str) -> list:
+    """One status change: [order id, new version, when it committed]."""
+    committed: list[float] = []
+    with transaction.atomic():
+        # Registered before the shop's own publish hook, so it runs first, right after COMMIT.
+        transaction.on_commit(lambda: committed.append(time.time()))
+        order = order_transition(order_id=order_id, to_status=to_status)
+    return [order_id, order.version, committed[0]]
+
+
+def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> dict:
+    statuses = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "status"))
+    commits, behind = [], 0
+    cpu_started = time.process_time()  # is this process what limits the rate?
+    for i in range(count):
+        pause = start_at + i / rate - time.time()
+        if pause > 0:
+            time.sleep(pause)  # open-loop pacing: changes are due at fixed times, whatever the replies do
+        else:
+            behind += 1
+        order_id = order_ids[i % len(order_ids)]
+        if statuses[order_id] not in FORWARD:  # delivered: walk the path again
+            orders_reset([order_id])
+            statuses[order_id] = OrderStatus.PENDING_PAYMENT
+        to_status = FORWARD[statuses[order_id]]
+        commits.append(change_recording_commit(order_id, to_status))
+        statuses[order_id] = to_status
+    return {
+        "commits": commits,
+        "behind": behind,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "elapsed": time.time() - start_at,
+    }
+
+
+def main() -> None:
+    _reply({"ready": True})
+    for line in sys.stdin:
+        command = json.loads(line)
+        match command.pop("cmd"):
+            case "run":
+                _reply(run(**command))
+            case "close":
+                return
+            case other:
+                _reply({"error": f"unknown command {other!r}"})
+
+
+def _reply(reply: dict) -> None:
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
