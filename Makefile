@@ -43,7 +43,7 @@ test-faults: install
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
 		$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
-# The benchmark behind docs/performance.md: the full stack under 10,000 sockets (~20 minutes,
+# The benchmark behind docs/performance.md: the full stack under 10,000 sockets (20–30 minutes,
 # not part of `make test`). Needs PostgreSQL and Redis; BENCH_DATABASE_URL (dropped and recreated)
 # and BENCH_REDIS_URL say where. A shorter look: make bench BENCH_ARGS="--sockets 2000 --quick".
 bench: install
