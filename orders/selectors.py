@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from orders.models import Order
+from orders.models import Order, OrderEvent
 
 
 def orders_of_customer(*, customer) -> QuerySet[Order]:
@@ -19,13 +19,12 @@ def order_of_customer(*, customer, number: str) -> Order:
     )
 
 
-def order_change_actor(order: Order):
+def order_change_actor(order: Order, *, event: OrderEvent | None = None):
     """Who made the order's latest status change (None for the system).
 
-    From the event `order_transition` just wrote and left on the instance; for a status saved any
-    other way, from the order's history.
+    From `event`, the history entry `order_transition` wrote for this change, when given; for a
+    status saved any other way, from the order's history.
     """
-    event = getattr(order, "status_change_event", None)
     if event is not None and event.new_status == order.status:
         return event.actor
     event = order.events.filter(new_status=order.status).select_related("actor").order_by("-pk").first()

@@ -16,8 +16,11 @@ def notify_status_change(sender, instance: Order, created: bool, raw: bool = Fal
     previous_status = instance.loaded_status
     # From now on this instance compares against what is stored: saving it again is not a change.
     instance._loaded_status = instance.status
+    # The history entry order_transition wrote for this save, if it made it: taken off the instance so it
+    # names the actor of this change only (and the order and its event do not keep each other alive).
+    event = instance.__dict__.pop("status_change_event", None)
     if created or instance.status == previous_status:
         return  # placement and saves that leave the status alone notify nobody
     notification_record_order_status_change(
-        order=instance, previous_status=previous_status, actor=order_change_actor(instance)
+        order=instance, previous_status=previous_status, actor=order_change_actor(instance, event=event)
     )

@@ -88,7 +88,7 @@ def order_transition(
             raise InvalidTransition(order, to_status)
 
         # The event first, and on the instance: the post_save handler takes who made the change from it
-        # (reading it back from the history was a query in every change's transaction).
+        # (orders/signals.py; reading it back from the history was a query in every change's transaction).
         order.status_change_event = OrderEvent.objects.create(
             order=order,
             type=OrderEventType.STATUS_CHANGED,

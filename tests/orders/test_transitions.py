@@ -108,8 +108,8 @@ def test_a_transition_tells_the_notification_who_acted_without_reading_the_histo
     with CaptureQueriesContext(connection) as queries:
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
 
-    history_reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and OrderEvent._meta.db_table in q["sql"]]
-    assert history_reads == []
+    history = OrderEvent._meta.db_table
+    assert [q["sql"] for q in queries if q["sql"].startswith("SELECT") and history in q["sql"]] == []
     assert Notification.objects.get(recipient=order.customer).actor == staff
 
 
@@ -130,6 +130,30 @@ def test_a_status_saved_by_hand_takes_its_actor_from_the_history_not_from_an_ear
 
     latest = Notification.objects.filter(recipient=order.customer).latest("seq")
     assert (latest.payload["order"]["status"], latest.actor) == (OrderStatus.PROCESSING, packer)
+
+
+def test_a_transitions_event_names_the_actor_of_that_change_only(staff):
+    order = order_transition(order_id=place_order().pk, to_status=OrderStatus.PAID, actor=staff)
+    packer, cashier = StaffFactory(), StaffFactory()
+
+    # The same instance, saved by hand twice, back to the status the transition gave it.
+    for old_status, new_status, actor in [
+        (OrderStatus.PAID, OrderStatus.PROCESSING, packer),
+        (OrderStatus.PROCESSING, OrderStatus.PAID, cashier),
+    ]:
+        with transaction.atomic():
+            OrderEvent.objects.create(
+                order=order, type=OrderEventType.STATUS_CHANGED, old_status=old_status, new_status=new_status, actor=actor
+            )
+            order.status = new_status
+            order.save()
+
+    notifications = Notification.objects.filter(recipient=order.customer).order_by("seq")
+    assert [(n.payload["order"]["status"], n.actor) for n in notifications] == [
+        (OrderStatus.PAID, staff),
+        (OrderStatus.PROCESSING, packer),
+        (OrderStatus.PAID, cashier),
+    ]
 
 
 def test_order_events_are_append_only():
