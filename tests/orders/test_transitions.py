@@ -143,7 +143,11 @@ def test_a_transitions_event_names_the_actor_of_that_change_only(staff):
     ]:
         with transaction.atomic():
             OrderEvent.objects.create(
-                order=order, type=OrderEventType.STATUS_CHANGED, old_status=old_status, new_status=new_status, actor=actor
+                order=order,
+                type=OrderEventType.STATUS_CHANGED,
+                old_status=old_status,
+                new_status=new_status,
+                actor=actor,
             )
             order.status = new_status
             order.save()
