@@ -1,4 +1,7 @@
-"""Drives the bench's helper processes from its main process: load generators (bench/loadgen.py) and triggers (bench/trigger.py)."""
+"""Drives the bench's helper processes from its main process.
+
+The load generators (bench/loadgen.py) hold the sockets; the triggers (bench/trigger.py) change orders.
+"""
 
 import json
 import subprocess
@@ -44,11 +47,21 @@ class _Helpers:
     def ask_all(self, command: dict) -> list[dict]:
         return self._ask_each([command] * len(self.processes))
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Ask each process to exit, and kill the ones that do not within a minute; never raises."""
         for process in self.processes:
             if process.poll() is None:
-                process.stdin.write(json.dumps({"cmd": "close"}) + "\n")
-                process.stdin.flush()
+                try:
+                    process.stdin.write(json.dumps({"cmd": "close"}) + "\n")
+                    process.stdin.flush()
+                except OSError:  # it died meanwhile (BrokenPipeError): nothing to ask
+                    pass
         for process in self.processes:
             try:
                 process.wait(timeout=60)
@@ -101,26 +114,46 @@ class Generators(_Helpers):
 class Triggers(_Helpers):
     """`count` trigger processes with the servers' environment `env`, each changing its own share of the orders."""
 
+    LEAD = 0.2  # seconds from sending the schedules to the first change: every trigger has its own by then
+
     def __init__(self, count: int, env: dict[str, str]):
+        if count < 1:
+            raise ValueError("at least one trigger")
         super().__init__("bench.trigger", count, env)
-        self._read_each()  # each is ready once Django is set up
+        try:
+            self._read_each()  # each is ready once Django is set up
+        except BaseException:
+            self.close()
+            raise
 
-    def run(self, order_ids: list[int], *, rate: float, count: int) -> list[dict]:
-        """`count` changes at `rate` per second in all, change i by trigger i % count; each trigger's reply.
+    def start(self, order_ids: list[int], *, rate: float, count: int) -> float:
+        """Send each trigger its share of the schedule (`trigger_schedules`); returns when the first change is due."""
+        start_at = time.time() + self.LEAD
+        commands = trigger_schedules(order_ids, rate=rate, count=count, triggers=len(self.processes), start_at=start_at)
+        for process, command in zip(self.processes, commands, strict=True):
+            process.stdin.write(json.dumps({"cmd": "run", **command}) + "\n")
+            process.stdin.flush()
+        return start_at
 
-        Each trigger changes only its own orders, so no two ever wait on one order's lock.
-        """
-        triggers = len(self.processes)
-        assert len(order_ids) >= triggers, "every trigger needs orders of its own"
-        start_at = time.time() + 0.5  # every trigger has its command by then
-        commands = [
-            {
-                "cmd": "run",
-                "order_ids": order_ids[t::triggers],
-                "rate": rate / triggers,
-                "count": len(range(t, count, triggers)),
-                "start_at": start_at + t / rate,
-            }
-            for t in range(triggers)
-        ]
-        return self._ask_each(commands)
+    def results(self) -> list[dict]:
+        """Each trigger's reply once it has made all its changes (bench/trigger.py)."""
+        return self._read_each()
+
+
+def trigger_schedules(order_ids: list[int], *, rate: float, count: int, triggers: int, start_at: float) -> list[dict]:
+    """Split `count` changes at `rate` per second from `start_at` over `triggers` processes.
+
+    Change i is due at start_at + i / rate and goes to trigger i mod `triggers`, which changes only its
+    own orders (every `triggers`-th one), so no two triggers ever wait on one order's lock.
+    """
+    if len(order_ids) < triggers:
+        raise ValueError(f"{triggers} triggers need at least as many orders, got {len(order_ids)}")
+    return [
+        {
+            "order_ids": order_ids[t::triggers],
+            "rate": rate / triggers,
+            "count": len(range(t, count, triggers)),
+            "start_at": start_at + t / rate,
+        }
+        for t in range(triggers)
+    ]

@@ -86,7 +86,8 @@ def _triggers(latency: dict) -> str:
     """Who offered the changes, at what CPU each, and how busy the machine was meanwhile."""
     processes = latency.get("trigger_processes", 1)  # results written before it was measured had one
     cpu = f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change"
-    return f"{processes} trigger{'s' if processes > 1 else ''}, {cpu}, machine {_share(latency.get('machine_cpu_busy'))} busy"
+    machine = f"machine {_share(latency.get('machine_cpu_busy'))} busy"
+    return f"{processes} trigger{'s' if processes > 1 else ''}, {cpu}, {machine}"
 
 
 def _share(value) -> str:

@@ -51,7 +51,10 @@ def parse_args(argv):
     parser.add_argument(
         "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.triggers < 1:
+        parser.error("--triggers must be at least 1")
+    return args
 
 
 def configure_django(secret_key: str) -> tuple[str, str]:

@@ -99,12 +99,16 @@ def hold(generators: Generators, servers: list, *, seconds: float, baseline_rss:
     }
 
 
-def latency(generators: Generators, triggers: Triggers, customers: list[Customer], *, rate: float, seconds: float) -> dict:
+def latency(
+    generators: Generators, triggers: Triggers, customers: list[Customer], *, rate: float, seconds: float
+) -> dict:
     """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame."""
     generators.collect()  # start from a clean slate
     count = int(rate * seconds)
+    start_at = triggers.start([c.order_id for c in customers], rate=rate, count=count)
+    time.sleep(max(0.0, start_at - time.time()))  # the machine is measured from the first change due
     machine_started = machine_cpu_seconds()
-    runs = triggers.run([c.order_id for c in customers], rate=rate, count=count)
+    runs = triggers.results()
     machine_busy = machine_busy_since(machine_started)
     commits = {(order_id, version): committed_at for run in runs for order_id, version, committed_at in run["commits"]}
     delivery = await_deliveries(generators, commits, customers)

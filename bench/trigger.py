@@ -24,10 +24,15 @@ stamp their frames with.
 import json
 import sys
 import time
+from collections.abc import Iterator
 
 import django
 
+# Replies go to bench/load.py on the real stdout; anything else that prints goes to stderr (main).
+_replies = sys.stdout
+
 if __name__ == "__main__":
+    sys.stdout = sys.stderr
     django.setup()  # the shop's models, imported below, need the app registry
 
 # isort: split
@@ -57,17 +62,22 @@ def change_recording_commit(order_id: int, to_status: str) -> list:
     return [order_id, order.version, committed[0]]
 
 
+def due_changes(*, order_ids: list[int], rate: float, count: int, start_at: float) -> Iterator[tuple[float, int]]:
+    """(when it is due, which order) for each of the `count` changes: one every 1/`rate` s, the orders in turn."""
+    for i in range(count):
+        yield start_at + i / rate, order_ids[i % len(order_ids)]
+
+
 def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> dict:
     statuses = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "status"))
     commits, behind = [], 0
     cpu_started = time.process_time()  # is this process what limits the rate?
-    for i in range(count):
-        pause = start_at + i / rate - time.time()
+    for due, order_id in due_changes(order_ids=order_ids, rate=rate, count=count, start_at=start_at):
+        pause = due - time.time()
         if pause > 0:
             time.sleep(pause)  # open-loop pacing: changes are due at fixed times, whatever the replies do
         else:
             behind += 1
-        order_id = order_ids[i % len(order_ids)]
         if statuses[order_id] not in FORWARD:  # delivered: walk the path again
             orders_reset([order_id])
             statuses[order_id] = OrderStatus.PENDING_PAYMENT
@@ -96,8 +106,8 @@ def main() -> None:
 
 
 def _reply(reply: dict) -> None:
-    sys.stdout.write(json.dumps(reply) + "\n")
-    sys.stdout.flush()
+    _replies.write(json.dumps(reply) + "\n")
+    _replies.flush()
 
 
 if __name__ == "__main__":

@@ -25,16 +25,14 @@ SOCKETS = 200
 
 @pytest.fixture
 def generators():
-    generators = Generators(2)
-    yield generators
-    generators.close()
+    with Generators(2) as generators:
+        yield generators
 
 
 @pytest.fixture
 def triggers(stack):
-    triggers = Triggers(2, stack.env)  # the servers' database and channel layer
-    yield triggers
-    triggers.close()
+    with Triggers(2, stack.env) as triggers:  # the servers' database and channel layer
+        yield triggers
 
 
 def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(stack, generators, triggers):

@@ -26,17 +26,14 @@ ISOLATION_CUSTOMERS = 1000
 def test_with_a_thousand_customers_connected_every_frame_reaches_only_its_owner(cluster):
     web = cluster.web()
     customers = customers_create(ISOLATION_CUSTOMERS, run="isolation")
-    generators, triggers = Generators(2), Triggers(2, cluster.env)  # the servers' database and channel layer
-    try:
+    # The triggers get the servers' database and channel layer.
+    with Generators(2) as generators, Triggers(2, cluster.env) as triggers:
         storm = scenarios.storm(generators, [web], customers, concurrency=100)
         assert (storm["connected"], storm["failures"]) == (ISOLATION_CUSTOMERS, {})
 
         # Every customer's order changes at once (the admin's bulk action), then a steady stream.
         burst = scenarios.burst(generators, customers, size=ISOLATION_CUSTOMERS)
         steady = scenarios.latency(generators, triggers, customers, rate=50, seconds=4)
-    finally:
-        generators.close()
-        triggers.close()
 
     # A frame for another user's order, a second hello, or a staff-only frame counts as foreign.
     for run in (burst, steady):
