@@ -140,10 +140,10 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
         )
         _show("hold", result["hold"], "open_at_end", "dropped", "kb_per_socket", "server_rss_mb")
         result["latency"] = scenarios.latency(
-            generators, triggers, connected, rate=args.rate, seconds=args.latency_seconds
+            generators, triggers, servers, connected, rate=args.rate, seconds=args.latency_seconds
         )
         _show("latency", result["latency"], "achieved_rate", "trigger_cpu_ms_per_change", "machine_cpu_busy",
-              "latency_ms", "lost", "duplicates", "foreign_frames")  # fmt: skip
+              "server_cpu_wait_share", "latency_ms", "lost", "duplicates", "foreign_frames")  # fmt: skip
         sizes = sorted({max(1, args.burst // 10), args.burst // 2, args.burst}) if primary else [args.burst]
         result["bursts"] = []
         for size in sizes:
@@ -220,7 +220,7 @@ def latency_by_connections(args, servers, triggers, customers) -> list[dict]:
             connected = stage
             failed.update(storm["failed_user_ids"])
             online = [c for c in customers[:stage] if c.user_id not in failed]
-            result = scenarios.latency(generators, triggers, online, rate=args.rate, seconds=10)
+            result = scenarios.latency(generators, triggers, servers, online, rate=args.rate, seconds=10)
             points.append({"connections": stage, **result["latency_ms"], "lost": result["lost"]})
             print(f"   ramp {stage}: {result['latency_ms']}", flush=True)
     finally:
@@ -244,6 +244,8 @@ def _fmt(value):
         return f"{value:.1f}"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(_fmt(v)) for v in value) + "]"
     return value
 
 

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from bench.data import Customer
 from bench.load import Generators, Triggers
-from bench.stack import cpu_seconds, machine_busy_since, machine_cpu_seconds
+from bench.stack import cpu_seconds, cpu_wait_seconds, machine_busy_since, machine_cpu_seconds
 from orders.models import Order, OrderStatus
 from orders.transitions import orders_transition_bulk
 
@@ -100,7 +100,13 @@ def hold(generators: Generators, servers: list, *, seconds: float, baseline_rss:
 
 
 def latency(
-    generators: Generators, triggers: Triggers, customers: list[Customer], *, rate: float, seconds: float
+    generators: Generators,
+    triggers: Triggers,
+    servers: list,
+    customers: list[Customer],
+    *,
+    rate: float,
+    seconds: float,
 ) -> dict:
     """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame."""
     generators.collect()  # start from a clean slate
@@ -108,8 +114,11 @@ def latency(
     start_at = triggers.start([c.order_id for c in customers], rate=rate, count=count)
     time.sleep(max(0.0, start_at - time.time()))  # the machine is measured from the first change due
     machine_started = machine_cpu_seconds()
+    waits_started = [cpu_wait_seconds(server.pid) for server in servers]
     runs = triggers.results()
     machine_busy = machine_busy_since(machine_started)
+    waits = [cpu_wait_seconds(server.pid) for server in servers]
+    window = time.time() - start_at
     commits = {(order_id, version): committed_at for run in runs for order_id, version, committed_at in run["commits"]}
     delivery = await_deliveries(generators, commits, customers)
     return {
@@ -122,6 +131,11 @@ def latency(
         "trigger_cpu_ms_per_change": sum(run["cpu_seconds"] for run in runs) * 1000 / count,
         # The whole machine: servers, workers, triggers, generators, PostgreSQL, Redis.
         "machine_cpu_busy": machine_busy,
+        # Per web server: the share of the run its event loop was ready but waiting for a core (a crowded box).
+        "server_cpu_wait_share": [
+            None if None in (now, then) else (now - then) / window
+            for now, then in zip(waits, waits_started, strict=True)
+        ],
         **delivery,
     }
 

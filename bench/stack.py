@@ -59,6 +59,18 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def cpu_wait_seconds(pid: int) -> float | None:
+    """Time the process's main thread (the web server's event loop) has spent ready to run, waiting for a core.
+
+    From Linux's /proc/<pid>/schedstat; None where there is none. What a frame arriving meanwhile waits too.
+    """
+    try:
+        with open(f"/proc/{pid}/schedstat") as schedstat:
+            return int(schedstat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all cores: everything the bench shares them with."""
     times = psutil.cpu_times()

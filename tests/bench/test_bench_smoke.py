@@ -43,8 +43,9 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
     assert 0 < storm["machine_cpu_busy"] <= 1
     assert generators.open_sockets() == SOCKETS
 
-    steady = scenarios.latency(generators, triggers, customers, rate=100, seconds=2)
+    steady = scenarios.latency(generators, triggers, [stack.web], customers, rate=100, seconds=2)
     assert (steady["changes"], steady["trigger_processes"]) == (200, 2)
+    assert 0 <= steady["server_cpu_wait_share"][0] < 1
     assert (steady["received"], steady["lost"], steady["duplicates"], steady["foreign_frames"]) == (200, 0, 0, 0)
 
     orders_reset([customer.order_id for customer in customers])

@@ -33,7 +33,7 @@ def test_with_a_thousand_customers_connected_every_frame_reaches_only_its_owner(
 
         # Every customer's order changes at once (the admin's bulk action), then a steady stream.
         burst = scenarios.burst(generators, customers, size=ISOLATION_CUSTOMERS)
-        steady = scenarios.latency(generators, triggers, customers, rate=50, seconds=4)
+        steady = scenarios.latency(generators, triggers, [web], customers, rate=50, seconds=4)
 
     # A frame for another user's order, a second hello, or a staff-only frame counts as foreign.
     for run in (burst, steady):
