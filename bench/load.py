@@ -30,10 +30,13 @@ class _Helpers:
 
     def _ask_each(self, commands: list[dict]) -> list[dict]:
         # Send every command first, then read: the processes work in parallel.
+        self._send_each(commands)
+        return self._read_each()
+
+    def _send_each(self, commands: list[dict]) -> None:
         for process, command in zip(self.processes, commands, strict=True):
             process.stdin.write(json.dumps(command) + "\n")
             process.stdin.flush()
-        return self._read_each()
 
     def _read_each(self) -> list[dict]:
         replies = []
@@ -129,10 +132,9 @@ class Triggers(_Helpers):
     def start(self, order_ids: list[int], *, rate: float, count: int) -> float:
         """Send each trigger its share of the schedule (`trigger_schedules`); returns when the first change is due."""
         start_at = time.time() + self.LEAD
-        commands = trigger_schedules(order_ids, rate=rate, count=count, triggers=len(self.processes), start_at=start_at)
-        for process, command in zip(self.processes, commands, strict=True):
-            process.stdin.write(json.dumps({"cmd": "run", **command}) + "\n")
-            process.stdin.flush()
+        triggers = len(self.processes)
+        schedules = trigger_schedules(order_ids, rate=rate, count=count, triggers=triggers, start_at=start_at)
+        self._send_each([{"cmd": "run", **schedule} for schedule in schedules])
         return start_at
 
     def results(self) -> list[dict]:
