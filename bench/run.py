@@ -188,15 +188,14 @@ def run_ladder(args, customers, env_base: dict, log_dir: Path) -> list[dict]:
     rungs = []
     for name, app, adds in LADDER:
         server = start_web("daphne", f"ladder-{name}", env, log_dir, app=app)
-        generators = Generators(args.generators)
         try:
-            baseline_rss = [server.rss_bytes()]
-            storm = scenarios.storm(generators, [server], clients, concurrency=args.concurrency)
-            hold = scenarios.hold(
-                generators, [server], seconds=LADDER_HOLD, baseline_rss=baseline_rss, connected=storm["connected"]
-            )
+            with Generators(args.generators) as generators:
+                baseline_rss = [server.rss_bytes()]
+                storm = scenarios.storm(generators, [server], clients, concurrency=args.concurrency)
+                hold = scenarios.hold(
+                    generators, [server], seconds=LADDER_HOLD, baseline_rss=baseline_rss, connected=storm["connected"]
+                )
         finally:
-            generators.close()
             server.stop()
         rung = {"rung": name, "app": app, "adds": adds, "storm": storm, "hold": hold}
         _show(f"rung {name}", {**storm, **hold}, "connected", "handshakes_per_second", "server_cpu_ms_per_handshake",
@@ -212,9 +211,8 @@ def latency_by_connections(args, servers, triggers, customers) -> list[dict]:
     from bench.load import Generators
 
     orders_reset([c.order_id for c in customers])
-    generators = Generators(args.generators)
     points, connected, failed = [], 0, set()
-    try:
+    with Generators(args.generators) as generators:
         for stage in sorted({len(customers) // 10, len(customers) // 4, len(customers) // 2, len(customers)}):
             storm = scenarios.storm(generators, servers, customers[connected:stage], concurrency=args.concurrency)
             connected = stage
@@ -223,8 +221,6 @@ def latency_by_connections(args, servers, triggers, customers) -> list[dict]:
             result = scenarios.latency(generators, triggers, servers, online, rate=args.rate, seconds=10)
             points.append({"connections": stage, **result["latency_ms"], "lost": result["lost"]})
             print(f"   ramp {stage}: {result['latency_ms']}", flush=True)
-    finally:
-        generators.close()
     return points
 
 

@@ -32,8 +32,7 @@ ALL_BACK_DEADLINE = 420
 def test_five_thousand_clients_dropped_at_once_all_come_back_with_the_pages_backoff(cluster):
     doomed, survivor = cluster.web("daphne-doomed"), cluster.web("daphne-survivor")
     customers = customers_create(STORM_CLIENTS, run="reconnect-storm")
-    generators = Generators(2)
-    try:
+    with Generators(2) as generators:
         storm = scenarios.storm(generators, [doomed], customers, concurrency=100)
         assert (storm["connected"], storm["failures"]) == (STORM_CLIENTS, {})
 
@@ -55,8 +54,6 @@ def test_five_thousand_clients_dropped_at_once_all_come_back_with_the_pages_back
 
         # Back for real: each client hears about its own order, once, on the surviving process.
         burst = scenarios.burst(generators, customers, size=STORM_CLIENTS)
-    finally:
-        generators.close()
 
     failures = stats["reconnect_failures"]
     http_5xx = {kind: count for kind, count in failures.items() if kind.startswith("http_5")}
