@@ -143,7 +143,7 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
             generators, triggers, servers, connected, rate=args.rate, seconds=args.latency_seconds
         )
         _show("latency", result["latency"], "achieved_rate", "trigger_cpu_ms_per_change", "machine_cpu_busy",
-              "server_cpu_wait_share", "latency_ms", "lost", "duplicates", "foreign_frames")  # fmt: skip
+              "server_cpu_wait_share", "latency_ms", "publish_ms", "lost", "duplicates", "foreign_frames")  # fmt: skip
         sizes = sorted({max(1, args.burst // 10), args.burst // 2, args.burst}) if primary else [args.burst]
         result["bursts"] = []
         for size in sizes:
@@ -219,8 +219,10 @@ def latency_by_connections(args, servers, triggers, customers) -> list[dict]:
             failed.update(storm["failed_user_ids"])
             online = [c for c in customers[:stage] if c.user_id not in failed]
             result = scenarios.latency(generators, triggers, servers, online, rate=args.rate, seconds=10)
-            points.append({"connections": stage, **result["latency_ms"], "lost": result["lost"]})
-            print(f"   ramp {stage}: {result['latency_ms']}", flush=True)
+            points.append(
+                {"connections": stage, **result["latency_ms"], "lost": result["lost"], "publish": result["publish_ms"]}
+            )
+            print(f"   ramp {stage}: {_fmt(result['latency_ms'])}; publishing {_fmt(result['publish_ms'])}", flush=True)
     return points
 
 

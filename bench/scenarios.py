@@ -119,7 +119,10 @@ def latency(
     machine_busy = machine_busy_since(machine_started)
     waits = [cpu_wait_seconds(server.pid) for server in servers]
     window = time.time() - start_at
-    commits = {(order_id, version): committed_at for run in runs for order_id, version, committed_at in run["commits"]}
+    changes = [change for run in runs for change in run["commits"]]
+    commits = {(order_id, version): committed_at for order_id, version, committed_at, _ in changes}
+    # The publishing process's share of the latency: from COMMIT until Redis took the publish.
+    publishing = [published - committed for _, _, committed, published in changes if published is not None]
     delivery = await_deliveries(generators, commits, customers)
     return {
         "changes": count,
@@ -136,6 +139,8 @@ def latency(
             None if None in (now, then) else (now - then) / window
             for now, then in zip(waits, waits_started, strict=True)
         ],
+        "published": len(publishing),
+        "publish_ms": {name: value * 1000 for name, value in percentiles(publishing).items()},
         **delivery,
     }
 

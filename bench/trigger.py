@@ -11,14 +11,16 @@ them over stdin/stdout, one JSON object per line:
 
     (on start)            -> {"ready": true}, once Django is set up
     {"cmd": "run", "order_ids": [...], "rate": 100.0, "count": 1000, "start_at": <epoch seconds>}
-                          -> {"commits": [[order_id, version, committed_at], ...], "behind": n,
+                          -> {"commits": [[order_id, version, committed_at, published_at], ...], "behind": n,
                               "cpu_seconds": s, "elapsed": s}
     {"cmd": "close"}      -> exits
 
 A run changes `count` orders, one every 1/`rate` seconds from `start_at`, walking each order
 along the happy path and back to the start. Each change goes through the shop's own
 `order_transition`; its commit time is taken right after COMMIT, on the clock the clients
-stamp their frames with.
+stamp their frames with, and its publish time when Redis has taken the publish (the share of
+the latency spent in the publishing process: the unread count, and `async_to_sync` starting
+an event loop and a Redis connection).
 """
 
 import json
@@ -40,6 +42,7 @@ if __name__ == "__main__":
 from django.db import transaction
 
 from bench.data import orders_reset
+from notifications import services
 from orders.models import Order, OrderStatus
 from orders.transitions import order_transition
 
@@ -52,14 +55,33 @@ FORWARD = {
 }
 
 
+# When each publish of this process was taken by Redis (see stamp_publishes).
+_published: list[float] = []
+
+
+def stamp_publishes() -> None:
+    """Note when Redis has taken each publish, by wrapping the shop's one publishing call in this process.
+
+    What is sent, and how, is unchanged: the wrapper awaits the shop's own `group_send_all`.
+    """
+    group_send_all = services.group_send_all
+
+    async def group_send_all_stamped(messages):
+        await group_send_all(messages)
+        _published.append(time.time())
+
+    services.group_send_all = group_send_all_stamped
+
+
 def change_recording_commit(order_id: int, to_status: str) -> list:
-    """One status change: [order id, new version, when it committed]."""
+    """One status change: [order id, new version, when it committed, when its publish reached Redis or None]."""
     committed: list[float] = []
+    _published.clear()
     with transaction.atomic():
         # Registered before the shop's own publish hook, so it runs first, right after COMMIT.
         transaction.on_commit(lambda: committed.append(time.time()))
         order = order_transition(order_id=order_id, to_status=to_status)
-    return [order_id, order.version, committed[0]]
+    return [order_id, order.version, committed[0], _published[0] if _published else None]
 
 
 def due_changes(*, order_ids: list[int], rate: float, count: int, start_at: float) -> Iterator[tuple[float, int]]:
@@ -93,6 +115,7 @@ def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> di
 
 
 def main() -> None:
+    stamp_publishes()
     _reply({"ready": True})
     for line in sys.stdin:
         command = json.loads(line)
