@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 
-from bench.stack import ROOT
+from bench.stack import ROOT, WORKER_NICENESS, lower_priority
 
 
 class _Helpers:
     """`count` processes running `module`, driven over stdin/stdout with one JSON object per line."""
 
-    def __init__(self, module: str, count: int, env: dict[str, str] | None = None):
+    def __init__(self, module: str, count: int, env: dict[str, str] | None = None, niceness: int = 0):
         self.processes = [
             subprocess.Popen(
                 [sys.executable, "-m", module],
@@ -27,6 +27,8 @@ class _Helpers:
             )
             for _ in range(count)
         ]
+        for process in self.processes:
+            lower_priority(process.pid, niceness)
 
     def _ask_each(self, commands: list[dict]) -> list[dict]:
         # Send every command first, then read: the processes work in parallel.
@@ -115,14 +117,17 @@ class Generators(_Helpers):
 
 
 class Triggers(_Helpers):
-    """`count` trigger processes with the servers' environment `env`, each changing its own share of the orders."""
+    """`count` trigger processes with the servers' environment `env`, each changing its own share of the orders.
+
+    They stand in for the shop's publishers (Celery workers), so they run at the workers' priority.
+    """
 
     LEAD = 0.2  # seconds from sending the schedules to the first change: every trigger has its own by then
 
     def __init__(self, count: int, env: dict[str, str]):
         if count < 1:
             raise ValueError("at least one trigger")
-        super().__init__("bench.trigger", count, env)
+        super().__init__("bench.trigger", count, env, niceness=WORKER_NICENESS)
         try:
             self._read_each()  # each is ready once Django is set up
         except BaseException:

@@ -4,6 +4,7 @@
 are correct (never a time), so a broken benchmark or a lossy fast path fails `make test`.
 """
 
+import os
 import uuid
 
 import pytest
@@ -14,7 +15,7 @@ from bench import scenarios
 from bench.data import customers_create, orders_reset
 from bench.load import Generators, Triggers
 from bench.run import LADDER
-from bench.stack import SHOP_APPLICATION
+from bench.stack import SHOP_APPLICATION, WORKER_NICENESS
 from tests.conftest import requires_postgres
 from tests.live.servers import live_db, server_env, start_web_server
 
@@ -43,8 +44,12 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
     assert 0 < storm["machine_cpu_busy"] <= 1
     assert generators.open_sockets() == SOCKETS
 
+    # The triggers stand in for the Celery workers and run at their priority; the generators at the servers'.
+    assert {os.getpriority(os.PRIO_PROCESS, process.pid) for process in triggers.processes} == {WORKER_NICENESS}
+    assert {os.getpriority(os.PRIO_PROCESS, process.pid) for process in generators.processes} == {0}
     steady = scenarios.latency(generators, triggers, [stack.web], customers, rate=100, seconds=2)
     assert (steady["changes"], steady["trigger_processes"]) == (200, 2)
+    assert steady["published"] == 200  # every change's publish reached Redis, and its time was taken
     assert 0 <= steady["server_cpu_wait_share"][0] < 1
     assert (steady["received"], steady["lost"], steady["duplicates"], steady["foreign_frames"]) == (200, 0, 0, 0)
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import yaml
 
+from bench.stack import WORKER_NICENESS
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 
@@ -25,9 +27,10 @@ def test_compose_names_the_required_services():
     assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
 
 
-def test_app_services_share_one_image_and_differ_only_by_command():
+def test_app_services_share_one_image_and_differ_only_by_command_and_cpu_weight():
     services = load_compose()["services"]
-    shared = {key: value for key, value in services["web"].items() if key not in ("command", "ports", "depends_on", "restart")}
+    own = ("command", "ports", "depends_on", "restart", "cpu_shares")
+    shared = {key: value for key, value in services["web"].items() if key not in own}
     for name in APP_SERVICES:
         service = services[name]
         assert service["build"] == "." and service["image"] == "shop:latest"
@@ -37,6 +40,14 @@ def test_app_services_share_one_image_and_differ_only_by_command():
     assert commands["worker"][:4] == ["celery", "-A", "celery_app", "worker"]
     assert commands["beat"][:4] == ["celery", "-A", "celery_app", "beat"]
     assert len({tuple(command) for command in commands.values()}) == len(APP_SERVICES)
+
+
+def test_the_worker_yields_the_cpu_to_the_web_process():
+    """Where they share cores, a web process ready to deliver a frame runs first (docs/performance.md)."""
+    procfile_worker = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:"))
+    assert procfile_worker.startswith(f"worker: nice -n {WORKER_NICENESS} celery ")  # as the bench runs its workers
+    services = load_compose()["services"]
+    assert services["worker"]["cpu_shares"] < services["web"].get("cpu_shares", 1024)  # Docker's default: 1024
 
 
 def test_postgres_and_redis_have_health_checks_the_app_waits_for():
