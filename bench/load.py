@@ -119,15 +119,17 @@ class Generators(_Helpers):
 class Triggers(_Helpers):
     """`count` trigger processes with the servers' environment `env`, each changing its own share of the orders.
 
-    They stand in for the shop's publishers (Celery workers), so they run at the workers' priority.
+    They stand in for the shop's publishers (Celery workers), so they run at the workers' priority unless told
+    otherwise (`niceness`).
     """
 
     LEAD = 0.2  # seconds from sending the schedules to the first change: every trigger has its own by then
 
-    def __init__(self, count: int, env: dict[str, str]):
+    def __init__(self, count: int, env: dict[str, str], niceness: int = WORKER_NICENESS):
         if count < 1:
             raise ValueError("at least one trigger")
-        super().__init__("bench.trigger", count, env, niceness=WORKER_NICENESS)
+        super().__init__("bench.trigger", count, env, niceness=niceness)
+        self.niceness = niceness
         try:
             self._read_each()  # each is ready once Django is set up
         except BaseException:

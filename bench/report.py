@@ -83,11 +83,17 @@ def _cpu_ms(storm: dict) -> str:
 
 
 def _triggers(latency: dict) -> str:
-    """Who offered the changes, at what CPU each, and how busy the machine was meanwhile."""
+    """Who offered the changes, at what CPU each, and how crowded the machine was meanwhile."""
     processes = latency.get("trigger_processes", 1)  # results written before it was measured had one
-    cpu = f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change"
-    machine = f"machine {_share(latency.get('machine_cpu_busy'))} busy"
-    return f"{processes} trigger{'s' if processes > 1 else ''}, {cpu}, {machine}"
+    triggers = f"{processes} trigger{'s' if processes > 1 else ''}"
+    if "trigger_niceness" in latency:  # (and so on: absent from results written before it was recorded)
+        triggers += f" at nice {latency['trigger_niceness']}"
+    parts = [triggers, f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change"]
+    parts.append(f"machine {_share(latency.get('machine_cpu_busy'))} busy")
+    waits = [share for share in latency.get("server_cpu_wait_share", []) if share is not None]
+    if waits:
+        parts.append(f"web waiting for a core {_share(max(waits))}")
+    return ", ".join(parts)
 
 
 def _share(value) -> str:

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.stack import SHOP_APPLICATION
+from bench.stack import SHOP_APPLICATION, WORKER_NICENESS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "performance"
@@ -46,6 +46,12 @@ def parse_args(argv):
     parser.add_argument("--concurrency", type=int, default=40, help="handshakes in flight per generator")
     parser.add_argument(
         "--triggers", type=int, default=2, help="processes changing orders in the latency run (bench/trigger.py)"
+    )
+    parser.add_argument(
+        "--trigger-niceness",
+        type=int,
+        default=WORKER_NICENESS,
+        help="CPU priority (nice) of the triggers, as of the Celery workers they stand in for; 0: the servers'",
     )
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
     parser.add_argument(
@@ -126,7 +132,7 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
         baseline_rss = [server.rss_bytes() for server in servers]
         print(f"   web server pids: {[server.pid for server in servers]} (for py-spy)", flush=True)
         generators = Generators(args.generators)
-        triggers = Triggers(args.triggers, env)
+        triggers = Triggers(args.triggers, env, niceness=args.trigger_niceness)
         result = {**config, "label": label}
         result["storm"] = scenarios.storm(generators, servers, customers, concurrency=args.concurrency)
         connected = _connected(customers, result["storm"])

@@ -130,6 +130,7 @@ def latency(
         "achieved_rate": count / max(run["elapsed"] for run in runs),
         "changes_late": sum(run["behind"] for run in runs),
         "trigger_processes": len(runs),
+        "trigger_niceness": triggers.niceness,
         # CPU the triggers spent per change (ORM, transaction, publish): times the rate, the cores they need.
         "trigger_cpu_ms_per_change": sum(run["cpu_seconds"] for run in runs) * 1000 / count,
         # The whole machine: servers, workers, triggers, generators, PostgreSQL, Redis.
