@@ -86,7 +86,7 @@ def _triggers(latency: dict) -> str:
     """Who offered the changes, at what CPU each, and how crowded the machine was meanwhile."""
     processes = latency.get("trigger_processes", 1)  # results written before it was measured had one
     triggers = f"{processes} trigger{'s' if processes > 1 else ''}"
-    if "trigger_niceness" in latency:  # (and so on: absent from results written before it was recorded)
+    if "trigger_niceness" in latency:  # absent from results written before it was recorded
         triggers += f" at nice {latency['trigger_niceness']}"
     parts = [triggers, f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change"]
     parts.append(f"machine {_share(latency.get('machine_cpu_busy'))} busy")

@@ -165,9 +165,9 @@ def _spawn(
 
 
 def lower_priority(pid: int, niceness: int) -> None:
-    """Run a just-started process at `niceness` (its threads and children, started later, inherit it)."""
+    """Lower a just-started process's CPU priority by `niceness`, as `nice -n` does (what it starts inherits it)."""
     if niceness:
-        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
 
 
 def _free_port() -> int:
