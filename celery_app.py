@@ -2,9 +2,18 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
 app = Celery("shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def publish_from_a_long_lived_loop(**kwargs):
+    """A worker's pool processes send notifications over one event loop and Redis connection each, not one per change."""
+    from notifications.publishing_loop import publishing_loop_enable
+
+    publishing_loop_enable()

@@ -1,8 +1,8 @@
 """One trigger process: changes orders on a fixed schedule during the latency run, as the shop's callers do.
 
-Changing one order from a sync caller costs about 5 ms of CPU (the ORM, the transaction, and
-a publish whose async_to_sync starts an event loop and a Redis connection), so one process
-cannot offer 200 changes a second on a core it shares with the rest of the stack. A shop's
+Changing one order from a sync caller costs a few ms of CPU (the ORM, the transaction, the
+publish), so one process cannot offer 200 changes a second on a core it shares with the rest of
+the stack. A shop's
 changes come from many processes (web processes serving the admin, Celery workers); the bench
 spreads the schedule over several trigger processes, as it spreads sockets over load generators.
 
@@ -19,8 +19,8 @@ A run changes `count` orders, one every 1/`rate` seconds from `start_at`, walkin
 along the happy path and back to the start. Each change goes through the shop's own
 `order_transition`; its commit time is taken right after COMMIT, on the clock the clients
 stamp their frames with, and its publish time when Redis has taken the publish (the share of
-the latency spent in the publishing process: the unread count, and `async_to_sync` starting
-an event loop and a Redis connection).
+the latency spent in the publishing process: the unread count and the send). A trigger sends as
+a Celery worker does, from a long-lived event loop of its own (notifications/publishing_loop.py).
 """
 
 import json
@@ -43,6 +43,7 @@ from django.db import transaction
 
 from bench.data import orders_reset
 from notifications import services
+from notifications.publishing_loop import publishing_loop_enable
 from orders.models import Order, OrderStatus
 from orders.transitions import order_transition
 
@@ -115,6 +116,7 @@ def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> di
 
 
 def main() -> None:
+    publishing_loop_enable()  # as the Celery worker does (celery_app.py)
     stamp_publishes()
     _reply({"ready": True})
     for line in sys.stdin:

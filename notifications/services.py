@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -22,6 +21,7 @@ from django.utils import timezone
 from notifications.frames import notification_frame, order_changed_frame, order_status_payload, unread_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.models import Notification, NotificationCounter, NotificationKind
+from notifications.publishing_loop import run_until_sent
 from notifications.selectors import unread_count, unread_counts
 from orders.models import Order
 
@@ -87,8 +87,8 @@ def notification_record_order_status_change(*, order: Order, previous_status: st
 def notifications_batched() -> Iterator[None]:
     """Publish every notification recorded inside this block together, in one call, after commit.
 
-    For bulk changes (admin actions, tasks touching thousands of orders): one event
-    loop and one set of Redis round trips instead of one `async_to_sync` per row.
+    For bulk changes (admin actions, tasks touching thousands of orders): one read, one
+    count and one send of them all, instead of one of each per row.
     Nested blocks join the outermost one.
     """
     if _batch.get() is not None:
@@ -142,7 +142,7 @@ def notifications_send(*, notifications: list[Notification]) -> int:
     for notification in notifications:
         messages += _notification_messages(notification, unread=unread.get(notification.recipient_id, 0))
     try:
-        async_to_sync(group_send_all)(messages)
+        run_until_sent(group_send_all, messages)
     except Exception:
         logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notifications))
         return 0
@@ -233,7 +233,7 @@ def user_sockets_close(*, user_id: int) -> None:
 
 def _group_send_quietly(group: str, message: dict) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(group, message)
+        run_until_sent(group_send_all, [(group, message)])
     except Exception:
         logger.exception("Sending %s to %s failed", message["type"], group)
 
