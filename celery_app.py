@@ -13,7 +13,7 @@ app.autodiscover_tasks()
 
 @worker_init.connect
 def publish_from_a_long_lived_loop(**kwargs):
-    """A worker's pool processes send notifications over one event loop and Redis connection each, not one per change."""
+    """Each pool process of a worker sends over one event loop and Redis connection, not one per change."""
     from notifications.publishing_loop import publishing_loop_enable
 
     publishing_loop_enable()
