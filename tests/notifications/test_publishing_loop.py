@@ -14,23 +14,11 @@ from notifications.publishing_loop import run_until_sent
 from notifications.services import group_send_all
 from orders.models import OrderStatus
 from orders.transitions import order_transition
-from shop.settings import channel_layers_config
 from tests.factories import place_order
-from tests.notifications.test_services import listen  # noqa: F401 - a fixture
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db
 
 DEADLINE = 10.0
-
-
-@pytest.fixture
-def private_redis(tmp_path, settings):
-    """A redis-server of this test's own, so every connection made to it is this test's."""
-    server = RedisServer(tmp_path).start()
-    settings.CHANNEL_LAYERS = channel_layers_config(server.url, settings.CHANNEL_LAYER_BACKEND, prefix="publishing")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -3,20 +3,10 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from shop.settings import channel_layers_config
 from tests.notifications.test_consumer import closed_with, open_socket
 from tests.factories import UserFactory
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def private_redis(tmp_path, settings):
-    server = RedisServer(tmp_path).start()
-    settings.CHANNEL_LAYERS = channel_layers_config(server.url, settings.CHANNEL_LAYER_BACKEND, prefix="redis-loss")
-    yield server
-    server.stop()
 
 
 async def test_redis_going_away_closes_open_sockets_with_4012(private_redis):

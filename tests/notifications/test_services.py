@@ -1,11 +1,8 @@
 """The outbox: a notification exists if and only if the change committed, and is published after commit."""
 
-import asyncio
-import threading
 from datetime import timedelta
 
 import pytest
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,69 +29,6 @@ DEAD_REDIS = {
         "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]},
     }
 }
-
-
-class GroupListener:
-    """A real channel on the real layer, subscribed to a group, to see what was published.
-
-    It lives on an event loop that runs in a thread of its own for the whole test, as a web
-    process's sockets do (a pub/sub subscription belongs to the loop that made it), and one
-    receive runs all along, feeding a local queue: on the pub/sub layer a receive that times
-    out gives up the channel's subscription.
-    """
-
-    def __init__(self, group: str, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.layer = get_channel_layer()
-        self.messages: asyncio.Queue = asyncio.Queue()
-        self.channel = self._run(self.layer.new_channel())
-        self._run(self.layer.group_add(group, self.channel))
-        self.pump = self._run(self._start_pump())
-
-    def _run(self, coroutine, timeout: float = 10):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    async def _start_pump(self) -> asyncio.Task:
-        return asyncio.get_running_loop().create_task(self._pump())
-
-    async def _pump(self) -> None:
-        while True:
-            await self.messages.put(await self.layer.receive(self.channel))
-
-    def receive(self, timeout=5):
-        return self._run(asyncio.wait_for(self.messages.get(), timeout), timeout + 5)
-
-    def receive_nothing(self, timeout=0.3):
-        try:
-            self.receive(timeout=timeout)
-        except TimeoutError:
-            return True
-        return False
-
-
-async def _stop_pumps(listeners: list[GroupListener]) -> None:
-    for listener in listeners:
-        listener.pump.cancel()
-    await asyncio.gather(*(listener.pump for listener in listeners), return_exceptions=True)
-
-
-@pytest.fixture
-def listen():
-    """`listen(group)`: a GroupListener on this test's listening loop."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    listeners: list[GroupListener] = []
-
-    def listen(group: str) -> GroupListener:
-        listeners.append(GroupListener(group, loop))
-        return listeners[-1]
-
-    yield listen
-    asyncio.run_coroutine_threadsafe(_stop_pumps(listeners), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()  # the pub/sub layer hooks this to drop its subscriptions on this loop
 
 
 def test_committed_status_change_records_one_notification_and_publishes_it_after_commit(
