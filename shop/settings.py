@@ -185,8 +185,9 @@ WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_00
 
 # What the layer's Redis connections call themselves (CLIENT SETINFO, in CLIENT LIST), worked out once.
 # Left to redis-py, every new connection looks its own version up in the installed packages' metadata,
-# 0.35 ms of CPU. A sync caller (a Celery task) pays that for every change it publishes: its
-# async_to_sync runs a new event loop, so the layer opens a new connection each time (docs/performance.md).
+# 0.35 ms of CPU. A sync caller with no event loop of its own (a management command; a Celery worker before
+# notifications/publishing_loop.py) paid that for every change it published: its async_to_sync runs a new event
+# loop, so the layer opens a new connection each time (docs/performance.md).
 REDIS_DRIVER_INFO = DriverInfo(lib_version=redis.__version__).add_upstream_driver(
     "channels-redis", channels_redis.__version__
 )
