@@ -12,7 +12,7 @@ from tests.redis_server import RedisServer
 
 @pytest.fixture
 def private_redis(tmp_path, settings):
-    """A redis-server of this test's own for the channel layer: it can be stopped, and every connection to it is ours."""
+    """A redis-server of the test's own for the channel layer: it can be stopped, and every connection is ours."""
     server = RedisServer(tmp_path).start()
     settings.CHANNEL_LAYERS = channel_layers_config(server.url, settings.CHANNEL_LAYER_BACKEND, prefix="private")
     yield server
