@@ -20,12 +20,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 
 T = TypeVar("T")
 
+LOOP_GRACE = 5.0  # seconds past a send's own deadline before the caller stops waiting for the loop
+
 _enabled = False
-_loop: tuple[int, asyncio.AbstractEventLoop] | None = None  # (the pid it belongs to, the loop)
+_loop: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None  # (its process's pid, loop, thread)
 _loop_lock = threading.Lock()
 
 
@@ -35,29 +36,32 @@ def publishing_loop_enable() -> None:
     _enabled = True
 
 
-def run_until_sent(send: Callable[..., Awaitable[T]], /, *args) -> T:
+def run_until_sent(send: Callable[..., Awaitable[T]], /, *args, timeout: float) -> T:
     """Run `send(*args)` from sync code to the end: on this process's publishing loop, or else with `async_to_sync`.
 
-    On the loop, a send that has not finished after NOTIFICATION_PUBLISH_TIMEOUT seconds (Redis
-    unreachable but not refusing) is cancelled and raises TimeoutError, so a hung Redis cannot
-    hold a worker forever; the callers leave the notifications to the sweeper.
+    On the loop, a send still running after `timeout` seconds (Redis unreachable but not refusing, or a
+    connection cut without a word) is cancelled there and raises TimeoutError, so it can neither hold
+    a worker nor keep the layer's connection busy for the sends after it; the callers leave the
+    notifications to the sweeper. The deadline is the loop's own, so it holds whatever interrupts the
+    caller meanwhile (a task's time limit, a signal).
     """
     if not _enabled:
         return async_to_sync(send)(*args)
-    future = asyncio.run_coroutine_threadsafe(send(*args), _publishing_loop())
+    future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(send(*args), timeout), _publishing_loop())
     try:
-        return future.result(timeout=settings.NOTIFICATION_PUBLISH_TIMEOUT)
-    except TimeoutError:
-        future.cancel()
-        raise
+        return future.result(timeout + LOOP_GRACE)  # only a loop that stopped running gets this far
+    finally:
+        if not future.done():
+            future.cancel()
 
 
 def _publishing_loop() -> asyncio.AbstractEventLoop:
     global _loop
     with _loop_lock:
         # A forked child (a Celery pool process) inherits the parent's loop but not its thread: it starts its own.
-        if _loop is None or _loop[0] != os.getpid():
+        if _loop is None or _loop[0] != os.getpid() or not _loop[2].is_alive():
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="notifications-publishing", daemon=True).start()
-            _loop = (os.getpid(), loop)
+            thread = threading.Thread(target=loop.run_forever, name="notifications-publishing", daemon=True)
+            thread.start()
+            _loop = (os.getpid(), loop, thread)
         return _loop[1]

@@ -282,10 +282,10 @@ NOTIFICATION_REPUBLISH_AFTER = env.int("NOTIFICATION_REPUBLISH_AFTER", default=5
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 # A client that missed more than this gets {"type": "reset"} and refetches the page.
 NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
-# A worker's send that has not finished after this many seconds (Redis unreachable but not refusing) is
-# abandoned and left to the sweeper (notifications/publishing_loop.py). The largest bulk send measured,
-# 20,000 messages for 10,000 changes, took 3-6 s.
-NOTIFICATION_PUBLISH_TIMEOUT = 60.0
+# A worker's send still running after this many seconds (Redis unreachable but not refusing, or its connection
+# cut without a word) is abandoned and left to the sweeper; a bulk send gets 2 ms more per message
+# (notifications/publishing_loop.py, services.py). A change's send takes about a millisecond.
+NOTIFICATION_PUBLISH_TIMEOUT = 5.0
 NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 4096
 NOTIFICATION_SOCKET_RATE_LIMIT = env.str("NOTIFICATION_SOCKET_RATE_LIMIT", default="10/second;120/minute")
 NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES = 20
