@@ -47,7 +47,7 @@ def send_to_customer_7(**fields) -> None:
 
 
 class AnotherAppsWorker:
-    app = Celery("another-app")
+    app = Celery("another-app", set_as_current=False)  # the shop's app stays the current one
 
 
 @pytest.mark.parametrize("celery_signal", [worker_init, worker_process_init], ids=["worker", "pool process"])
