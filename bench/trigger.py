@@ -2,9 +2,9 @@
 
 Changing one order from a sync caller costs a few ms of CPU (the ORM, the transaction, the
 publish), so one process cannot offer 200 changes a second on a core it shares with the rest of
-the stack. A shop's
-changes come from many processes (web processes serving the admin, Celery workers); the bench
-spreads the schedule over several trigger processes, as it spreads sockets over load generators.
+the stack. A shop's changes come from many processes (web processes serving the admin, Celery
+workers); the bench spreads the schedule over several trigger processes, as it spreads sockets
+over load generators.
 
 bench/load.py starts these with the servers' environment (database, channel layer) and drives
 them over stdin/stdout, one JSON object per line:
