@@ -129,34 +129,34 @@ def test_a_send_to_a_redis_that_stopped_answering_is_abandoned_and_the_next_one_
     assert received in ([0, 2], [0, 1, 2])
 
 
-def test_a_send_that_never_finishes_is_cancelled_on_the_loop_at_its_deadline(as_a_worker):
-    cancelled = threading.Event()
+class NeverFinishingSend:
+    """A send that waits forever, and tells when it is cancelled."""
 
-    async def never_finishes():
+    def __init__(self):
+        self.cancelled = threading.Event()
+
+    async def __call__(self):
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            cancelled.set()
+            self.cancelled.set()
             raise
 
+
+def test_a_send_that_never_finishes_is_cancelled_on_the_loop_at_its_deadline(as_a_worker):
+    send = NeverFinishingSend()
+
     with pytest.raises(TimeoutError):
-        run_until_sent(never_finishes, timeout=0.2)
-    assert cancelled.wait(DEADLINE)
+        run_until_sent(send, timeout=0.2)
+    assert send.cancelled.wait(DEADLINE)
 
 
 def test_a_send_whose_caller_is_interrupted_is_cancelled_too(as_a_worker):
     """A task's time limit or a signal: the send must not linger on the loop, holding the layer's connection."""
-    cancelled = threading.Event()
+    send = NeverFinishingSend()
 
     class Interrupted(Exception):
         pass
-
-    async def never_finishes():
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
 
     def interrupt(signum, frame):
         raise Interrupted
@@ -165,11 +165,11 @@ def test_a_send_whose_caller_is_interrupted_is_cancelled_too(as_a_worker):
     signal.setitimer(signal.ITIMER_REAL, 0.1)
     try:
         with pytest.raises(Interrupted):
-            run_until_sent(never_finishes, timeout=DEADLINE)
+            run_until_sent(send, timeout=DEADLINE)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert cancelled.wait(DEADLINE)
+    assert send.cancelled.wait(DEADLINE)
 
 
 def test_a_loop_whose_thread_has_stopped_is_replaced(private_redis, as_a_worker, listen):
