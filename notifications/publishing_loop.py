@@ -14,7 +14,6 @@ embedded mode: the in-memory layer's queues belong to the server's loop and are 
 """
 
 import asyncio
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -26,7 +25,7 @@ T = TypeVar("T")
 LOOP_GRACE = 5.0  # seconds past a send's own deadline before the caller stops waiting for the loop
 
 _enabled = False
-_loop: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None  # (its process's pid, loop, thread)
+_loop: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None  # the loop, and the thread running it
 _loop_lock = threading.Lock()
 
 
@@ -58,10 +57,11 @@ def run_until_sent(send: Callable[..., Awaitable[T]], /, *args, timeout: float) 
 def _publishing_loop() -> asyncio.AbstractEventLoop:
     global _loop
     with _loop_lock:
-        # A forked child (a Celery pool process) inherits the parent's loop but not its thread: it starts its own.
-        if _loop is None or _loop[0] != os.getpid() or not _loop[2].is_alive():
+        # A forked child (a Celery pool process) inherits the parent's loop but not the thread running it, which
+        # Python marks stopped there: the child starts its own, as after a loop thread that died.
+        if _loop is None or not _loop[1].is_alive():
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="notifications-publishing", daemon=True)
             thread.start()
-            _loop = (os.getpid(), loop, thread)
-        return _loop[1]
+            _loop = (loop, thread)
+        return _loop[0]

@@ -77,6 +77,15 @@ def listen():
 
     yield listen
     asyncio.run_coroutine_threadsafe(_stop_pumps(listeners), loop).result(10)
+    loop_in_thread_close(loop, thread)
+
+
+def loop_in_thread_close(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop an event loop running in a thread of its own, and close it.
+
+    The channel layer hooks `close` to drop what it holds on that loop: its connections, and on the
+    pub/sub layer its subscriptions.
+    """
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
-    loop.close()  # the pub/sub layer hooks this to drop its subscriptions on this loop
+    loop.close()

@@ -18,6 +18,7 @@ from notifications.services import group_send_all
 from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.factories import place_order
+from tests.notifications.conftest import loop_in_thread_close
 
 pytestmark = pytest.mark.django_db
 
@@ -32,18 +33,15 @@ def as_a_worker(monkeypatch):
     publishing_loop.publishing_loop_enable()
     yield
     if publishing_loop._loop is not None:
-        _, loop, thread = publishing_loop._loop
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(DEADLINE)
-        loop.close()  # the channel layer closes its connection on this loop
+        loop_in_thread_close(*publishing_loop._loop)
 
 
 def connections_received(client: redis.Redis) -> int:
     return client.info("stats")["total_connections_received"]
 
 
-def send_to_customer_7(**fields) -> None:
-    run_until_sent(group_send_all, [(user_group(7), {"type": "test.message", **fields})], timeout=DEADLINE)
+def send_to_customer_7(timeout: float = DEADLINE, **fields) -> None:
+    run_until_sent(group_send_all, [(user_group(7), {"type": "test.message", **fields})], timeout=timeout)
 
 
 class AnotherAppsWorker:
@@ -116,7 +114,7 @@ def test_a_send_to_a_redis_that_stopped_answering_is_abandoned_and_the_next_one_
     os.kill(private_redis.process.pid, signal.SIGSTOP)  # there, but silent: no refusal, no reset
     try:
         with pytest.raises(TimeoutError):
-            run_until_sent(group_send_all, [(user_group(7), {"type": "test.message", "n": 1})], timeout=0.5)
+            send_to_customer_7(timeout=0.5, n=1)
     finally:
         os.kill(private_redis.process.pid, signal.SIGCONT)
 
@@ -175,15 +173,13 @@ def test_a_send_whose_caller_is_interrupted_is_cancelled_too(as_a_worker):
 def test_a_loop_whose_thread_has_stopped_is_replaced(private_redis, as_a_worker, listen):
     listener = listen(user_group(7))
     send_to_customer_7(n=0)
-    _, first_loop, first_thread = publishing_loop._loop
-    first_loop.call_soon_threadsafe(first_loop.stop)
-    first_thread.join(DEADLINE)
+    first_loop = publishing_loop._loop[0]
+    loop_in_thread_close(*publishing_loop._loop)
 
     send_to_customer_7(n=1)
 
     assert [listener.receive()["n"] for _ in range(2)] == [0, 1]
-    assert publishing_loop._loop[1] is not first_loop
-    first_loop.close()
+    assert publishing_loop._loop[0] is not first_loop
 
 
 def test_a_process_that_did_not_ask_for_a_loop_gets_none(monkeypatch):
