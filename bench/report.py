@@ -88,8 +88,11 @@ def _triggers(latency: dict) -> str:
     triggers = f"{processes} trigger{'s' if processes > 1 else ''}"
     if "trigger_niceness" in latency:  # absent from results written before it was recorded
         triggers += f" at nice {latency['trigger_niceness']}"
-    parts = [triggers, f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change"]
-    parts.append(f"machine {_share(latency.get('machine_cpu_busy'))} busy")
+    parts = [
+        triggers,
+        f"{latency.get('trigger_cpu_ms_per_change', 0):.1f} ms CPU/change",
+        f"machine {_share(latency.get('machine_cpu_busy'))} busy",
+    ]
     waits = [share for share in latency.get("server_cpu_wait_share", []) if share is not None]
     if waits:
         parts.append(f"web waiting for a core {_share(max(waits))}")
