@@ -51,11 +51,43 @@ def results_markdown(report: dict) -> str:
             f"| {burst['notifications_per_second']:,.0f} | {latency['lost'] + burst['lost']} "
             f"| {storm['generator_cpu_share']:.0%} / {_share(storm.get('machine_cpu_busy'))} |"
         )
+    scale_out = scale_out_markdown(report["results"])
+    if scale_out:
+        lines += ["", scale_out]
     if report.get("ladder"):
         lines += ["", *ladder_markdown(report["ladder"])]
     lines += ["", "![Latency percentiles vs connections](performance/latency-vs-connections.png)", ""]
     lines += ["![Burst throughput vs K](performance/burst-throughput.png)", ""]
     return "\n".join(lines) + "\n"
+
+
+def scale_out_markdown(results: list[dict]) -> str | None:
+    """Two processes against one, and the most a second process could add on this machine.
+
+    A second web process can only use what the one-process storm left idle: if that storm kept the
+    machine's cores (web process, PostgreSQL, Redis, generators) a share `busy` of the time, and a
+    handshake costs the machine as much with two processes as with one, two take at most 1 / busy
+    times the handshakes of one.
+    """
+    two = next((r for r in results if r["processes"] == 2), None)
+    one = two and next(
+        (r for r in results if r["processes"] == 1 and (r["server"], r["layer"]) == (two["server"], two["layer"])),
+        None,
+    )
+    if not one or not one["storm"]["handshakes_per_second"]:
+        return None
+    busy = one["storm"].get("machine_cpu_busy")  # absent from results written before it was measured
+    ratio = two["storm"]["handshakes_per_second"] / one["storm"]["handshakes_per_second"]
+    text = (
+        f"Scale-out ({two['server']} + {two['layer']}): two processes took {ratio:.2f}× the handshakes per second "
+        f"of one ({two['storm']['handshakes_per_second']:.0f} vs {one['storm']['handshakes_per_second']:.0f})."
+    )
+    if busy:
+        text += (
+            f" The most this machine allows is {1 / busy:.2f}×: the one-process storm kept it {busy:.0%} busy, "
+            "and a second process can only add the idle rest."
+        )
+    return text
 
 
 def ladder_markdown(rungs: list[dict]) -> list[str]:

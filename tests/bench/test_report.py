@@ -1,6 +1,6 @@
-"""The results table says under what conditions the latency was measured."""
+"""The results table says under what conditions the latency and the scale-out were measured."""
 
-from bench.report import _triggers
+from bench.report import _triggers, scale_out_markdown
 
 
 def test_the_latency_cell_names_the_triggers_priority_and_how_long_the_web_process_waited_for_a_core():
@@ -22,3 +22,26 @@ def test_results_written_before_those_figures_were_recorded_still_read():
     assert _triggers({"trigger_cpu_ms_per_change": 9.6, "machine_cpu_busy": None}) == (
         "1 trigger, 9.6 ms CPU/change, machine — busy"
     )
+
+
+def _result(processes: int, handshakes_per_second: float, machine_cpu_busy=None, layer="pubsub") -> dict:
+    storm = {"handshakes_per_second": handshakes_per_second}
+    if machine_cpu_busy is not None:
+        storm["machine_cpu_busy"] = machine_cpu_busy
+    return {"server": "daphne", "layer": layer, "processes": processes, "storm": storm}
+
+
+def test_scale_out_is_two_processes_against_one_with_the_ceiling_the_machines_idle_share_allows():
+    results = [_result(1, 265.0, 0.67), _result(1, 252.0, 0.68, layer="core"), _result(2, 357.0, 0.99)]
+    assert scale_out_markdown(results) == (
+        "Scale-out (daphne + pubsub): two processes took 1.35× the handshakes per second of one (357 vs 265)."
+        " The most this machine allows is 1.49×: the one-process storm kept it 67% busy,"
+        " and a second process can only add the idle rest."
+    )
+
+
+def test_scale_out_without_a_busy_figure_or_without_a_two_process_run():
+    assert scale_out_markdown([_result(1, 200.0), _result(2, 300.0)]) == (
+        "Scale-out (daphne + pubsub): two processes took 1.50× the handshakes per second of one (300 vs 200)."
+    )
+    assert scale_out_markdown([_result(1, 200.0, 0.5)]) is None
