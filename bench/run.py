@@ -268,16 +268,32 @@ def machine() -> dict:
     }
 
 
-def raise_open_files_limit() -> None:
-    """10,000 sockets need as many descriptors in the server and the generators (children inherit it)."""
+# Descriptors a web server needs besides its sockets: its database pool, Redis, its log, Python's own files.
+SPARE_FILES = 1024
+
+
+def raise_open_files_limit(sockets: int) -> None:
+    """Every socket is a descriptor in a web server and in a generator (children inherit this limit).
+
+    The soft limit goes up to the hard one. Where the hard one is too low for `sockets` (20,000 sockets
+    against a hard limit of 20,000) and this process may raise it (root, or CAP_SYS_RESOURCE), that goes up
+    too; where it may not, the run says so and goes on.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = sockets + SPARE_FILES
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return
+        except (ValueError, OSError):  # not permitted
+            print(f"Open files are limited to {hard:,} per process: too few for {sockets:,} sockets", flush=True)
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    raise_open_files_limit()
+    raise_open_files_limit(args.sockets)
     args.burst = args.burst or args.sockets
     started = time.time()
     secret_key = secrets.token_urlsafe(64)
