@@ -62,12 +62,11 @@ def results_markdown(report: dict) -> str:
 
 
 def scale_out_markdown(results: list[dict]) -> str | None:
-    """Two processes against one, and the most a second process could add on this machine.
+    """Two processes against one, and the most two could take on this machine.
 
-    A second web process can only use what the one-process storm left idle: if that storm kept the
-    machine's cores (web process, PostgreSQL, Redis, generators) a share `busy` of the time, and a
-    handshake costs the machine as much with two processes as with one, two take at most 1 / busy
-    times the handshakes of one.
+    The storms run the web processes, PostgreSQL, Redis and the generators on the same cores. A storm that
+    kept them busy a share `busy` of the time could have gone at most 1 / busy times as fast with every core
+    busy: that bounds what the two-process storm could show here, whatever the web processes do.
     """
     two = next((r for r in results if r["processes"] == 2), None)
     one = two and next(
@@ -76,17 +75,14 @@ def scale_out_markdown(results: list[dict]) -> str | None:
     )
     if not one or not one["storm"]["handshakes_per_second"]:
         return None
-    busy = one["storm"].get("machine_cpu_busy")  # absent from results written before it was measured
     ratio = two["storm"]["handshakes_per_second"] / one["storm"]["handshakes_per_second"]
     text = (
         f"Scale-out ({two['server']} + {two['layer']}): two processes took {ratio:.2f}× the handshakes per second "
         f"of one ({two['storm']['handshakes_per_second']:.0f} vs {one['storm']['handshakes_per_second']:.0f})."
     )
+    busy = two["storm"].get("machine_cpu_busy")  # absent from results written before it was measured
     if busy:
-        text += (
-            f" The most this machine allows is {1 / busy:.2f}×: the one-process storm kept it {busy:.0%} busy, "
-            "and a second process can only add the idle rest."
-        )
+        text += f" Their storm kept the machine {busy:.0%} busy: with every core busy, at most {ratio / busy:.2f}×."
     return text
 
 
