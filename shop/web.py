@@ -11,6 +11,8 @@ that was the tail of the latency at 10,000 sockets (docs/performance.md). Here e
 the connections a slice at a time, every `SWEEP_STEP` seconds, so every connection is still
 visited about once a second and once every two seconds, but the loop is never held for long.
 
+At start-up it lifts its limit on open files as far as it may: every socket is one.
+
 It also hands every socket autobahn's options as class attributes instead of a copy each, and
 cancels every application on shutdown (daphne's own stops at the first connection without one).
 Everything else is daphne's, arguments included: the Procfile, the image, compose, `make run`,
@@ -21,6 +23,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import resource
 import time
 from types import FunctionType
 
@@ -60,6 +63,24 @@ class Sweep:
         return [protocol for protocol in batch if protocol in connections]
 
 
+def open_files_limit_raise() -> int:
+    """Lift this process's soft limit on open files to its hard limit; returns the limit now in force.
+
+    Each socket is a file descriptor, and processes often start with a soft limit of 1,024 (a systemd
+    service, a Docker 25+ container) under a hard limit hundreds of times that (524,288 in both): the
+    1,025th customer would be turned away. The low soft limit protects programs that use select(), which
+    cannot watch a higher descriptor; twisted's asyncio reactor uses epoll. Any process may raise its own
+    soft limit up to the hard one; the hard one is the operator's (`LimitNOFILE=`, compose's `ulimits`).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft  # macOS: an unlimited hard limit cannot be the soft one
+    return hard
+
+
 class SlicedSweepServer(Server):
     """daphne's Server with `application_checker` and `timeout_checker` visiting a slice per call."""
 
@@ -69,6 +90,9 @@ class SlicedSweepServer(Server):
         self.timeout_sweep = Sweep(period=2.0)  # daphne: all of them every two seconds
 
     def run(self):
+        limit = open_files_limit_raise()
+        shown = "any number" if limit == resource.RLIM_INFINITY else f"{limit:,}"
+        logger.info("Open files: up to %s, one per socket", shown)
         reactor.callWhenRunning(self.share_protocol_options)
         super().run()
 

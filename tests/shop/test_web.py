@@ -1,7 +1,10 @@
-"""The web process (shop.web): daphne, sweeping its connections a slice at a time."""
+"""The web process (shop.web): daphne, sweeping its connections a slice at a time, as many as it may open."""
 
 import asyncio
 import logging
+import re
+import sys
+from pathlib import Path
 
 import pytest
 from autobahn.websocket.protocol import WebSocketServerProtocol
@@ -10,6 +13,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from shop import web
+from tests.live.servers import ManagedProcess, server_env
 
 
 class Connection:
@@ -180,3 +184,18 @@ def test_sockets_share_autobahns_options_instead_of_a_copy_each(server):
     assert protocol.maxMessagePayloadSize == 4096 and protocol.autoPingTimeout == 30
     assert protocol.perMessageCompressionAccept([]) is None  # a function option stays a plain function
     assert protocol.CONFIG_ATTRS == ()  # nothing left for autobahn to copy (and pformat) per connection
+
+
+def test_a_web_process_started_under_a_low_soft_limit_on_open_files_lifts_it_to_the_hard_one_and_says_so(tmp_path):
+    """Each socket is a file: under a soft limit of 1,024 (systemd's, Docker's) the 1,025th customer is turned away."""
+    argv = ["prlimit", "--nofile=256:", sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1",
+            "shop.asgi:application"]  # fmt: skip
+    process = ManagedProcess("web-low-soft-limit", argv, server_env(), tmp_path / "web.log").start()
+    try:
+        said = int(process.wait_for_log(r"Open files: up to ([\d,]+), one per socket").group(1).replace(",", ""))
+        limits = Path(f"/proc/{process.process.pid}/limits").read_text()  # prlimit execs the server: one pid
+    finally:
+        process.stop()
+    soft, hard = map(int, re.search(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.MULTILINE).groups())
+    assert hard > 256
+    assert soft == hard == said
