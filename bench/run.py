@@ -268,8 +268,8 @@ def machine() -> dict:
     }
 
 
-# Descriptors a web server needs besides its sockets: its database pool, Redis, its log, Python's own files.
-SPARE_FILES = 1024
+# Descriptors a web server needs besides its sockets: its database pool, Redis, its log... (16 at 19,000 sockets).
+SPARE_FILES = 256
 
 
 def raise_open_files_limit(sockets: int) -> None:
