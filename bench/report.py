@@ -62,11 +62,12 @@ def results_markdown(report: dict) -> str:
 
 
 def scale_out_markdown(results: list[dict]) -> str | None:
-    """Two processes against one, and the most two could take on this machine.
+    """Two processes against one, and about what two could take with every core of this machine busy.
 
     The storms run the web processes, PostgreSQL, Redis and the generators on the same cores. A storm that
-    kept them busy a share `busy` of the time could have gone at most 1 / busy times as fast with every core
-    busy: that bounds what the two-process storm could show here, whatever the web processes do.
+    kept them busy a share `busy` of the time would go about 1 / busy times as fast with every core busy, if
+    each handshake cost the machine as much CPU: an estimate of the most two processes could show here, not a
+    bound (that cost moves between storms).
     """
     two = next((r for r in results if r["processes"] == 2), None)
     one = two and next(
@@ -82,7 +83,10 @@ def scale_out_markdown(results: list[dict]) -> str | None:
     )
     busy = two["storm"].get("machine_cpu_busy")  # absent from results written before it was measured
     if busy:
-        text += f" Their storm kept the machine {busy:.0%} busy: with every core busy, at most {ratio / busy:.2f}×."
+        text += (
+            f" Their storm kept the machine {busy:.0%} busy: with every core busy, at the same CPU per handshake,"
+            f" about {ratio / busy:.2f}×."
+        )
     return text
 
 

@@ -35,7 +35,7 @@ def test_scale_out_is_two_processes_against_one_and_the_most_the_machine_left_ro
     results = [_result(1, 302.0, 0.67), _result(1, 296.0, 0.68, layer="core"), _result(2, 476.0, 0.97)]
     assert scale_out_markdown(results) == (
         "Scale-out (daphne + pubsub): two processes took 1.58× the handshakes per second of one (476 vs 302)."
-        " Their storm kept the machine 97% busy: with every core busy, at most 1.62×."
+        " Their storm kept the machine 97% busy: with every core busy, at the same CPU per handshake, about 1.62×."
     )
 
 
