@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.stack import SHOP_APPLICATION, WORKER_NICENESS
+from shop.open_files import open_files_limit_raise
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "performance"
@@ -279,7 +280,7 @@ def raise_open_files_limit(sockets: int) -> None:
     against a hard limit of 20,000) and this process may raise it (root, or CAP_SYS_RESOURCE), that goes up
     too; where it may not, the run says so and goes on.
     """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     wanted = sockets + SPARE_FILES
     if hard != resource.RLIM_INFINITY and hard < wanted:
         try:
@@ -287,8 +288,7 @@ def raise_open_files_limit(sockets: int) -> None:
             return
         except (ValueError, OSError):  # not permitted
             print(f"Open files are limited to {hard:,} per process: too few for {sockets:,} sockets", flush=True)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    open_files_limit_raise()
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ that was the tail of the latency at 10,000 sockets (docs/performance.md). Here e
 the connections a slice at a time, every `SWEEP_STEP` seconds, so every connection is still
 visited about once a second and once every two seconds, but the loop is never held for long.
 
-At start-up it lifts its limit on open files as far as it may: every socket is one.
+At start-up it lifts its limit on open files as far as it may: every socket is one (shop/open_files.py).
 
 It also hands every socket autobahn's options as class attributes instead of a copy each, and
 cancels every application on shutdown (daphne's own stops at the first connection without one).
@@ -30,6 +30,8 @@ from types import FunctionType
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from twisted.internet import defer, reactor
+
+from shop.open_files import open_files_limit_raise
 
 logger = logging.getLogger("daphne.server")
 
@@ -61,24 +63,6 @@ class Sweep:
         if self.position >= len(self.round):
             self.round = []  # let closed connections go before the next round starts
         return [protocol for protocol in batch if protocol in connections]
-
-
-def open_files_limit_raise() -> int:
-    """Lift this process's soft limit on open files to its hard limit; returns the limit now in force.
-
-    Each socket is a file descriptor, and processes often start with a soft limit of 1,024 (a systemd
-    service, a Docker 25+ container) under a hard limit hundreds of times that (524,288 in both): the
-    1,025th customer would be turned away. The low soft limit protects programs that use select(), which
-    cannot watch a higher descriptor; twisted's asyncio reactor uses epoll. Any process may raise its own
-    soft limit up to the hard one; the hard one is the operator's (`LimitNOFILE=`, compose's `ulimits`).
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            return soft  # macOS: an unlimited hard limit cannot be the soft one
-    return hard
 
 
 class SlicedSweepServer(Server):
