@@ -211,15 +211,23 @@ def server_env(**overrides: str) -> dict[str, str]:
 
 
 def start_web_server(
-    name: str, env: dict[str, str], workdir: Path, static_root: Path, app: str = "shop.asgi:application"
+    name: str,
+    env: dict[str, str],
+    workdir: Path,
+    static_root: Path,
+    app: str = "shop.asgi:application",
+    launcher: tuple[str, ...] = (),
 ) -> WebServer:
-    """Start daphne serving `app` on a port the OS picks, and wait until it serves the login page."""
+    """Start daphne serving `app` on a port the OS picks, and wait until it serves the login page.
+
+    `launcher`: a command that runs it (e.g. `prlimit` with its options), which must exec it in its own process.
+    """
     env = {
         **env,
         "STATIC_ROOT": str(static_root),
     }
     # As the Procfile runs it (listen backlog 2048, 30 s connect timeout), on a port the OS picks.
-    argv = [sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
+    argv = [*launcher, sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
             "--websocket_connect_timeout", "30", app]  # fmt: skip
     process = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from shop import web
-from tests.live.servers import ManagedProcess, server_env
+from tests.live.servers import server_env, start_web_server
 
 
 class Connection:
@@ -186,16 +185,18 @@ def test_sockets_share_autobahns_options_instead_of_a_copy_each(server):
     assert protocol.CONFIG_ATTRS == ()  # nothing left for autobahn to copy (and pformat) per connection
 
 
-def test_a_web_process_started_under_a_low_soft_limit_on_open_files_lifts_it_to_the_hard_one_and_says_so(tmp_path):
+def test_a_web_process_started_under_a_low_soft_limit_on_open_files_lifts_it_to_the_hard_one_and_says_so(
+    django_db_setup, e2e_workdir, e2e_static_root
+):
     """Each socket is a file: under a soft limit of 1,024 (systemd's, Docker's) the 1,025th customer is turned away."""
-    argv = ["prlimit", "--nofile=256:", sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1",
-            "shop.asgi:application"]  # fmt: skip
-    process = ManagedProcess("web-low-soft-limit", argv, server_env(), tmp_path / "web.log").start()
+    server = start_web_server(
+        "web-low-soft-limit", server_env(), e2e_workdir, e2e_static_root, launcher=("prlimit", "--nofile=256:")
+    )
     try:
-        said = int(process.wait_for_log(r"Open files: up to ([\d,]+), one per socket").group(1).replace(",", ""))
-        limits = Path(f"/proc/{process.process.pid}/limits").read_text()  # prlimit execs the server: one pid
+        said = int(server.process.wait_for_log(r"Open files: up to ([\d,]+), one per socket").group(1).replace(",", ""))
+        limits = Path(f"/proc/{server.pid}/limits").read_text()  # prlimit execs the server: one pid
     finally:
-        process.stop()
+        server.process.stop()
     soft, hard = map(int, re.search(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.MULTILINE).groups())
     assert hard > 256
     assert soft == hard == said
