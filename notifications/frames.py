@@ -26,13 +26,18 @@ def order_summary(order: Order, *, previous_status: str | None) -> dict:
     }
 
 
-def order_status_payload(order: Order, *, previous_status: str | None) -> dict:
-    """The stored payload of an `order.status_changed` notification."""
+def order_status_payload(order: Order, *, previous_status: str | None, customer_message: str = "") -> dict:
+    """The stored payload of an `order.status_changed` notification: all the customer is ever sent of it.
+
+    Socket frames, the notification centre (and any later channel, such as email) render from this alone,
+    so what staff wrote as an internal note cannot reach them: it is never an argument here.
+    """
     title, body = ORDER_STATUS_MESSAGES[order.status]
     return {
         "order": order_summary(order, previous_status=previous_status),
         "title": title.format(number=order.number),
         "body": body,
+        "message": customer_message,
         "url": order.get_absolute_url(),
     }
 

@@ -76,12 +76,14 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     return notification
 
 
-def notification_record_order_status_change(*, order: Order, previous_status: str | None, actor=None) -> Notification:
-    """Tell the order's customer (and, live, the staff) that its status changed."""
+def notification_record_order_status_change(
+    *, order: Order, previous_status: str | None, actor=None, customer_message: str = ""
+) -> Notification:
+    """Tell the order's customer (and, live, the staff) that its status changed, with staff's message to them."""
     return notification_record(
         recipient_id=order.customer_id,
         kind=NotificationKind.ORDER_STATUS_CHANGED,
-        payload=order_status_payload(order, previous_status=previous_status),
+        payload=order_status_payload(order, previous_status=previous_status, customer_message=customer_message),
         actor=actor,
     )
 

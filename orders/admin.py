@@ -17,8 +17,17 @@ class OrderAdminForm(forms.ModelForm):
     """
 
     loaded_version = forms.IntegerField(widget=forms.HiddenInput)
-    transition_note = forms.CharField(
-        label="Note for the history",
+    # Two fields, so staff always know who will read what they write with a status change.
+    customer_message = forms.CharField(
+        label="Message to the customer",
+        help_text="Visible to the customer: on their order page and in their notification.",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    internal_note = forms.CharField(
+        label="Internal note",
+        help_text="Internal, never shown to the customer: staff see it in the History below.",
         required=False,
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -74,7 +83,7 @@ class OrderItemInline(ReadOnlyInline):
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     verbose_name_plural = "History"
-    fields = ["created_at", "type", "old_status", "new_status", "actor", "note"]
+    fields = ["created_at", "type", "old_status", "new_status", "actor", "customer_message", "internal_note"]
     readonly_fields = fields
 
 
@@ -114,7 +123,7 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = ["number", "customer", "total", "note", "created_at", "updated_at", "version"]
     fieldsets = [
         (None, {"fields": ["number", "customer", "total", "note", "created_at", "updated_at"]}),
-        ("Status", {"fields": ["status", "transition_note", "loaded_version", "version"]}),
+        ("Status", {"fields": ["status", "customer_message", "internal_note", "loaded_version", "version"]}),
     ]
     inlines = [OrderItemInline, OrderEventInline]
     actions = [
@@ -146,7 +155,8 @@ class OrderAdmin(admin.ModelAdmin):
             order_id=obj.pk,
             to_status=to_status,
             actor=request.user,
-            note=form.cleaned_data["transition_note"],
+            customer_message=form.cleaned_data["customer_message"],
+            internal_note=form.cleaned_data["internal_note"],
             expected_version=form.cleaned_data["loaded_version"],
         )
         obj.refresh_from_db()

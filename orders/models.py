@@ -98,7 +98,10 @@ class OrderEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    note = models.TextField(blank=True, max_length=1000)
+    # What the customer reads with the change: their order page's timeline and the notification.
+    customer_message = models.TextField("message to the customer (shown to them)", blank=True, max_length=1000)
+    # Staff only: never in a customer's page, notification payload or socket frame.
+    internal_note = models.TextField("internal note (never shown to the customer)", blank=True, max_length=1000)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

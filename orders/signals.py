@@ -22,5 +22,9 @@ def notify_status_change(sender, instance: Order, created: bool, raw: bool = Fal
     if created or instance.status == previous_status:
         return  # placement and saves that leave the status alone notify nobody
     notification_record_order_status_change(
-        order=instance, previous_status=previous_status, actor=order_change_actor(instance, event=event)
+        order=instance,
+        previous_status=previous_status,
+        actor=order_change_actor(instance, event=event),
+        # Only the message meant for the customer: the event's internal note stays in the history.
+        customer_message=event.customer_message if event is not None else "",
     )

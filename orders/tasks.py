@@ -27,6 +27,9 @@ RETRYING = {
     "max_retries": 8,
 }
 
+# The system's notes follow one rule: what tells the customer something the new status does not (why their order
+# was cancelled) is a customer message; what only records where a change came from is an internal note.
+
 # The demo's fulfilment path: each step schedules the next.
 FULFILMENT_NEXT = {
     OrderStatus.PAID: OrderStatus.PROCESSING,
@@ -35,10 +38,12 @@ FULFILMENT_NEXT = {
 }
 
 
-def _advance(*, order_id: int, from_status: str, to_status: str, note: str) -> bool:
+def _advance(*, order_id: int, from_status: str, to_status: str, internal_note: str) -> bool:
     """Move the order if it is still at `from_status`; a repeat or an overtaken order is a no-op."""
     try:
-        order_transition(order_id=order_id, to_status=to_status, expected_status=from_status, note=note)
+        order_transition(
+            order_id=order_id, to_status=to_status, expected_status=from_status, internal_note=internal_note
+        )
     except Order.DoesNotExist:
         logger.warning("Order %s no longer exists; nothing to do", order_id)
         return False
@@ -52,7 +57,10 @@ def _advance(*, order_id: int, from_status: str, to_status: str, note: str) -> b
 def confirm_payment(order_id: int) -> bool:
     """The (simulated) payment provider confirms payment: pending payment → paid."""
     paid = _advance(
-        order_id=order_id, from_status=OrderStatus.PENDING_PAYMENT, to_status=OrderStatus.PAID, note="Payment confirmed"
+        order_id=order_id,
+        from_status=OrderStatus.PENDING_PAYMENT,
+        to_status=OrderStatus.PAID,
+        internal_note="Payment confirmed",
     )
     if paid and settings.SIMULATE_ORDER_PROGRESS:
         schedule_fulfilment_step(order_id=order_id, from_status=OrderStatus.PAID)
@@ -63,7 +71,7 @@ def confirm_payment(order_id: int) -> bool:
 def advance_fulfilment(order_id: int, from_status: str) -> bool:
     """One step of the demo warehouse: paid → processing → shipped → delivered."""
     to_status = FULFILMENT_NEXT[from_status]
-    moved = _advance(order_id=order_id, from_status=from_status, to_status=to_status, note="Warehouse update")
+    moved = _advance(order_id=order_id, from_status=from_status, to_status=to_status, internal_note="Warehouse update")
     if moved and settings.SIMULATE_ORDER_PROGRESS and to_status in FULFILMENT_NEXT:
         schedule_fulfilment_step(order_id=order_id, from_status=to_status)
     return moved
@@ -97,7 +105,7 @@ def cancel_unpaid_orders(chunk_size: int = 500) -> int:
         if not ids:
             return cancelled
         result = orders_transition_bulk(
-            order_ids=ids, to_status=OrderStatus.CANCELLED, note=f"Not paid within {timeout} minutes"
+            order_ids=ids, to_status=OrderStatus.CANCELLED, customer_message=f"Not paid within {timeout} minutes"
         )
         cancelled += len(result.changed)
         if not result.changed:

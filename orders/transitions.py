@@ -67,7 +67,8 @@ def order_transition(
     order_id: int,
     to_status: str,
     actor=None,
-    note: str = "",
+    customer_message: str = "",
+    internal_note: str = "",
     expected_version: int | None = None,
     expected_status: str | None = None,
 ) -> Order:
@@ -77,6 +78,7 @@ def order_transition(
     the order is no longer at `expected_version` or `expected_status` (a stale form,
     a redelivered task). The order's post_save signal records the customer's
     notification in this same transaction; it is published only after commit.
+    `customer_message` reaches the customer (order page, notification); `internal_note` stays with staff.
     """
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
@@ -95,7 +97,8 @@ def order_transition(
             old_status=order.status,
             new_status=to_status,
             actor=actor,
-            note=note,
+            customer_message=customer_message,
+            internal_note=internal_note,
         )
         order.status = to_status
         order.version += 1
@@ -118,7 +121,9 @@ class BulkTransitionResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def orders_transition_bulk(*, order_ids, to_status: str, actor=None, note: str = "") -> BulkTransitionResult:
+def orders_transition_bulk(
+    *, order_ids, to_status: str, actor=None, customer_message: str = "", internal_note: str = ""
+) -> BulkTransitionResult:
     """Move many orders to `to_status`, each through `order_transition`.
 
     Each order changes in its own savepoint, so one refused order is reported and
@@ -130,7 +135,13 @@ def orders_transition_bulk(*, order_ids, to_status: str, actor=None, note: str =
         for order_id in sorted(order_ids):
             try:
                 with transaction.atomic():
-                    order = order_transition(order_id=order_id, to_status=to_status, actor=actor, note=note)
+                    order = order_transition(
+                        order_id=order_id,
+                        to_status=to_status,
+                        actor=actor,
+                        customer_message=customer_message,
+                        internal_note=internal_note,
+                    )
             except OrderTransitionError as error:
                 result.skipped.append((error.order.number, str(error)))
             else:

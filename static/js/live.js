@@ -133,7 +133,7 @@ function handleFrame(frame) {
       state.lastSeq = frame.seq;
       setUnread(frame.unread);
       if (document.visibilityState === "visible") showToast(frame);
-      updateOrderPages(frame.order, frame.created_at);
+      updateOrderPages(frame.order, frame.created_at, frame.message);
       addToNotificationCentre(frame);
       break;
     case "unread":
@@ -170,6 +170,11 @@ function element(tag, { className, text, attrs } = {}, children = []) {
 function safeHref(url) {
   // Only same-site paths: a payload can never smuggle in a javascript: or foreign link.
   return typeof url === "string" && url.startsWith("/") && !url.startsWith("//") ? url : "#";
+}
+
+function messageNote(message, className) {
+  // Staff's message to the customer, when there is one (the payload never holds internal notes).
+  return typeof message === "string" && message ? [element("p", { className, text: message })] : [];
 }
 
 function safeToken(value) {
@@ -230,6 +235,7 @@ function showToast(frame) {
   const toast = element("div", { className: "toast" }, [
     element("a", { className: "toast-title", text: frame.title, attrs: { href: safeHref(frame.url) } }),
     element("p", { className: "toast-body", text: frame.body }),
+    ...messageNote(frame.message, "toast-note note"),
     close,
   ]);
   const dismiss = () => toast.remove();
@@ -254,7 +260,7 @@ function isNewer(node, order) {
   return true;
 }
 
-function updateOrderPages(order, createdAt) {
+function updateOrderPages(order, createdAt, message) {
   if (!order) return;
   // The order page: status badge and a new step in the timeline.
   const detail = document.getElementById("order-status");
@@ -269,6 +275,7 @@ function updateOrderPages(order, createdAt) {
           badge,
           " ",
           timeElement(createdAt),
+          ...messageNote(message, "note"),
         ]),
       );
     }
@@ -298,6 +305,7 @@ function addToNotificationCentre(frame) {
     element("li", { className: "notification unread live-added", attrs: { "data-seq": frame.seq } }, [
       element("a", { className: "title", text: frame.title, attrs: { href: safeHref(frame.url) } }),
       element("p", { className: "body", text: frame.body }),
+      ...messageNote(frame.message, "note"),
       timeElement(frame.created_at),
       form,
     ]),

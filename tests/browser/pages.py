@@ -149,15 +149,19 @@ def admin_change_url(order) -> str:
     return f"/admin/orders/order/{order.pk}/change/"
 
 
-def admin_change_status(page: Page, order, status: str, note: str = "") -> float:
-    """Open the order's change form in the admin, pick `status`, write the note, save.
+def admin_change_status(
+    page: Page, order, status: str, *, customer_message: str = "", internal_note: str = ""
+) -> float:
+    """Open the order's change form in the admin, pick `status`, write the message and the note, save.
 
     Returns when Save was clicked (time.monotonic()), for tests that time what follows.
     """
     page.goto(admin_change_url(order))
     page.locator("#id_status").select_option(status)
-    if note:
-        page.locator("#id_transition_note").fill(note)
+    if customer_message:
+        page.locator("#id_customer_message").fill(customer_message)
+    if internal_note:
+        page.locator("#id_internal_note").fill(internal_note)
     with page.expect_navigation():
         clicked_at = time.monotonic()
         page.locator('input[name="_save"]').click()

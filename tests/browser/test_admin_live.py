@@ -61,7 +61,7 @@ def test_change_list_row_and_open_change_form_update_live_when_another_staff_mem
     expect(admin_row(change_list, order).locator("td.field-status")).to_have_text("Pending payment")
 
     editor = staff_login(open_session("editor"), other_staff)
-    admin_change_status(editor, order, OrderStatus.PAID, note="Bank transfer arrived")
+    admin_change_status(editor, order, OrderStatus.PAID, internal_note="Bank transfer arrived")
 
     row = admin_row(change_list, order)
     expect(row).to_have_class(LIVE_CHANGED)

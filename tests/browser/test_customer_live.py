@@ -63,7 +63,7 @@ def test_order_page_shows_a_toast_and_a_timeline_step_within_two_seconds_of_a_st
     mark_page(customer_tab)
 
     staff_tab = staff_login(open_session("staff"), staff)
-    saved_at = admin_change_status(staff_tab, order, OrderStatus.PAID, note="Paid by bank transfer")
+    saved_at = admin_change_status(staff_tab, order, OrderStatus.PAID, internal_note="Paid by bank transfer")
 
     within = {"timeout": LIVE_WITHIN_S * 1000}
     expect(toasts(customer_tab)).to_have_count(1, **within)

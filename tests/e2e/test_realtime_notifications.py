@@ -49,7 +49,7 @@ async def test_customer_receives_admin_change_then_task_change_in_order(
 
     # Staff pays the order in the admin: the change and its publish happen in daphne.
     staff_browser = await (await open_browser(stack.web)).login(staff.username)
-    await staff_browser.admin_change_status(order.pk, OrderStatus.PAID, note="Paid by bank transfer")
+    await staff_browser.admin_change_status(order.pk, OrderStatus.PAID, internal_note="Paid by bank transfer")
     paid = await receive_notification(socket)
     assert_notification(paid, seq=first, order=order, status="paid", previous="pending_payment")
 

@@ -39,7 +39,9 @@ async def test_change_committed_by_a_process_killed_before_publishing_still_reac
     admin = await Browser(doomed.base_url).login(staff.username)
     changed_at = time.monotonic()
     with pytest.raises(httpx.TransportError):  # the server dies mid-request: no answer comes back
-        await admin.admin_change_status(order.pk, OrderStatus.PROCESSING, note="shipped from the doomed server")
+        await admin.admin_change_status(
+            order.pk, OrderStatus.PROCESSING, internal_note="shipped from the doomed server"
+        )
     await asyncio.to_thread(doomed.process.process.wait, 10)
 
     resumed_after = await wait_until(lambda: client.delivered == [2], deadline=30)

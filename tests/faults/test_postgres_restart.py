@@ -138,7 +138,7 @@ async def staff_stream(staff: Browser, order_ids: list[int], log: HttpLog, stop:
             data = form_fields(page.text, "order_form")
             next_status = STAFF_NEXT.get(data["status"])
             if next_status:
-                data.update(status=next_status, transition_note="", _save="Save")
+                data.update(status=next_status, _save="Save")
                 await log.request(staff, "admin save", "POST", url, data=data, expect="/admin/orders/order/")
                 pending.append(order_id)
         await asyncio.sleep(STAFF_PACE)  # the staff member's pace, not synchronisation

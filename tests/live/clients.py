@@ -134,14 +134,16 @@ class Browser:
         )
         assert response.status_code == 302, f"logout failed: HTTP {response.status_code}"
 
-    async def admin_change_status(self, order_id: int, status: str, note: str = "") -> None:
+    async def admin_change_status(
+        self, order_id: int, status: str, *, customer_message: str = "", internal_note: str = ""
+    ) -> None:
         """Open the order's admin change form, pick `status`, and save, as staff would in a browser."""
         url = f"/admin/orders/order/{order_id}/change/"
         page = await self.client.get(url)
         assert page.status_code == 200, f"admin change form: HTTP {page.status_code}"
         data = form_fields(page.text, "order_form")
         assert {"status", "loaded_version", "items-TOTAL_FORMS", "events-TOTAL_FORMS"} <= set(data), sorted(data)
-        data.update(status=status, transition_note=note, _save="Save")
+        data.update(status=status, customer_message=customer_message, internal_note=internal_note, _save="Save")
         response = await self.client.post(url, data=data, headers={"Referer": f"{self.base_url}{url}"})
         if response.status_code != 302:
             errors = re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.text, re.S)

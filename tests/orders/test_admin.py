@@ -57,18 +57,25 @@ def test_filter_by_status(staff_client):
     assert pending not in response.context["cl"].result_list
 
 
-def test_change_form_moves_status_through_transition_and_records_actor_and_note(staff_client, staff):
+def test_change_form_moves_status_through_transition_and_records_actor_message_and_note(staff_client, staff):
     order = place_order(status=OrderStatus.PAID)
-
-    response = staff_client.post(
-        change_url(order), change_form_data(staff_client, order, status="processing", transition_note="Packing now")
+    data = change_form_data(
+        staff_client, order, status="processing", customer_message="Packing now", internal_note="Fragile, double box"
     )
+
+    response = staff_client.post(change_url(order), data)
 
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     order.refresh_from_db()
     assert order.status == OrderStatus.PROCESSING
     event = order.events.last()
-    assert (event.old_status, event.new_status, event.actor, event.note) == ("paid", "processing", staff, "Packing now")
+    assert (event.old_status, event.new_status, event.actor, event.customer_message, event.internal_note) == (
+        "paid",
+        "processing",
+        staff,
+        "Packing now",
+        "Fragile, double box",
+    )
 
 
 def test_change_form_offers_only_allowed_statuses(staff_client):

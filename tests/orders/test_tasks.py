@@ -89,7 +89,10 @@ def test_unpaid_orders_past_the_timeout_are_cancelled_once(settings):
     assert set(Order.objects.filter(status=OrderStatus.CANCELLED).values_list("pk", flat=True)) == {o.pk for o in stale}
     for order in stale:
         assert order.customer.notifications.get().payload["order"]["status"] == "cancelled"
-        assert order.events.last().note == "Not paid within 30 minutes"
+        assert (order.events.last().customer_message, order.events.last().internal_note) == (
+            "Not paid within 30 minutes",
+            "",
+        )
     fresh.refresh_from_db()
     assert fresh.status == OrderStatus.PENDING_PAYMENT
 

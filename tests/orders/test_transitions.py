@@ -40,14 +40,16 @@ def test_allowed_transition_changes_status_bumps_version_and_records_event(from_
     order = place_order(status=from_status)
     version = order.version
 
-    changed = order_transition(order_id=order.pk, to_status=to_status, actor=staff, note="by the book")
+    changed = order_transition(
+        order_id=order.pk, to_status=to_status, actor=staff, customer_message="On its way", internal_note="by the book"
+    )
 
     changed.refresh_from_db()
     assert changed.status == to_status
     assert changed.version == version + 1
     event = changed.events.last()
     assert (event.type, event.old_status, event.new_status) == (OrderEventType.STATUS_CHANGED, from_status, to_status)
-    assert (event.actor, event.note) == (staff, "by the book")
+    assert (event.actor, event.customer_message, event.internal_note) == (staff, "On its way", "by the book")
 
 
 @pytest.mark.parametrize(("from_status", "to_status"), FORBIDDEN)
@@ -162,6 +164,6 @@ def test_a_transitions_event_names_the_actor_of_that_change_only(staff):
 
 def test_order_events_are_append_only():
     event = place_order().events.first()
-    event.note = "rewritten"
+    event.internal_note = "rewritten"
     with pytest.raises(ValueError, match="append-only"):
         event.save()

@@ -83,7 +83,8 @@ def test_admin_change_form_with_any_values_never_errors(client, status, version,
     data = {
         "status": status,
         "loaded_version": version,
-        "transition_note": note,
+        "customer_message": note,
+        "internal_note": note,
         **{f"{prefix}-{field}": "0" for prefix in ("items", "events") for field in ("TOTAL_FORMS", "INITIAL_FORMS")},
     }
 
