@@ -41,6 +41,7 @@ LIVE_WITHIN_S = 2.0
 NO_RECONNECT_WINDOW_MS = 3_500
 
 XSS = "<img src=x onerror=alert(1)>"
+INTERNAL_NOTE = "INTERNAL-7f3a: staff only"
 
 
 @pytest.fixture
@@ -224,12 +225,14 @@ def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
     expect(tab.locator("table td").filter(has_text=XSS)).to_have_text(XSS)
     expect(tab.locator("dd.note")).to_have_text(XSS)
 
-    # Live, from the real server: staff pay the order with the payload as the history note.
+    # Live, from the real server: staff pay the order with the payload as the message to the customer.
     staff_session = open_session("staff")
     staff_tab = staff_login(staff_session, staff)
-    admin_change_status(staff_tab, order, OrderStatus.PAID, note=XSS)
+    admin_change_status(staff_tab, order, OrderStatus.PAID, customer_message=XSS, internal_note=INTERNAL_NOTE)
     expect(toasts(tab)).to_contain_text(f"Payment received for order {order.number}")
+    expect(toasts(tab).last.locator(".toast-note")).to_have_text(XSS)
     expect(timeline_steps(tab)).to_have_count(2)
+    expect(timeline_steps(tab).last.locator(".note")).to_have_text(XSS)
 
     # Live, hostile: a frame whose every value is markup (the protocol says values are data).
     last_seq = Notification.objects.filter(recipient=customer).aggregate(last=Max("seq"))["last"]
@@ -245,6 +248,7 @@ def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
                           "status_label": XSS, "previous_status": "paid", "version": 99},  # fmt: skip
                 "title": XSS,
                 "body": XSS,
+                "message": XSS,
                 "url": "javascript:alert(3)",
                 "unread": 2,
             }
@@ -253,17 +257,20 @@ def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
     hostile_toast = toasts(tab).last
     expect(hostile_toast.locator(".toast-title")).to_have_text(XSS)
     expect(hostile_toast.locator(".toast-body")).to_have_text(XSS)
+    expect(hostile_toast.locator(".toast-note")).to_have_text(XSS)
     expect(hostile_toast.locator(".toast-title")).to_have_attribute("href", "#")
     expect(timeline_steps(tab).last.locator(".status")).to_have_text(XSS)
+    expect(timeline_steps(tab).last.locator(".note")).to_have_text(XSS)
     expect(tab.locator("#order-status")).to_have_text(XSS)
     expect(tab.locator("#order-status")).to_have_class("status status-paidimgsrcxonerroralert")
     screenshot(tab, "xss-as-text")
 
     assert tab.locator('img[src="x"]').count() == 0
 
-    # After a reload, the staff note is in the server-rendered timeline, as text too.
+    # After a reload, the message is in the server-rendered timeline, as text too; the internal note is nowhere.
     tab.reload()
-    expect(timeline_steps(tab).last.locator(".note")).to_have_text(XSS)
+    expect(timeline_steps(tab).nth(1).locator(".note")).to_have_text(XSS)
+    assert INTERNAL_NOTE not in tab.content()
 
     for page in (tab, staff_tab):
         assert page.locator('img[src="x"]').count() == 0
