@@ -186,7 +186,7 @@ async def test_many_sockets_of_one_user_marking_all_read_cannot_flood_another_us
     victims_frames = await frames_until_quiet(victims_socket, quiet=0.5)
     attackers_frames = [frame for communicator in survivors for frame in await frames_until_quiet(communicator)]
 
-    assert [(frame["type"], frame["seq"]) for frame in victims_frames] == [("notification", seq) for seq in range(1, 11)]
+    assert [(frame["type"], frame["seq"]) for frame in victims_frames] == [("notification", n) for n in range(1, 11)]
     unread_frames = [frame for frame in attackers_frames if frame["type"] == "unread"]
     assert len(unread_frames) == cap  # the one mark_all_read that changed something, once per open socket
     assert {frame["unread"] for frame in unread_frames} == {0}
