@@ -29,10 +29,11 @@ from django.urls import path
 
 from notifications.consumers import DirectDispatchMixin
 from notifications.frames import hello_frame
+from notifications.selectors import NO_UNREAD
 
 
 def _hello(user_id: int | None) -> str:
-    return json.dumps(hello_frame(user_id=user_id, last_seq=0, unread=0))
+    return json.dumps(hello_frame(user_id=user_id, last_seq=0, unread=NO_UNREAD))
 
 
 async def bare(scope, receive, send):

@@ -18,8 +18,9 @@ from redis.exceptions import RedisError
 from notifications import layer_watch
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
-from notifications.selectors import notifications_between, notifications_resume
+from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read
+from notifications.user_limits import user_message_allow, user_socket_register, user_socket_unregister
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ CLOSE_TOO_BIG = 4009  # 1009, message too big
 CLOSE_GOING_AWAY = 4001  # 1001, this server is shutting down: reconnect (to another one) and resume
 CLOSE_SERVICE_RESTART = layer_watch.CLOSE_SERVICE_RESTART  # 4012: the channel layer was lost
 CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
+CLOSE_REPLACED = 4409  # the user opened more than NOTIFICATION_SOCKETS_PER_USER: this, the oldest, made room
 
 # One store per process: limits are per connection, keyed by channel name.
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -85,6 +87,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             raise
 
     accepted = False
+    counted = False  # against the user's socket cap
+    unread_pending: dict | None = None  # the newest `unread` frame held back, merged with those it replaced
+    unread_flush: asyncio.Task | None = None
+    unread_sent_at = float("-inf")
 
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)
@@ -107,6 +113,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         layer_watch.watch(self)
+        await self._count_socket()
 
         after, after_error = _parse_after(self.scope["query_string"])
         resume = await database_sync_to_async(notifications_resume)(
@@ -125,6 +132,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         layer_watch.unwatch(self)
+        if self.unread_flush is not None:
+            self.unread_flush.cancel()
+        if self.counted:
+            await user_socket_unregister(user_id=self.user_id, channel_name=self.channel_name)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -176,16 +187,28 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await database_sync_to_async(notifications_mark_read)(user_id=self.user_id)
 
     async def _within_rate_limit(self) -> bool:
-        """A flooding client gets an error, then is closed after repeated offences."""
+        """A flooding client (or user, over all their sockets) gets an error, then is closed after repeated offences."""
         for limit in self.rate_limits:
             if not await _rate_limiter.hit(limit, self.channel_name):
-                self.strikes += 1
-                if self.strikes >= settings.NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES:
-                    await self.close(code=CLOSE_RATE_LIMITED)
-                elif self.strikes == 1:
-                    await self.send_json(error_frame("rate_limited", "Too many messages; slow down."))
-                return False
+                return await self._rate_limited()
+        if not await user_message_allow(user_id=self.user_id):
+            return await self._rate_limited()
         return True
+
+    async def _rate_limited(self) -> bool:
+        self.strikes += 1
+        if self.strikes >= settings.NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES:
+            await self.close(code=CLOSE_RATE_LIMITED)
+        elif self.strikes == 1:
+            await self.send_json(error_frame("rate_limited", "Too many messages; slow down."))
+        return False
+
+    async def _count_socket(self) -> None:
+        """Count this socket against the user's cap (all processes); the oldest beyond it are told to close."""
+        oldest = await user_socket_register(user_id=self.user_id, channel_name=self.channel_name)
+        self.counted = True
+        for channel_name in oldest:
+            await self.channel_layer.send(channel_name, {"type": "socket.replaced"})
 
     # --- From the channel layer -----------------------------------------------------------
 
@@ -201,12 +224,46 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             missed = await database_sync_to_async(notifications_between)(
                 user_id=self.user_id, after_seq=self.last_sent_seq, up_to_seq=seq - 1
             )
+            unread = UnreadState(count=frame["unread"], version=frame["unread_version"])
             for notification in missed:
-                await self._send_notification(notification_frame(notification, unread=frame["unread"]))
+                await self._send_notification(notification_frame(notification, unread=unread))
         await self._send_notification(frame)
 
     async def unread_changed(self, event):
-        await self.send_json(event["frame"])
+        """A new unread count: sent at once, then at most one per interval, merged, so a burst is few frames."""
+        frame = event["frame"]
+        if self.unread_pending is not None:
+            merged = _unread_merged(self.unread_pending, frame)
+            if merged is None:
+                await self._send_unread()  # the two cannot be said in one frame
+            else:
+                frame = merged
+        self.unread_pending = frame
+        if self.unread_flush is None:
+            wait = self.unread_sent_at + settings.NOTIFICATION_UNREAD_FRAME_INTERVAL - asyncio.get_running_loop().time()
+            if wait <= 0:
+                await self._send_unread()
+            else:
+                self.unread_flush = asyncio.create_task(self._send_unread_after(wait))
+
+    async def _send_unread_after(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self.unread_flush = None
+        await self._send_unread()
+
+    async def _send_unread(self) -> None:
+        frame, self.unread_pending = self.unread_pending, None
+        if self.unread_flush is not None:
+            self.unread_flush.cancel()
+            self.unread_flush = None
+        if frame is not None:
+            self.unread_sent_at = asyncio.get_running_loop().time()
+            await self.send_json(frame)
+
+    async def socket_replaced(self, event):
+        """The user opened a socket beyond their cap and this one is their oldest: close, and tell the page why."""
+        self.counted = False  # already taken off the count
+        await self.close(code=CLOSE_REPLACED)
 
     async def order_changed(self, event):
         await self.send_json(event["frame"])
@@ -218,12 +275,25 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     async def _send_notification(self, frame):
         if frame["seq"] <= self.last_sent_seq:
             return
+        # An `unread` frame held back goes first: what it marks read came before this notification.
+        await self._send_unread()
         await self.send_json(frame)
         self.last_sent_seq = frame["seq"]
 
     @classmethod
     async def encode_json(cls, content):
         return json.dumps(content, separators=(",", ":"))
+
+
+def _unread_merged(older: dict, newer: dict) -> dict | None:
+    """One `unread` frame saying what both say (the count of the higher version), or None if none can."""
+    if newer["unread_version"] < older["unread_version"]:
+        older, newer = newer, older  # frames from two processes can cross
+    if newer["read_seqs"] is None:
+        return newer  # "all read" at a later version covers everything marked before it
+    if older["read_seqs"] is None:
+        return None  # "all read" then more: two statements
+    return {**newer, "read_seqs": sorted({*older["read_seqs"], *newer["read_seqs"]})}
 
 
 async def _send_quietly(send, message: dict) -> None:

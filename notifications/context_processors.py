@@ -12,4 +12,4 @@ def live(request):
     if user is None or not user.is_authenticated:
         return {}
     state = live_state(user_id=user.pk)
-    return {"live_last_seq": state.last_seq, "live_unread": state.unread}
+    return {"live_last_seq": state.last_seq, "live_unread": state.unread.count}

@@ -1,5 +1,6 @@
 """What clients see: the JSON frames of the WebSocket protocol (docs/protocol.md) and their wording."""
 
+from notifications.selectors import UnreadState
 from orders.models import Order, OrderStatus
 
 # Title and body of the notification a customer gets when their order enters a status.
@@ -42,15 +43,16 @@ def order_status_payload(order: Order, *, previous_status: str | None, customer_
     }
 
 
-def notification_frame(notification, *, unread: int) -> dict:
-    """A `notification` frame: the stored payload plus its place in the user's sequence."""
+def notification_frame(notification, *, unread: UnreadState) -> dict:
+    """A `notification` frame: the stored payload plus its place in the user's sequence, and the unread count."""
     return {
         "type": "notification",
         "seq": notification.seq,
         "kind": notification.kind,
         "created_at": notification.created_at.isoformat(timespec="microseconds"),
         **notification.payload,
-        "unread": unread,
+        "unread": unread.count,
+        "unread_version": unread.version,
     }
 
 
@@ -65,13 +67,19 @@ def order_changed_frame(notification, *, actor_name: str | None) -> dict:
     }
 
 
-def hello_frame(*, user_id: int, last_seq: int, unread: int) -> dict:
-    return {"type": "hello", "user_id": user_id, "last_seq": last_seq, "unread": unread}
+def hello_frame(*, user_id: int, last_seq: int, unread: UnreadState) -> dict:
+    return {
+        "type": "hello",
+        "user_id": user_id,
+        "last_seq": last_seq,
+        "unread": unread.count,
+        "unread_version": unread.version,
+    }
 
 
-def unread_frame(*, unread: int, read_seq: int | None) -> dict:
-    """The new unread count after a mark-read; `read_seq` is the one marked, or None for all."""
-    return {"type": "unread", "unread": unread, "read_seq": read_seq}
+def unread_frame(*, unread: UnreadState, read_seqs: list[int] | None) -> dict:
+    """The new unread count after a mark-read; `read_seqs` are the seqs marked, or None for all."""
+    return {"type": "unread", "unread": unread.count, "unread_version": unread.version, "read_seqs": read_seqs}
 
 
 def error_frame(code: str, detail: str) -> dict:

@@ -44,15 +44,20 @@ class Notification(models.Model):
 
 
 class NotificationCounter(models.Model):
-    """The last `seq` handed out to a user.
+    """The last `seq` handed out to a user, and the version of their unread count.
 
     Incremented inside the transaction that records a notification: the row lock
     serialises concurrent transactions for one user, and a rollback takes the
     number back, so sequences never have gaps or repeats.
+
+    `unread_version` moves on in the same transaction as every change to the user's
+    unread set (a notification recorded, a mark-read, a prune), under the same lock,
+    so versions follow commit order and one snapshot gives a count and its version.
     """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True)
     last_seq = models.PositiveBigIntegerField(default=0)
+    unread_version = models.PositiveBigIntegerField(default=0)
 
     def __str__(self):
         return f"{self.user_id}: {self.last_seq}"

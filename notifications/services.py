@@ -22,7 +22,7 @@ from notifications.frames import notification_frame, order_changed_frame, order_
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.models import Notification, NotificationCounter, NotificationKind
 from notifications.publishing_loop import run_until_sent
-from notifications.selectors import unread_count, unread_counts
+from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
@@ -42,12 +42,14 @@ def notification_seq_next(*, recipient_id: int) -> int:
 
     One upsert: the counter row stays locked until commit, so concurrent
     transactions for one user queue here, and a rollback returns the number.
+    A new notification changes the unread count, so its version moves on too.
     """
     table = NotificationCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (user_id, last_seq) VALUES (%s, 1) "  # noqa: S608 - table name is ours
-            f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + 1 RETURNING last_seq",
+            f"INSERT INTO {table} (user_id, last_seq, unread_version) VALUES (%s, 1, 1) "  # noqa: S608 - ours
+            f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + 1, "
+            f"unread_version = {table}.unread_version + 1 RETURNING last_seq",
             [recipient_id],
         )
         return cursor.fetchone()[0]
@@ -139,13 +141,13 @@ def notifications_send(*, notifications: list[Notification]) -> int:
     if not notifications:
         return 0
     try:
-        unread = unread_counts(recipient_ids={notification.recipient_id for notification in notifications})
+        unread = unread_states(recipient_ids={notification.recipient_id for notification in notifications})
     except DatabaseError:
         logger.exception("Counting unread for %d notification(s) failed; the sweeper will retry", len(notifications))
         return 0
     messages = []
     for notification in notifications:
-        messages += _notification_messages(notification, unread=unread.get(notification.recipient_id, 0))
+        messages += _notification_messages(notification, unread=unread.get(notification.recipient_id, NO_UNREAD))
     try:
         _send_all(messages)
     except Exception:
@@ -160,7 +162,7 @@ def notifications_send(*, notifications: list[Notification]) -> int:
     return len(notifications)
 
 
-def _notification_messages(notification: Notification, *, unread: int) -> list[tuple[str, dict]]:
+def _notification_messages(notification: Notification, *, unread: UnreadState) -> list[tuple[str, dict]]:
     """The (group, message) pairs that announce `notification`: to its recipient, and order news to staff."""
     frame = notification_frame(notification, unread=unread)
     messages = [(user_group(notification.recipient_id), {"type": "notification.created", "frame": frame})]
@@ -222,19 +224,41 @@ def notifications_publish_pending(*, older_than: timedelta | None = None, chunk_
         published += sent
 
 
-def notifications_mark_read(*, user_id: int, seq: int | None = None) -> int:
+def notifications_mark_read(*, user_id: int, seq: int | None = None) -> UnreadState | None:
     """Mark one notification (by seq) or all of a user's notifications read; tell all their sockets.
 
-    Returns the new unread count.
+    Returns the new unread count and its version, or None when nothing was unread: then
+    nothing changed and nothing is sent (a repeated "mark all read" costs one indexed read).
     """
     unread = Notification.objects.filter(recipient_id=user_id, read_at=None)
     if seq is not None:
         unread = unread.filter(seq=seq)
-    unread.update(read_at=timezone.now())
-    count = unread_count(user_id=user_id)
-    frame = unread_frame(unread=count, read_seq=seq)
+    with transaction.atomic():
+        if not unread.exists():
+            return None
+        # The version first: its lock waits for the user's notifications still committing, so the
+        # UPDATE below sees all of them, and the count read after it belongs to this version.
+        version = unread_version_next(user_id=user_id)
+        if version is None or not unread.update(read_at=timezone.now()):
+            transaction.set_rollback(True)  # marked meanwhile by another tab: nothing changed
+            return None
+        state = UnreadState(count=unread_count(user_id=user_id), version=version)
+    frame = unread_frame(unread=state, read_seqs=None if seq is None else [seq])
     _on_commit_robust(_group_send_quietly, user_group(user_id), {"type": "unread.changed", "frame": frame})
-    return count
+    return state
+
+
+def unread_version_next(*, user_id: int) -> int | None:
+    """Move the user's unread version on, inside the caller's transaction (the row stays locked until commit)."""
+    table = NotificationCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET unread_version = unread_version + 1 "  # noqa: S608 - table name is ours
+            "WHERE user_id = %s RETURNING unread_version",
+            [user_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def user_sockets_close(*, user_id: int) -> None:
@@ -251,5 +275,12 @@ def _group_send_quietly(group: str, message: dict) -> None:
 
 def notifications_prune(*, older_than: timedelta) -> int:
     """Delete read or unread notifications older than the retention period; returns how many."""
-    deleted, _ = Notification.objects.filter(created_at__lt=timezone.now() - older_than).delete()
-    return deleted
+    old = Notification.objects.filter(created_at__lt=timezone.now() - older_than)
+    deleted = 0
+    # Deleting unread ones changes their recipients' counts: each recipient's version moves on with it,
+    # one transaction per recipient so no two counter rows are ever locked in an order of their own.
+    for recipient_id in old.filter(read_at=None).order_by().values_list("recipient_id", flat=True).distinct():
+        with transaction.atomic():
+            unread_version_next(user_id=recipient_id)
+            deleted += old.filter(recipient_id=recipient_id).delete()[0]
+    return deleted + old.delete()[0]

@@ -289,6 +289,13 @@ NOTIFICATION_PUBLISH_TIMEOUT = env.float("NOTIFICATION_PUBLISH_TIMEOUT", default
 NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 4096
 NOTIFICATION_SOCKET_RATE_LIMIT = env.str("NOTIFICATION_SOCKET_RATE_LIMIT", default="10/second;120/minute")
 NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES = 20
+# Per user, across every web process (notifications/user_limits.py): sockets open at once (a new one
+# closes the oldest with 4409), and messages from all their sockets together.
+NOTIFICATION_SOCKETS_PER_USER = env.int("NOTIFICATION_SOCKETS_PER_USER", default=20)
+NOTIFICATION_USER_RATE_LIMIT = env.str("NOTIFICATION_USER_RATE_LIMIT", default="20/second;240/minute")
+# Seconds between `unread` frames to one socket: a burst of mark-reads reaches it as the first frame at once,
+# then the newest (with every seq marked meanwhile) once per interval.
+NOTIFICATION_UNREAD_FRAME_INTERVAL = env.float("NOTIFICATION_UNREAD_FRAME_INTERVAL", default=0.5)
 # WebSocket handshakes set up at once per process; the rest wait in line (notifications.middleware.ConnectGate).
 NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT", default=32)
 

@@ -1,7 +1,12 @@
 // Live notifications: one WebSocket per tab, resumed by seq, never trusted as markup.
 // Protocol: docs/protocol.md. No build step, no dependencies.
 
+import { UnreadCount, markedRead } from "./unread.js";
+
 const STOP_CODES = new Set([4401, 4403]); // not logged in / session ended: retrying cannot help
+// Replaced: the user opened more sockets than the server allows and this tab's was the oldest. Retrying would
+// only close another tab's, so this one waits until it is looked at again.
+const REPLACED_CODE = 4409;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30000;
 const PING_EVERY_MS = 25000;
@@ -18,7 +23,9 @@ const state = {
   pingTimer: null,
   pongTimer: null,
   stopped: false,
+  paused: false,
 };
+const unread = new UnreadCount();
 
 // --- Connection ------------------------------------------------------------------------
 
@@ -56,12 +63,16 @@ function connect() {
       signedOut();
       return;
     }
+    if (event.code === REPLACED_CODE) {
+      paused();
+      return;
+    }
     scheduleReconnect();
   });
 }
 
 function scheduleReconnect() {
-  if (state.stopped) return;
+  if (state.stopped || state.paused) return;
   setIndicator(navigator.onLine ? "reconnecting" : "offline");
   // Exponential backoff with full jitter, so a fleet of tabs does not reconnect in lockstep.
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
@@ -72,6 +83,8 @@ function scheduleReconnect() {
 
 function reconnectNow() {
   if (state.stopped || state.socket) return;
+  if (state.paused && document.visibilityState !== "visible") return;
+  state.paused = false;
   state.attempt = 0;
   connect();
 }
@@ -110,6 +123,12 @@ function send(message) {
   return true;
 }
 
+function paused() {
+  state.paused = true;
+  clearTimeout(state.retryTimer);
+  setIndicator("paused");
+}
+
 function signedOut() {
   state.stopped = true;
   clearTimeout(state.retryTimer);
@@ -126,19 +145,19 @@ function handleFrame(frame) {
       // Only a socket the server fully set up resets the backoff: one accepted and closed
       // at once (e.g. 4013 while Redis is down) keeps backing off instead of hammering.
       state.attempt = 0;
-      setUnread(frame.unread);
+      if (unread.reset(frame)) setUnread(unread.count);
       break;
     case "notification":
       if (typeof frame.seq !== "number" || frame.seq <= state.lastSeq) return; // seen already
       state.lastSeq = frame.seq;
-      setUnread(frame.unread);
+      if (unread.apply(frame)) setUnread(unread.count);
       if (document.visibilityState === "visible") showToast(frame);
       updateOrderPages(frame.order, frame.created_at, frame.message);
       addToNotificationCentre(frame);
       break;
     case "unread":
-      setUnread(frame.unread);
-      markReadInCentre(frame.read_seq);
+      if (unread.apply(frame)) setUnread(unread.count);
+      markReadInCentre(frame);
       break;
     case "reset":
       // Too much was missed to replay: the page itself is the fresh state.
@@ -216,6 +235,7 @@ function setIndicator(stateName) {
     reconnecting: "reconnecting…",
     offline: "offline",
     "signed-out": "signed out",
+    paused: "paused (too many tabs)",
   };
   indicator.dataset.state = stateName;
   indicator.querySelector(".label").textContent = labels[stateName];
@@ -302,7 +322,7 @@ function addToNotificationCentre(frame) {
     element("button", { className: "link-button", text: "Mark as read", attrs: { type: "submit" } }),
   ]);
   list.prepend(
-    element("li", { className: "notification unread live-added", attrs: { "data-seq": frame.seq } }, [
+    element("li", { className: "notification unread live-added", attrs: liveItemAttrs(frame) }, [
       element("a", { className: "title", text: frame.title, attrs: { href: safeHref(frame.url) } }),
       element("p", { className: "body", text: frame.body }),
       ...messageNote(frame.message, "note"),
@@ -313,9 +333,16 @@ function addToNotificationCentre(frame) {
   document.querySelector(".notification-list + .empty")?.remove();
 }
 
-function markReadInCentre(readSeq) {
-  const selector = readSeq == null ? ".notification.unread" : `.notification.unread[data-seq="${Number(readSeq)}"]`;
-  for (const item of document.querySelectorAll(selector)) {
+function liveItemAttrs(frame) {
+  const attrs = { "data-seq": frame.seq };
+  if (typeof frame.unread_version === "number") attrs["data-unread-version"] = frame.unread_version;
+  return attrs;
+}
+
+function markReadInCentre(frame) {
+  for (const item of document.querySelectorAll(".notification.unread")) {
+    const version = item.dataset.unreadVersion;
+    if (!markedRead(frame, { seq: Number(item.dataset.seq), version: version ? Number(version) : null })) continue;
     item.classList.remove("unread");
     item.querySelector('form[data-live-action="mark_read"]')?.remove();
   }

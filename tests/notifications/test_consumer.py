@@ -92,7 +92,7 @@ async def test_hello_says_who_and_where_the_sequence_is():
     customer = await make_user()
     await place(customer=customer, status=OrderStatus.PROCESSING)  # seq 1 and 2
     communicator, hello = await open_socket(customer)
-    assert hello == {"type": "hello", "user_id": customer.pk, "last_seq": 2, "unread": 2}
+    assert hello == {"type": "hello", "user_id": customer.pk, "last_seq": 2, "unread": 2, "unread_version": 2}
     await communicator.disconnect()
 
 
@@ -264,12 +264,15 @@ async def test_mark_read_updates_the_badge_on_every_socket_of_the_user():
     second, _ = await open_socket(customer)
 
     await first.send_json_to({"type": "mark_read", "seq": 3})
-    assert await first.receive_json_from(timeout=5) == {"type": "unread", "unread": 2, "read_seq": 3}
-    assert await second.receive_json_from(timeout=5) == {"type": "unread", "unread": 2, "read_seq": 3}
+    marked = {"type": "unread", "unread": 2, "unread_version": 4, "read_seqs": [3]}
+    assert await first.receive_json_from(timeout=5) == marked
+    assert await second.receive_json_from(timeout=5) == marked
 
     await second.send_json_to({"type": "mark_all_read"})
-    assert await first.receive_json_from(timeout=5) == {"type": "unread", "unread": 0, "read_seq": None}
-    assert await second.receive_json_from(timeout=5) == {"type": "unread", "unread": 0, "read_seq": None}
+    # The next frame within NOTIFICATION_UNREAD_FRAME_INTERVAL waits for it; then it comes.
+    all_marked = {"type": "unread", "unread": 0, "unread_version": 5, "read_seqs": None}
+    assert await first.receive_json_from(timeout=5) == all_marked
+    assert await second.receive_json_from(timeout=5) == all_marked
     await first.disconnect()
     await second.disconnect()
 

@@ -36,7 +36,8 @@ messages = st.one_of(
 
 @pytest.fixture
 def session_key(db, settings):
-    settings.NOTIFICATION_SOCKET_RATE_LIMIT = "10000/second"  # fuzz the parser here, not the limiter
+    # Fuzz the parser here, not the limiters.
+    settings.NOTIFICATION_SOCKET_RATE_LIMIT = settings.NOTIFICATION_USER_RATE_LIMIT = "10000/second"
     return session_key_for(UserFactory())
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.models import Notification
+from notifications.selectors import UnreadState
 from notifications.services import (
     notification_record,
     notifications_batched,
@@ -259,12 +260,15 @@ def test_mark_read_one_and_all_tells_every_socket_the_new_unread_count(
     listener = listen(user_group(customer.pk))
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert notifications_mark_read(user_id=customer.pk, seq=2) == 2
-    assert listener.receive() == {"type": "unread.changed", "frame": {"type": "unread", "unread": 2, "read_seq": 2}}
+        assert notifications_mark_read(user_id=customer.pk, seq=2) == UnreadState(count=2, version=4)
+    assert listener.receive() == {
+        "type": "unread.changed",
+        "frame": {"type": "unread", "unread": 2, "unread_version": 4, "read_seqs": [2]},
+    }
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert notifications_mark_read(user_id=customer.pk) == 0
-    assert listener.receive()["frame"] == {"type": "unread", "unread": 0, "read_seq": None}
+        assert notifications_mark_read(user_id=customer.pk) == UnreadState(count=0, version=5)
+    assert listener.receive()["frame"] == {"type": "unread", "unread": 0, "unread_version": 5, "read_seqs": None}
 
 
 def test_mark_read_never_touches_another_customers_notifications(customer, other_customer):

@@ -1,0 +1,115 @@
+"""Limits per user that hold across web processes: sockets open at once, and messages sent.
+
+A per-socket limit alone lets one account multiply itself: every socket of a user hears every
+`unread` frame, so many sockets each within their own limit sent tens of thousands of frames
+(docs/reliability.md, probe row 4). With Redis (the full stack) the counts live there, shared by
+every web process; embedded mode has one process and no Redis, so they live in its memory.
+"""
+
+import asyncio
+import weakref
+from functools import lru_cache
+
+import redis.asyncio as redis
+from django.conf import settings
+from limits import parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+# A user's sockets, oldest first, in one sorted set (score: connect time in ms, from Redis's clock so
+# every process agrees). One script: trims entries older than a socket can live, adds the new one,
+# and pops the oldest beyond the cap, never the new one, atomically for all processes.
+_REGISTER_SCRIPT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local lifetime_ms = tonumber(ARGV[3]) * 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - lifetime_ms)
+redis.call('ZADD', KEYS[1], now_ms, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lifetime_ms)
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if excess <= 0 then return {} end
+local evicted = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, excess)) do
+  if member ~= ARGV[1] and #evicted < excess then table.insert(evicted, member) end
+end
+redis.call('ZREM', KEYS[1], unpack(evicted))
+return evicted
+"""
+
+
+class _RedisLimits:
+    """This event loop's Redis client (a redis.asyncio connection belongs to the loop that made it)."""
+
+    def __init__(self, url: str, prefix: str):
+        self.prefix = prefix
+        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        self.client = redis.Redis(connection_pool=pool)
+        self.register = self.client.register_script(_REGISTER_SCRIPT)
+        storage = RedisStorage(
+            f"async+{url}", implementation="redispy", key_prefix=f"{prefix}:limits", connection_pool=pool
+        )
+        self.rate_limiter = MovingWindowRateLimiter(storage)
+
+    def sockets_key(self, user_id: int) -> str:
+        return f"{self.prefix}:sockets:user:{user_id}"
+
+
+_redis_limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RedisLimits]" = weakref.WeakKeyDictionary()
+# Embedded mode: this process's sockets per user (channel name -> nothing, oldest first) and its limiter.
+_memory_sockets: dict[int, dict[str, None]] = {}
+_memory_rate_limiter = MovingWindowRateLimiter(MemoryStorage())
+
+
+def _redis() -> _RedisLimits | None:
+    if not settings.REDIS_URL:
+        return None
+    loop = asyncio.get_running_loop()
+    limits = _redis_limits.get(loop)
+    if limits is None:
+        prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "shop")
+        limits = _redis_limits[loop] = _RedisLimits(settings.REDIS_URL, prefix)
+    return limits
+
+
+async def user_socket_register(*, user_id: int, channel_name: str) -> list[str]:
+    """Count a new socket of the user; the channel names of their oldest sockets beyond the cap, to be closed."""
+    cap = settings.NOTIFICATION_SOCKETS_PER_USER
+    limits = _redis()
+    if limits is None:
+        sockets = _memory_sockets.setdefault(user_id, {})
+        sockets[channel_name] = None
+        evicted = list(sockets)[: max(0, len(sockets) - cap)]  # the new socket is the newest: never among them
+        for name in evicted:
+            del sockets[name]
+        return evicted
+    evicted = await limits.register(
+        keys=[limits.sockets_key(user_id)], args=[channel_name, cap, settings.WEBSOCKET_LIFETIME]
+    )
+    return [name.decode() for name in evicted]
+
+
+async def user_socket_unregister(*, user_id: int, channel_name: str) -> None:
+    """Stop counting a socket that closed."""
+    limits = _redis()
+    if limits is None:
+        sockets = _memory_sockets.get(user_id, {})
+        sockets.pop(channel_name, None)
+        if not sockets:
+            _memory_sockets.pop(user_id, None)
+        return
+    await limits.client.zrem(limits.sockets_key(user_id), channel_name)
+
+
+@lru_cache(maxsize=4)
+def _rate_limits(spec: str) -> tuple:
+    return tuple(parse_many(spec))
+
+
+async def user_message_allow(*, user_id: int) -> bool:
+    """Count one message from any socket of the user; False once they are over NOTIFICATION_USER_RATE_LIMIT."""
+    limits = _redis()
+    rate_limiter = _memory_rate_limiter if limits is None else limits.rate_limiter
+    for limit in _rate_limits(settings.NOTIFICATION_USER_RATE_LIMIT):
+        if not await rate_limiter.hit(limit, "user", str(user_id)):
+            return False
+    return True
