@@ -24,6 +24,7 @@ import time
 from functools import cache
 
 import redis
+from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import PermissionDenied
@@ -34,8 +35,6 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from axes.helpers import get_cool_off
-
 logger = logging.getLogger(__name__)
 
 USERNAME = "username"
@@ -45,17 +44,24 @@ PAIR = "username-and-address"  # axes' own lockout
 
 @cache
 def _limiter() -> MovingWindowRateLimiter:
+    if settings.LOGIN_LIMIT_STORAGE == "memory://":
+        return MovingWindowRateLimiter(storage_from_string("memory://"))
     # Short timeouts: a Redis that does not answer must not hold a login.
     storage = storage_from_string(
-        settings.LOGIN_LIMIT_STORAGE, key_prefix=settings.LOGIN_LIMIT_KEY_PREFIX,
-        socket_connect_timeout=2, socket_timeout=2,
-    ) if settings.LOGIN_LIMIT_STORAGE != "memory://" else storage_from_string("memory://")  # fmt: skip
+        settings.LOGIN_LIMIT_STORAGE,
+        key_prefix=settings.LOGIN_LIMIT_KEY_PREFIX,
+        socket_connect_timeout=2,
+        socket_timeout=2,
+    )
     return MovingWindowRateLimiter(storage)
 
 
 @cache
 def _limits() -> dict[str, RateLimitItem]:
-    return {USERNAME: parse(settings.LOGIN_USERNAME_FAILURE_LIMIT), ADDRESS: parse(settings.LOGIN_ADDRESS_FAILURE_LIMIT)}
+    return {
+        USERNAME: parse(settings.LOGIN_USERNAME_FAILURE_LIMIT),
+        ADDRESS: parse(settings.LOGIN_ADDRESS_FAILURE_LIMIT),
+    }
 
 
 def _keys(*, username: str, address: str) -> dict[str, str]:

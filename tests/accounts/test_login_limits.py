@@ -1,10 +1,11 @@
-"""Beside axes' (username, address) lockout: a bound per username from any address, and per address for any usernames."""
+"""Beside axes' (username, address) lockout: bounds per username from any address, per address for any usernames."""
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
 from limits import parse
 
+from accounts.login_limits import _limiter
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +113,25 @@ def test_the_lockout_page_says_how_long_it_lasts(client, customer):
         guess(client, customer.username, "wrong", address)
     page = guess(client, customer.username, "wrong", "192.0.2.200").content.decode()
     assert "Try again in 60 minutes." in page
+
+
+@pytest.fixture
+def login_limits_without_redis(settings):
+    """The login limits pointed at a Redis that refuses connections (nothing listens on port 9)."""
+    settings.LOGIN_LIMIT_STORAGE = "redis://127.0.0.1:9/0"
+    _limiter.cache_clear()
+    yield
+    _limiter.cache_clear()
+
+
+def test_with_redis_away_logins_still_work_and_axes_still_locks(client, customer, password, login_limits_without_redis,
+                                                                caplog):  # fmt: skip
+    """Fail open, with a warning and no traceback: axes' lockout lives in PostgreSQL and still holds."""
+    assert guess(client, customer.username, password, "203.0.113.7").status_code == 302
+    client.post(reverse("accounts:logout"))
+
+    statuses = [guess(client, customer.username, "wrong", "203.0.113.7").status_code for _ in range(5)]
+
+    assert statuses == [200] * 4 + [429]
+    warnings = [record for record in caplog.records if record.name == "accounts.login_limits"]
+    assert warnings and all(record.levelname == "WARNING" and not record.exc_info for record in warnings)

@@ -110,7 +110,8 @@ def start_nginx(web: WebServer, workdir: Path) -> Proxy:
         f"    ssl_certificate {certificate};\n    ssl_certificate_key {key};\n",
     )
     (folder / "shop.conf").write_text(server_block)
-    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in kinds)
     (folder / "nginx.conf").write_text(
         f"daemon off;\nworker_processes 1;\npid {folder / 'nginx.pid'};\nerror_log stderr info;\n"
         # As root, nginx would run its worker as nobody, who cannot enter pytest's private temporary folder.
@@ -119,7 +120,8 @@ def start_nginx(web: WebServer, workdir: Path) -> Proxy:
         f"http {{\n    access_log {folder / 'access.log'};\n{temp}\n    include {folder / 'shop.conf'};\n}}\n"
     )
     argv = [binary, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", "stderr"]
-    process = ManagedProcess(f"nginx-{web.port}", argv, {"PATH": os.environ.get("PATH", "")}, folder / "nginx.log").start()
+    env = {"PATH": os.environ.get("PATH", "")}
+    process = ManagedProcess(f"nginx-{web.port}", argv, env, folder / "nginx.log").start()
     proxy = Proxy(process, port, tls_port, certificate)
     try:
         _wait_until_proxying(proxy)
