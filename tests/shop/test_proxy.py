@@ -94,3 +94,13 @@ def test_trusted_proxies_are_addresses_or_networks_and_nothing_else():
     ]  # fmt: skip
     with pytest.raises(ValueError):
         proxy_networks_parse(entries=["nginx"])
+
+
+def test_the_shops_application_is_wrapped_outermost_for_http_and_websocket_alike():
+    from channels.routing import ProtocolTypeRouter
+
+    from shop.asgi import application
+
+    assert isinstance(application, TrustedProxyMiddleware)
+    assert isinstance(application.app, ProtocolTypeRouter)
+    assert {"http", "websocket"} <= set(application.app.application_mapping)
