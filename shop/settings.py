@@ -10,6 +10,7 @@ from pathlib import Path
 
 import channels_redis
 import environ
+import limits
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
@@ -154,6 +155,13 @@ AXES_LOCKOUT_CALLABLE = "accounts.login_limits.lockout_response"
 # hour): pausing a customer's logins takes several addresses (accounts/login_limits.py, docs/reliability.md).
 LOGIN_USERNAME_FAILURE_LIMIT = env.str("LOGIN_USERNAME_FAILURE_LIMIT", default="30/hour")
 LOGIN_ADDRESS_FAILURE_LIMIT = env.str("LOGIN_ADDRESS_FAILURE_LIMIT", default="30/hour")
+for _name, _limit in (("LOGIN_USERNAME_FAILURE_LIMIT", LOGIN_USERNAME_FAILURE_LIMIT),
+                      ("LOGIN_ADDRESS_FAILURE_LIMIT", LOGIN_ADDRESS_FAILURE_LIMIT)):  # fmt: skip
+    try:
+        if len(limits.parse_many(_limit)) != 1:
+            raise ValueError(_limit)
+    except ValueError:
+        raise ImproperlyConfigured(f'{_name} must be one limit in the `limits` notation, e.g. "30/hour".') from None
 # The client address is REMOTE_ADDR: the peer's, or behind a proxy in TRUSTED_PROXIES the address that
 # proxy saw (shop/proxy.py), never one the client wrote.
 AUTH_PASSWORD_VALIDATORS = [

@@ -71,6 +71,14 @@ def test_trusted_proxies_come_from_the_environment_and_refuse_anything_but_addre
     assert "TRUSTED_PROXIES must be IP addresses or CIDR blocks" in refused.stderr
 
 
+@pytest.mark.parametrize("variable", ["LOGIN_USERNAME_FAILURE_LIMIT", "LOGIN_ADDRESS_FAILURE_LIMIT"])
+@pytest.mark.parametrize("value", ["thirty an hour", "30/hour;5/minute"])
+def test_a_login_limit_that_is_not_one_limit_refuses_to_start(variable, value):
+    result = settings_in({**PRODUCTION, variable: value})
+    assert result.returncode != 0
+    assert f"{variable} must be one limit" in result.stderr
+
+
 def test_check_deploy_with_production_settings_reports_nothing():
     env = clean_env({**PRODUCTION, "DATABASE_URL": "postgres://shop@db.example.com/shop",
                      "REDIS_URL": "redis://redis.example.com:6379/0"})  # fmt: skip
