@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
-        from accounts import signals  # noqa: F401  (closes sockets when a session ends)
+        from accounts import login_limits, signals  # noqa: F401  (counts failed logins; closes sockets when a session ends)

@@ -27,6 +27,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from notifications.middleware import ConnectGate  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
+from shop.proxy import TrustedProxyMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -38,3 +39,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# Outermost, for HTTP and WebSocket alike: everything inside sees the real client and scheme (http/https,
+# ws/wss), and no forwarded header a client wrote (only TRUSTED_PROXIES may set them; shop/proxy.py).
+application = TrustedProxyMiddleware(application, trusted_proxies=settings.TRUSTED_PROXIES)

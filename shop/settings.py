@@ -10,9 +10,12 @@ from pathlib import Path
 
 import channels_redis
 import environ
+import limits
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
+
+from shop.proxy import proxy_networks_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,8 +42,14 @@ if not DEBUG:
 # --- HTTPS (production sits behind a TLS-terminating proxy) ---------------------------------
 
 HTTPS = env.bool("HTTPS", default=not DEBUG)
-# The proxy says which scheme the browser used; it must strip this header from clients.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or CIDR blocks; none by
+# default). shop/proxy.py sets the request's client and scheme from them and drops them from anyone else, so
+# Django reads the scheme from the ASGI scope: no SECURE_PROXY_SSL_HEADER, which would believe any client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+try:
+    proxy_networks_parse(entries=TRUSTED_PROXIES)
+except ValueError as error:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES must be IP addresses or CIDR blocks: {error}") from None
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
@@ -127,6 +136,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     # First: refuses any login attempt while its username and address are locked out.
     "axes.backends.AxesStandaloneBackend",
+    # Then: refuses any login over the per-username or per-address limit (accounts/login_limits.py).
+    "accounts.login_limits.LoginLimitBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Password guessing: after LOGIN_FAILURE_LIMIT failures for one username from one
@@ -136,9 +147,23 @@ AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
-# The client address is REMOTE_ADDR: behind a proxy, daphne runs with --proxy-headers
-# (as in docker-compose.yml) so that is the browser's address, not the proxy's.
+# The 429 page, worded for whichever limit refused the login.
+AXES_LOCKOUT_CALLABLE = "accounts.login_limits.lockout_response"
+# Beyond that pair, failed logins within a moving window (the `limits` notation) for one username from any
+# address, and from one address for any usernames (password spraying); over either, logins are refused.
+# The username bound is above what one address can reach before axes locks it (5 per 15 minutes, so 20 an
+# hour): pausing a customer's logins takes several addresses (accounts/login_limits.py, docs/reliability.md).
+LOGIN_USERNAME_FAILURE_LIMIT = env.str("LOGIN_USERNAME_FAILURE_LIMIT", default="30/hour")
+LOGIN_ADDRESS_FAILURE_LIMIT = env.str("LOGIN_ADDRESS_FAILURE_LIMIT", default="30/hour")
+for _name, _limit in (("LOGIN_USERNAME_FAILURE_LIMIT", LOGIN_USERNAME_FAILURE_LIMIT),
+                      ("LOGIN_ADDRESS_FAILURE_LIMIT", LOGIN_ADDRESS_FAILURE_LIMIT)):  # fmt: skip
+    try:
+        if len(limits.parse_many(_limit)) != 1:
+            raise ValueError(_limit)
+    except ValueError:
+        raise ImproperlyConfigured(f'{_name} must be one limit in the `limits` notation, e.g. "30/hour".') from None
+# The client address is REMOTE_ADDR: the peer's, or behind a proxy in TRUSTED_PROXIES the address that
+# proxy saw (shop/proxy.py), never one the client wrote.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -242,6 +267,10 @@ CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
 CHANNEL_LAYERS = channel_layers_config(
     REDIS_URL, CHANNEL_LAYER_BACKEND, prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop")
 )
+
+# The login limits' counts: in Redis when there is one, so every process shares them, beside the layer's keys.
+LOGIN_LIMIT_STORAGE = REDIS_URL or "memory://"
+LOGIN_LIMIT_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="shop") + "-login"
 
 # Seconds between this process's checks that the layer's Redis is up and the same one
 # (see notifications/layer_watch.py): a restart or outage makes every socket reconnect.

@@ -49,6 +49,16 @@ def _close_connections_of_the_async_tests_thread(django_db_setup):
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def _login_limits_forgotten():
+    """Each test starts with no failed login counted (accounts/login_limits.py), in Redis or in memory."""
+    yield
+    if REDIS_AVAILABLE or not settings.REDIS_URL:
+        from accounts.login_limits import login_limits_reset
+
+        login_limits_reset()
+
+
 def requires_postgres():
     return pytest.mark.skipif(
         connection.vendor != "postgresql" and not IN_CI, reason="needs PostgreSQL (set DATABASE_URL)"

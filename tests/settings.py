@@ -23,6 +23,8 @@ WHITENOISE_USE_FINDERS = True
 if REDIS_URL:
     # Keep test traffic apart from a shop running against the same Redis.
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{os.getpid()}"
+    # The login limits' counts too; the live servers get the same prefix (CHANNEL_LAYER_PREFIX) and share them.
+    LOGIN_LIMIT_KEY_PREFIX = f"test-{os.getpid()}-login"
 
 # Tests drive order progress themselves; the demo simulation is tested on its own.
 SIMULATE_ORDER_PROGRESS = False

@@ -1,5 +1,6 @@
 """docker-compose.yml is valid and runs the shop the way operators do (no Docker engine needed)."""
 
+import ipaddress
 from pathlib import Path
 
 import yaml
@@ -98,3 +99,41 @@ def test_every_web_process_is_daphne_through_shop_web():
     embedded = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "shop.asgi:application" in line)
     for command in (procfile_web(), image_web(), embedded):
         assert "python -m shop.web " in command
+
+
+def test_the_web_process_publishes_no_port_and_only_nginx_is_reachable():
+    """A client that reached daphne directly could write its own forwarded headers (docs/reliability.md, attack 1)."""
+    services = load_compose()["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"nginx"}
+    assert services["nginx"]["ports"] == ["8000:80"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
+
+
+def test_no_web_process_believes_forwarded_headers_from_any_client():
+    """daphne's --proxy-headers is gone everywhere: shop/proxy.py believes only TRUSTED_PROXIES."""
+    web = load_compose()["services"]["web"]["command"]
+    embedded = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "shop.asgi:application" in line)
+    for command in (" ".join(web), procfile_web(), image_web(), embedded):
+        assert "--proxy-headers" not in command
+
+
+def test_the_web_process_trusts_exactly_nginx_s_fixed_address():
+    compose = load_compose()
+    nginx_address = compose["services"]["nginx"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet)
+    for name in APP_SERVICES:
+        assert compose["services"][name]["environment"]["TRUSTED_PROXIES"] == nginx_address
+
+
+def test_nginx_appends_the_client_address_sets_the_scheme_and_passes_websockets_to_web():
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    for directive in (
+        "server web:8000;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+    ):
+        assert directive in config

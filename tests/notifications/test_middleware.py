@@ -120,7 +120,7 @@ async def test_the_limit_holds_for_the_shops_own_stack(app):
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_output())["code"] == 4401
-    stack = application.application_mapping["websocket"]
+    stack = application.app.application_mapping["websocket"]  # inside shop.proxy.TrustedProxyMiddleware
     assert isinstance(stack.application, ConnectGate)
 
 

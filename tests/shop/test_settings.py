@@ -30,7 +30,7 @@ def settings_in(environment: dict) -> subprocess.CompletedProcess:
         " 'eager': settings.CELERY_TASK_ALWAYS_EAGER, 'broker': settings.CELERY_BROKER_URL,"
         " 'secure_cookies': settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE,"
         " 'hsts': settings.SECURE_HSTS_SECONDS, 'ssl_redirect': settings.SECURE_SSL_REDIRECT,"
-        " 'proxy_header': settings.SECURE_PROXY_SSL_HEADER}))"
+        " 'proxy_header': settings.SECURE_PROXY_SSL_HEADER, 'trusted_proxies': settings.TRUSTED_PROXIES}))"
     )
     return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean_env(environment), capture_output=True, text=True)
 
@@ -54,12 +54,29 @@ def test_production_refuses_to_start_without_allowed_hosts():
     assert "ALLOWED_HOSTS must name" in result.stderr
 
 
-def test_production_sets_https_only_cookies_hsts_and_trusts_the_proxys_scheme():
+def test_production_sets_https_only_cookies_hsts_and_trusts_no_proxy_unless_told():
+    """The scheme comes from the ASGI scope (shop/proxy.py), never from a header any client can send."""
     result = settings_in(PRODUCTION)
     assert result.returncode == 0, result.stderr
     for expected in ('"secure_cookies": true', '"hsts": 31536000', '"ssl_redirect": true',
-                     '"proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"]'):  # fmt: skip
+                     '"proxy_header": null', '"trusted_proxies": []'):  # fmt: skip
         assert expected in result.stdout
+
+
+def test_trusted_proxies_come_from_the_environment_and_refuse_anything_but_addresses():
+    trusted = settings_in({**PRODUCTION, "TRUSTED_PROXIES": "172.28.0.10,10.1.0.0/16"})
+    assert '"trusted_proxies": ["172.28.0.10", "10.1.0.0/16"]' in trusted.stdout, trusted.stderr
+    refused = settings_in({**PRODUCTION, "TRUSTED_PROXIES": "nginx"})
+    assert refused.returncode != 0
+    assert "TRUSTED_PROXIES must be IP addresses or CIDR blocks" in refused.stderr
+
+
+@pytest.mark.parametrize("variable", ["LOGIN_USERNAME_FAILURE_LIMIT", "LOGIN_ADDRESS_FAILURE_LIMIT"])
+@pytest.mark.parametrize("value", ["thirty an hour", "30/hour;5/minute"])
+def test_a_login_limit_that_is_not_one_limit_refuses_to_start(variable, value):
+    result = settings_in({**PRODUCTION, variable: value})
+    assert result.returncode != 0
+    assert f"{variable} must be one limit" in result.stderr
 
 
 def test_check_deploy_with_production_settings_reports_nothing():
