@@ -209,6 +209,9 @@ def channel_layers_config(redis_url: str, backend: str, prefix: str) -> dict:
     if backend == "pubsub":
         # Pub/sub keeps no queues in Redis: nothing to size or expire, and a message
         # published while a socket is resubscribing is lost (the ?after= resume recovers it).
+# Seconds a client has to finish sending a request's headers (shop/web.py), so slow clients cannot hold
+# half-open connections; a complete WebSocket handshake then waits in line under WEBSOCKET_CONNECT_TIMEOUT.
+WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)
         return {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
