@@ -219,10 +219,15 @@ HALF_A_REQUEST = b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: t
 
 
 @pytest.fixture(scope="module")
-def header_deadline_server(django_db_setup, e2e_workdir, e2e_static_root):
-    """One web process, embedded mode, with a 1 s header deadline and one handshake at work at a time."""
+def header_deadline_server(django_db_setup, tmp_path_factory, e2e_static_root):
+    """One web process, embedded mode, with a 1 s header deadline and one handshake at work at a time.
+
+    A folder (so a log) of its own each time: pytest-django runs transactional tests after the others, so the
+    module's tests may start it twice, and the port is read from the log.
+    """
     env = server_env(REDIS_URL="", WEB_HEADER_TIMEOUT=str(HEADER_TIMEOUT), NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT="1")
-    server = start_web_server("web-header-deadline", env, e2e_workdir, e2e_static_root)
+    workdir = tmp_path_factory.mktemp("web-header-deadline")
+    server = start_web_server("web-header-deadline", env, workdir, e2e_static_root)
     yield server
     server.process.stop()
 
