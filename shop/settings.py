@@ -12,6 +12,7 @@ import channels_redis
 import environ
 import limits
 import redis
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
 
@@ -58,6 +59,31 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Pages read the token from their forms (static/js/live.js too): no script needs the cookie.
+CSRF_COOKIE_HTTPONLY = True
+# Scripts, styles and connections from the shop's own origin only: an injected <script>, inline handler or
+# style attribute does not run, and no script on a page can open a socket or send a request elsewhere
+# ('self' covers ws:/wss: to the same host in CSP Level 3 browsers). The admin and live.js need nothing inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Browser features no page of the shop uses, switched off for every page (and anything injected into one).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer", "microphone",
+        "midi", "payment", "usb", "serial", "hid", "bluetooth", "browsing-topics",
+    )
+}  # fmt: skip
 
 INSTALLED_APPS = [
     # daphne first so that `runserver` serves ASGI (HTTP and WebSocket).
@@ -71,6 +97,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "csp",
     "accounts",
     "shop",
     "orders",
@@ -79,6 +106,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before WhiteNoise, so static files (an SVG is a document too) carry the policies as well.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -204,6 +234,9 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # How long daphne keeps a WebSocket open (its --websocket_timeout); group
 # membership must outlive it, or a long-lived socket silently stops receiving.
 WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
+# Seconds a client has to finish sending a request's headers (shop/web.py), so slow clients cannot hold
+# half-open connections; a complete WebSocket handshake then waits in line under WEBSOCKET_CONNECT_TIMEOUT.
+WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)
 # The web process's garbage-collector thresholds (CPython's default: 700, 10, 10); see shop/asgi.py.
 WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_000, 5, 100]))
 

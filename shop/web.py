@@ -13,8 +13,9 @@ visited about once a second and once every two seconds, but the loop is never he
 
 At start-up it lifts its limit on open files as far as it may: every socket is one (shop/open_files.py).
 
-It also hands every socket autobahn's options as class attributes instead of a copy each, and
-cancels every application on shutdown (daphne's own stops at the first connection without one).
+It also hands every socket autobahn's options as class attributes instead of a copy each,
+cancels every application on shutdown (daphne's own stops at the first connection without one),
+and closes a connection whose request headers are not all in within `WEB_HEADER_TIMEOUT` seconds.
 Everything else is daphne's, arguments included: the Procfile, the image, compose, `make run`,
 the tests and the bench all start the web process this way.
 """
@@ -29,7 +30,9 @@ from types import FunctionType
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from django.conf import settings
 from twisted.internet import defer, reactor
+from twisted.web import http
 
 from shop.open_files import open_files_limit_raise
 
@@ -78,7 +81,18 @@ class SlicedSweepServer(Server):
         shown = "any number" if limit == resource.RLIM_INFINITY else f"{limit:,}"
         logger.info("Open files: up to %s, one per socket", shown)
         reactor.callWhenRunning(self.share_protocol_options)
+        reactor.callWhenRunning(self.enforce_header_deadline)
         super().run()
+
+    def enforce_header_deadline(self):
+        """Build every HTTP connection (a WebSocket handshake starts as one) as a `HeaderDeadlineChannel`.
+
+        daphne makes its HTTP factory in `run()` and starts listening with it before the reactor runs;
+        connections are accepted only once it runs, after this. The factory builds what twisted's own
+        does (its `_genericHTTPChannelProtocolFactory`, Twisted 26.10, daphne 4.2.3), around our channel.
+        """
+        header_timeout = settings.WEB_HEADER_TIMEOUT
+        self.http_factory.protocol = lambda: http._GenericHTTPChannelProtocol(HeaderDeadlineChannel(header_timeout))
 
     def share_protocol_options(self):
         """Give every socket autobahn's options as class attributes instead of a copy each.
@@ -169,6 +183,66 @@ class SlicedSweepServer(Server):
         wait_deferred = defer.Deferred.fromFuture(asyncio.gather(*wait_for))
         wait_deferred.addErrback(lambda _: None)
         return wait_deferred
+
+
+class HeaderDeadlineChannel(http.HTTPChannel):
+    """twisted's HTTP/1.1 channel, closing a connection whose request headers are not all in by a deadline.
+
+    twisted's idle timeout (60 s) starts again with every byte, so a client sending its headers a byte at
+    a time (Slowloris) held its connection, one of the process's open files, for as long as it liked. The
+    deadline runs from the connection's start, or from the first byte of a kept-alive connection's next
+    request, to the blank line that ends the headers: the time a complete WebSocket handshake then waits in
+    line (daphne's connect timeout, notifications.middleware.ConnectGate) is not cut short, nor a slow
+    response, nor an idle kept-alive connection (twisted's idle timeout still governs those).
+    HTTP/1.1 only: the web process serves no TLS, so no HTTP/2, itself (a proxy in front terminates TLS).
+    Written for Twisted 26.10 (the HTTPChannel hooks overridden here) under daphne 4.2.3.
+    """
+
+    def __init__(self, header_timeout: float):
+        super().__init__()
+        self.header_timeout = header_timeout
+        self.header_deadline = None
+        self.between_requests = False
+
+    def connectionMade(self):
+        super().connectionMade()
+        self._start_header_deadline()
+
+    def dataReceived(self, data):
+        if self.between_requests and data:
+            self.between_requests = False
+            self._start_header_deadline()
+        super().dataReceived(data)
+
+    def allHeadersReceived(self):
+        self._stop_header_deadline()
+        super().allHeadersReceived()
+
+    def requestDone(self, request):
+        # Set first: twisted replays any pipelined bytes it buffered through dataReceived.
+        self.between_requests = True
+        super().requestDone(request)
+
+    def connectionLost(self, reason):
+        self._stop_header_deadline()
+        super().connectionLost(reason)
+
+    def _start_header_deadline(self):
+        if self.header_timeout and self.header_deadline is None:
+            self.header_deadline = self.callLater(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_deadline(self):
+        if self.header_deadline is not None:
+            if self.header_deadline.active():
+                self.header_deadline.cancel()
+            self.header_deadline = None
+
+    def _headers_too_slow(self):
+        self.header_deadline = None
+        logger.info("Closing connection from %s: request headers not complete within %ss",
+                    self.transport.getPeer(), self.header_timeout)  # fmt: skip
+        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        self.timeoutConnection()  # twisted's: close, and abort if the client will not let go
 
 
 class WebCommandLine(CommandLineInterface):

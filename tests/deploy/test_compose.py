@@ -93,6 +93,11 @@ def test_daphne_lets_a_reconnect_storm_wait_in_line_everywhere_it_runs():
         assert ":backlog=2048" in command
 
 
+def test_compose_hands_the_header_deadline_to_the_web_process():
+    """shop/web.py reads WEB_HEADER_TIMEOUT from the settings; the Procfile, the image and make run inherit it."""
+    assert load_compose()["services"]["web"]["environment"]["WEB_HEADER_TIMEOUT"] == "${WEB_HEADER_TIMEOUT:-10}"
+
+
 def test_every_web_process_is_daphne_through_shop_web():
     """shop/web.py's sweeps and shared socket options wherever the web process runs: image, compose, Procfile, make run."""
     assert load_compose()["services"]["web"]["command"][:3] == ["python", "-m", "shop.web"]

@@ -130,3 +130,31 @@ def test_the_web_process_collects_garbage_with_the_configured_thresholds_and_sta
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["(20000,", "15,", "12)", "True"]
+
+
+STRICT_POLICY = {
+    "default-src": "'self'", "script-src": "'self'", "style-src": "'self'", "connect-src": "'self'",
+    "object-src": "'none'", "base-uri": "'self'", "form-action": "'self'", "frame-ancestors": "'none'",
+}  # fmt: skip
+FEATURES_OFF = {
+    "accelerometer", "bluetooth", "browsing-topics", "camera", "display-capture", "geolocation", "gyroscope", "hid",
+    "magnetometer", "microphone", "midi", "payment", "serial", "usb",
+}  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/admin/login/", "/static/js/live.js"])
+def test_every_response_carries_a_strict_content_security_policy_and_switches_unused_features_off(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = dict(part.split(" ", 1) for part in response["Content-Security-Policy"].split("; "))
+    assert policy == STRICT_POLICY
+    features = dict(part.split("=", 1) for part in response["Permissions-Policy"].split(", "))
+    assert features == {feature: "()" for feature in FEATURES_OFF}
+
+
+@pytest.mark.django_db
+def test_the_csrf_cookie_is_http_only_and_the_form_carries_the_token(client):
+    response = client.get("/accounts/login/")
+    assert response.cookies["csrftoken"]["httponly"] is True
+    assert b'name="csrfmiddlewaretoken"' in response.content

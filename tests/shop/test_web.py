@@ -1,18 +1,27 @@
 """The web process (shop.web): daphne, sweeping its connections a slice at a time, as many as it may open."""
 
 import asyncio
+import base64
+import contextlib
 import logging
+import os
 import re
+import socket
+import time
+from http.client import HTTPConnection
 from pathlib import Path
 
+import psycopg
 import pytest
 from autobahn.websocket.protocol import WebSocketServerProtocol
 from daphne.ws_protocol import WebSocketFactory
+from django.test import Client
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from shop import web
-from tests.live.servers import server_env, start_web_server
+from tests.conftest import requires_postgres
+from tests.live.servers import live_db, server_env, servers_database_url, start_web_server
 
 
 class Connection:
@@ -200,3 +209,185 @@ def test_a_web_process_started_under_a_low_soft_limit_on_open_files_lifts_it_to_
     soft, hard = map(int, re.search(r"^Max open files\s+(\d+)\s+(\d+)", limits, re.MULTILINE).groups())
     assert hard > 256
     assert soft == hard == said
+
+
+# --- The deadline for a request's headers (a real web process) ---------------------------------------------
+
+HEADER_TIMEOUT = 1.0  # the process's WEB_HEADER_TIMEOUT here; daphne's connect timeout stays 30 s
+CLOSE_DEADLINE = 10.0  # how long a test waits for the server to close: well under the 30 s connect timeout
+HALF_A_REQUEST = b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n"
+
+
+@pytest.fixture(scope="module")
+def header_deadline_server(django_db_setup, tmp_path_factory, e2e_static_root):
+    """One web process, embedded mode, with a 1 s header deadline and one handshake at work at a time.
+
+    A folder (so a log) of its own each time: pytest-django runs transactional tests after the others, so the
+    module's tests may start it twice, and the port is read from the log.
+    """
+    env = server_env(REDIS_URL="", WEB_HEADER_TIMEOUT=str(HEADER_TIMEOUT), NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT="1")
+    workdir = tmp_path_factory.mktemp("web-header-deadline")
+    server = start_web_server("web-header-deadline", env, workdir, e2e_static_root)
+    yield server
+    server.process.stop()
+
+
+def connect_raw(server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=CLOSE_DEADLINE)
+
+
+def read_until_closed(client: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection; fails if it is still open at CLOSE_DEADLINE."""
+    received = b""
+    end = time.monotonic() + CLOSE_DEADLINE
+    while time.monotonic() < end:
+        client.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            chunk = client.recv(4096)
+        except TimeoutError:
+            break
+        if not chunk:
+            return received
+        received += chunk
+    pytest.fail(f"the server kept the connection open for {CLOSE_DEADLINE}s (got {received!r})")
+
+
+def header_deadline_passed(server) -> None:
+    """Returns once a connection opened now has been cut by the header deadline: that much time has gone by."""
+    with connect_raw(server) as probe:
+        probe.sendall(HALF_A_REQUEST)
+        assert read_until_closed(probe).startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_client_that_sends_half_a_request_and_stops_gets_408_and_is_closed_at_the_header_deadline(
+    header_deadline_server,
+):
+    with connect_raw(header_deadline_server) as client:
+        client.sendall(HALF_A_REQUEST)
+        answer = read_until_closed(client)
+    assert answer == b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    assert "request headers not complete within 1.0s" in header_deadline_server.process.log_text()
+
+
+def test_a_client_that_connects_and_sends_nothing_is_closed_at_the_header_deadline(header_deadline_server):
+    with connect_raw(header_deadline_server) as client:
+        assert read_until_closed(client).startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_client_dribbling_its_headers_is_closed_though_it_never_goes_quiet_for_long(header_deadline_server):
+    """Slowloris: a byte every tenth of a second restarts twisted's 60 s idle timeout each time, never this deadline."""
+    request = HALF_A_REQUEST + b"X-Padding: " + b"a" * 2000 + b"\r\n\r\n"
+    sent = 0
+    with connect_raw(header_deadline_server) as client:
+        client.settimeout(0.1)  # the pace of the attack, and the wait for the server's answer between bytes
+        answer = b""
+        while sent < len(request):
+            try:
+                client.sendall(request[sent : sent + 1])
+            except OSError:
+                break  # already closed
+            sent += 1
+            try:
+                answer = client.recv(4096)
+            except TimeoutError:
+                continue
+            break  # an answer, or the close
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert sent < len(request) / 10  # cut off in the first tenth: about a second's worth of bytes
+
+
+@live_db
+@requires_postgres()
+def test_a_complete_websocket_handshake_waiting_in_line_past_the_header_deadline_is_served(
+    header_deadline_server, live_customer
+):
+    """The deadline ends with the headers: the time in line (daphne's connect timeout, 30 s) is not cut short."""
+    session = Client()
+    session.force_login(live_customer)
+    handshake = websocket_handshake(header_deadline_server, session.cookies["sessionid"].value)
+    with held_session_table() as holder, connect_raw(header_deadline_server) as at_work:
+        at_work.sendall(handshake)  # takes the one turn, then waits for the session table
+        holder.wait_for_a_waiter()
+        with connect_raw(header_deadline_server) as in_line:
+            in_line.sendall(handshake)  # complete, and waits in line behind `at_work`
+            header_deadline_passed(header_deadline_server)
+            in_line.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open, nothing sent yet: waiting its turn
+                in_line.recv(1)
+            in_line.setblocking(True)
+            holder.release()
+            for client in (at_work, in_line):
+                answer = read_until(client, b'"type":"hello"')
+                assert answer.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+
+
+def test_a_kept_alive_connection_idle_past_the_header_deadline_still_serves_its_next_request(header_deadline_server):
+    connection = HTTPConnection("127.0.0.1", header_deadline_server.port, timeout=CLOSE_DEADLINE)
+    try:
+        connection.request("GET", "/accounts/login/")
+        first = connection.getresponse()
+        assert first.status == 200 and b"Log in" in first.read()
+        kept = connection.sock
+        header_deadline_passed(header_deadline_server)  # idle meanwhile: twisted's idle timeout governs that
+        connection.request("GET", "/")
+        second = connection.getresponse()
+        assert second.status == 200 and second.read()
+        assert connection.sock is kept  # the same connection, not a new one
+    finally:
+        connection.close()
+
+
+def websocket_handshake(server, session_id: str) -> bytes:
+    return (
+        f"GET /ws/notifications/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nOrigin: {server.origin}\r\nCookie: sessionid={session_id}\r\n\r\n"
+    ).encode()
+
+
+def read_until(client: socket.socket, expected: bytes) -> bytes:
+    """What the server sends, up to and including `expected`; fails at CLOSE_DEADLINE or if it closes first."""
+    received = b""
+    end = time.monotonic() + CLOSE_DEADLINE
+    while expected not in received:
+        client.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            chunk = client.recv(4096)
+        except TimeoutError:
+            pytest.fail(f"no {expected!r} within {CLOSE_DEADLINE}s (got {received!r})")
+        assert chunk, f"closed before {expected!r} (got {received!r})"
+        received += chunk
+    return received
+
+
+class SessionTableHolder:
+    """A transaction of the test's own holding an exclusive lock on the session table."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def wait_for_a_waiter(self) -> None:
+        """Returns once another connection (a handshake reading its session) waits for the lock."""
+        end = time.monotonic() + CLOSE_DEADLINE
+        while time.monotonic() < end:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE relation = 'django_session'::regclass AND NOT granted"
+                )
+                if cursor.fetchone()[0]:
+                    return
+            time.sleep(0.05)
+        pytest.fail("no handshake waited for the session table")
+
+    def release(self) -> None:
+        self.connection.rollback()
+
+
+@contextlib.contextmanager
+def held_session_table():
+    with psycopg.connect(servers_database_url()) as connection:
+        connection.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield SessionTableHolder(connection)
+        finally:
+            connection.rollback()
