@@ -226,7 +226,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await self.send_json(event["frame"])
 
     async def session_ended(self, event):
-        """This session's logout, a new password set elsewhere, or deactivation: close, and tell the page not to retry."""
+        """This session's logout, a password set elsewhere, or deactivation: close, and tell the page not to retry."""
         session = session_key_digest(self.scope["session"].session_key)
         if event.get("session", session) != session or event.get("except_session") == session:
             return  # another session of the user ended, or this one set the new password

@@ -27,7 +27,7 @@ class SessionStore(db.SessionStore):
         self._after_delete: list[Callable[[str], None]] = []
 
     def after_delete(self, callback: Callable[[str], None]) -> None:
-        """Call `callback(session_key)` right after this session's row is deleted (a logout's flush), in its transaction."""
+        """Call `callback(session_key)` right after this session's row is deleted (a logout's flush)."""
         self._after_delete.append(callback)
 
     def save(self, must_create=False):

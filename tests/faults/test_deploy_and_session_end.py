@@ -62,7 +62,9 @@ async def test_logout_closes_that_sessions_sockets_on_every_process_and_no_other
     other_device = await Browser(first.base_url).login(customer.username)
     bystander = await Browser(first.base_url).login(other.username)
     tabs = [ResilientClient([server], browser.session_id, last_seq=1).start() for server in (first, second)]
-    other_device_tabs = [ResilientClient([server], other_device.session_id, last_seq=1).start() for server in (first, second)]
+    other_device_tabs = [
+        ResilientClient([server], other_device.session_id, last_seq=1).start() for server in (first, second)
+    ]
     bystander_tab = ResilientClient([second], bystander.session_id).start()
     everyone = [*tabs, *other_device_tabs, bystander_tab]
     await wait_until(lambda: all(t.connects == 1 for t in everyone), deadline=20)

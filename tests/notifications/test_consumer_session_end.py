@@ -15,7 +15,7 @@ from django.test import Client
 
 from notifications.consumers import NotificationConsumer
 from orders.models import OrderStatus
-from tests.factories import DEFAULT_PASSWORD, StaffFactory, UserFactory
+from tests.factories import DEFAULT_PASSWORD, StaffFactory
 from tests.live.servers import in_own_thread
 from tests.notifications.test_consumer import closed_with, make_user, open_socket, place, socket, transition
 
@@ -71,9 +71,8 @@ def held_handshake() -> tuple:
 
 
 def held_socket(application, session_key: str) -> WebsocketCommunicator:
-    return WebsocketCommunicator(
-        application, "/ws/notifications/", headers=[(b"host", b"testserver"), (b"cookie", f"sessionid={session_key}".encode())]
-    )
+    headers = [(b"host", b"testserver"), (b"cookie", f"sessionid={session_key}".encode())]
+    return WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
 
 
 # --- Logout ----------------------------------------------------------------------------------
