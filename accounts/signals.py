@@ -1,25 +1,40 @@
-"""When a user's sessions end, their open sockets end too, on every server process."""
+"""When a session ends, its open sockets end too, on every server process."""
 
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from accounts.middleware import current_request
 from accounts.models import User
 from notifications.services import user_sockets_close
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.close_sockets_on_logout")
 def close_sockets_on_logout(sender, request, user, **kwargs):
-    """Logging out closes every socket of that user (code 4403)."""
-    if user is not None:
-        user_sockets_close(user_id=user.pk)
+    """Logging out closes the sockets of that session (code 4403); the user's other sessions keep theirs."""
+    if user is None:
+        return
+    user_id = user.pk
+    # Once the session row is gone, not now: a handshake reading it in between would join after the close passed.
+    request.session.after_delete(lambda session_key: user_sockets_close(user_id=user_id, session_key=session_key))
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.close_sockets_on_credentials_change")
 def close_sockets_on_credentials_change(sender, instance: User, created: bool, raw: bool = False, **kwargs):
-    """A new password or a deactivated account closes every socket of that user."""
+    """Deactivation closes every socket of the user; a new password those of every session but the changing one."""
     if raw or created:
         return
-    if instance.password_changed_in_this_save or instance.deactivated_in_this_save:
+    if instance.deactivated_in_this_save:
         user_sockets_close(user_id=instance.pk)
+    elif instance.password_changed_in_this_save:
+        user_sockets_close(user_id=instance.pk, except_session_key=_own_session_key(instance))
     instance._loaded_is_active = instance.is_active
+
+
+def _own_session_key(user: User) -> str | None:
+    """The key of the session changing its own user's password, which Django keeps (update_session_auth_hash)."""
+    request = current_request()
+    if request is None or getattr(request, "user", None) is None or request.user.pk != user.pk:
+        return None  # the admin for someone else, a password reset, a shell: every session goes
+    # The key as the session's sockets hold it: update_session_auth_hash cycles it only after this save.
+    return request.session.session_key

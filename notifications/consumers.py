@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import math
 from functools import lru_cache
 from urllib.parse import parse_qs
 
@@ -15,11 +16,12 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
+from accounts.selectors import session_authenticates
 from notifications import layer_watch
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
-from notifications.services import notifications_mark_read
+from notifications.services import notifications_mark_read, session_key_digest
 from notifications.user_limits import user_message_allow, user_socket_register, user_socket_unregister
 
 logger = logging.getLogger(__name__)
@@ -111,6 +113,18 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         # live messages wait until connect returns and duplicates are dropped by seq.
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        # Read again once joined: a session that ended before this read is refused here, one that ends
+        # after it announces its end (after the delete, accounts/signals.py) to a group this socket is in.
+        if not await database_sync_to_async(session_authenticates)(
+            session_key=self.scope["session"].session_key, user_id=user.pk
+        ):
+            # Refused: out of the groups at once, and what reached it meanwhile counts as sent (none goes out).
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined, self.last_sent_seq = [], math.inf
+            await self.accept()
+            await self.close(code=CLOSE_SESSION_ENDED)
+            return
         await self.accept()
         layer_watch.watch(self)
         await self._count_socket()
@@ -269,7 +283,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await self.send_json(event["frame"])
 
     async def session_ended(self, event):
-        """Logout, a new password or deactivation: close, and tell the page not to retry."""
+        """This session's logout, a password set elsewhere, or deactivation: close, and tell the page not to retry."""
+        session = session_key_digest(self.scope["session"].session_key)
+        if event.get("session", session) != session or event.get("except_session") == session:
+            return  # another session of the user ended, or this one set the new password
         await self.close(code=CLOSE_SESSION_ENDED)
 
     async def _send_notification(self, frame):

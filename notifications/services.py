@@ -8,6 +8,7 @@ to retry; the client's `?after=<seq>` resume covers any socket that was down mea
 
 import asyncio
 import contextvars
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -261,9 +262,19 @@ def unread_version_next(*, user_id: int) -> int | None:
     return row[0] if row else None
 
 
-def user_sockets_close(*, user_id: int) -> None:
-    """Close every open socket of a user, on every server process, after commit (logout, new password)."""
-    _on_commit_robust(_group_send_quietly, user_group(user_id), {"type": "session.ended"})
+def user_sockets_close(*, user_id: int, session_key: str | None = None, except_session_key: str | None = None) -> None:
+    """Close a user's open sockets on every server process, after commit: all, only one session's, or all but one's."""
+    message = {"type": "session.ended"}
+    if session_key is not None:
+        message["session"] = session_key_digest(session_key)
+    if except_session_key is not None:
+        message["except_session"] = session_key_digest(except_session_key)
+    _on_commit_robust(_group_send_quietly, user_group(user_id), message)
+
+
+def session_key_digest(session_key: str) -> str:
+    """How a `session.ended` message names a session: a digest, so no live session's key travels through Redis."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def _group_send_quietly(group: str, message: dict) -> None:

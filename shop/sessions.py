@@ -1,4 +1,5 @@
-"""Django's database session store, with one correction: an unreachable database is a server error.
+"""Django's database session store, with two additions: an unreachable database is a server error, and
+a session can ask to be told when its row is gone.
 
 Django's store turns every database error while updating a session into `UpdateError`, which the
 session middleware answers with 400 Bad Request ("the session was deleted before the request
@@ -6,14 +7,29 @@ completed"). That is right when the row is gone (the forced UPDATE touched nothi
 PostgreSQL is down or restarting: the client did nothing wrong, and a 400 both tells it not to
 retry and hides the outage from 5xx alerting. Here the driver's own errors propagate instead, so
 such a request fails with the 500 page like any other (tests/faults/test_postgres_restart.py).
+
+`after_delete` is for logout: Django's `logout()` sends `user_logged_out` before it deletes the
+session, so anything announced from the signal races a socket handshake that reads the session in
+between (docs/reliability.md, probe attack 3). Announced from here, it follows the delete.
 """
 
+from collections.abc import Callable
+
+from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import UpdateError
 from django.db import InterfaceError, OperationalError
 
 
 class SessionStore(db.SessionStore):
+    def __init__(self, session_key=None):
+        super().__init__(session_key)
+        self._after_delete: list[Callable[[str], None]] = []
+
+    def after_delete(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(session_key)` right after this session's row is deleted (a logout's flush)."""
+        self._after_delete.append(callback)
+
     def save(self, must_create=False):
         try:
             super().save(must_create=must_create)
@@ -21,3 +37,20 @@ class SessionStore(db.SessionStore):
             if isinstance(error.__context__, (OperationalError, InterfaceError)):
                 raise error.__context__  # the database is unreachable: not a deleted session
             raise
+
+    def delete(self, session_key=None):
+        deleted_key = session_key or self.session_key
+        super().delete(session_key)
+        self._deleted(deleted_key)
+
+    async def adelete(self, session_key=None):
+        deleted_key = session_key or self.session_key
+        await super().adelete(session_key)
+        await sync_to_async(self._deleted)(deleted_key)
+
+    def _deleted(self, session_key: str | None) -> None:
+        if session_key is None or session_key != self.session_key:
+            return  # never saved, or cycle_key() dropping the old key of a session that lives on
+        callbacks, self._after_delete = self._after_delete, []
+        for callback in callbacks:
+            callback(session_key)

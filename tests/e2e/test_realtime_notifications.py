@@ -130,17 +130,21 @@ async def test_foreign_origin_is_refused(stack, open_browser, open_socket, custo
 
 
 @requires_redis()
-async def test_logout_closes_all_of_the_users_sockets_with_4403(stack, open_browser, open_socket, customer):
-    first_browser = await (await open_browser(stack.web)).login(customer.username)
-    second_browser = await (await open_browser(stack.web)).login(customer.username)
-    assert first_browser.session_id != second_browser.session_id
-    sockets = [await open_socket(stack.web, first_browser), await open_socket(stack.web, second_browser)]
-    for socket in sockets:
+async def test_logout_closes_that_sessions_sockets_with_4403_and_another_devices_keep_receiving(
+    stack, open_browser, open_socket, customer, order
+):
+    leaving = await (await open_browser(stack.web)).login(customer.username)
+    other_device = await (await open_browser(stack.web)).login(customer.username)
+    assert leaving.session_id != other_device.session_id
+    leaving_socket, other_socket = await open_socket(stack.web, leaving), await open_socket(stack.web, other_device)
+    for socket in (leaving_socket, other_socket):
         await receive_hello(socket)
 
-    await first_browser.logout()
+    await leaving.logout()
 
-    assert [await closing_code(socket) for socket in sockets] == [CLOSE_SESSION_ENDED, CLOSE_SESSION_ENDED]
+    assert await closing_code(leaving_socket) == CLOSE_SESSION_ENDED
+    await transition(order_id=order.pk, to_status=OrderStatus.PAID)
+    assert (await receive_notification(other_socket))["order"]["id"] == order.pk
 
 
 @requires_redis()

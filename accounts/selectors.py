@@ -1,0 +1,29 @@
+"""Reads about accounts that are more than a filter."""
+
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.db.models import Subquery
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+from accounts.models import User
+from shop.sessions import SessionStore
+
+
+def session_authenticates(*, session_key: str, user_id: int) -> bool:
+    """Whether the session still exists and still signs in this active user with the current password; one query."""
+    session_data = SessionStore.get_model_class().objects.filter(
+        session_key=session_key, expire_date__gt=timezone.now()
+    ).values("session_data")
+    user = (
+        User.objects.filter(pk=user_id, is_active=True)
+        .annotate(session_data=Subquery(session_data))
+        .only("password")
+        .first()
+    )
+    if user is None or user.session_data is None:
+        return False  # logged out, expired, deactivated or deleted
+    session = SessionStore().decode(user.session_data)
+    # The check channels' get_user made at the handshake, against the password as it is now.
+    return session.get(SESSION_KEY) == str(user_id) and constant_time_compare(
+        session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
+    )
