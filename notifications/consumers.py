@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import traceback
 from functools import lru_cache
 from urllib.parse import parse_qs
 
@@ -16,6 +17,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from notifications import layer_watch
+from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.selectors import notifications_between, notifications_resume
@@ -33,6 +35,7 @@ CLOSE_TOO_BIG = 4009  # 1009, message too big
 CLOSE_GOING_AWAY = 4001  # 1001, this server is shutting down: reconnect (to another one) and resume
 CLOSE_SERVICE_RESTART = layer_watch.CLOSE_SERVICE_RESTART  # 4012: the channel layer was lost
 CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
+CLOSE_INTERNAL_ERROR = 4011  # 1011, a bug in a handler: reconnect with backoff and resume
 
 # One store per process: limits are per connection, keyed by channel name.
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -65,7 +68,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     """Delivers a user's notifications in seq order, with no gaps and no duplicates per connection."""
 
     async def __call__(self, scope, receive, send):
-        """Turn the loss of Redis or a server shutdown into a close the client retries, not a 1011."""
+        """Turn the loss of Redis, a server shutdown or a bug into a close the client retries, not a 1011.
+
+        Whichever way the socket ends, it leaves its groups.
+        """
         try:
             await super().__call__(scope, receive, send)
         except (RedisError, ConnectionError) as error:
@@ -83,6 +89,13 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             # so there the page sees 1006 and reconnects all the same: docs/reliability.md.)
             await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             raise
+        except Exception as error:
+            _log_unexpected(error)
+            if not self.accepted:
+                await _send_quietly(send, {"type": "websocket.accept"})
+            await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
+        finally:
+            await self._leave()
 
     accepted = False
 
@@ -124,9 +137,17 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self._send_notification(notification_frame(notification, unread=resume.unread))
 
     async def disconnect(self, code):
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Leave the groups and the layer watch; once, however the socket ends (disconnect, crash, cancellation)."""
         layer_watch.unwatch(self)
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except (RedisError, ConnectionError):
+                pass  # Redis is gone, and the memberships it held with it (the pub/sub layer drops its own first)
 
     # --- From the client ---------------------------------------------------------------
 
@@ -144,9 +165,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TOO_BIG)
             return
         try:
-            content = json.loads(text_data)
+            content = client_json(text_data)
         except ValueError:
-            await self.send_json(error_frame("invalid_json", "Messages must be JSON."))
+            detail = f"Messages must be JSON, nested at most {MAX_JSON_DEPTH} deep."
+            await self.send_json(error_frame("invalid_json", detail))
             return
         await self.receive_json(content)
 
@@ -166,9 +188,9 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def _mark_read(self, content):
-        seq = content.get("seq")
-        if type(seq) is not int or seq < 1:
-            await self.send_json(error_frame("invalid_field", '"seq" must be a positive integer.'))
+        seq = client_int(content.get("seq"), minimum=1)
+        if seq is None:
+            await self.send_json(error_frame("invalid_field", '"seq" must be an integer from 1 to 2**63-1.'))
             return
         await database_sync_to_async(notifications_mark_read)(user_id=self.user_id, seq=seq)
 
@@ -226,6 +248,29 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         return json.dumps(content, separators=(",", ":"))
 
 
+# Where each kind of unexpected error was raised: its traceback is logged once per process, then one line.
+_reported_errors: set[tuple[str, str, int]] = set()
+
+
+def _log_unexpected(error: Exception) -> None:
+    """One line per socket closed by a bug; the traceback only the first time this process sees it."""
+    origin = traceback.extract_tb(error.__traceback__)[-1]
+    key = (type(error).__qualname__, origin.filename, origin.lineno)
+    first = key not in _reported_errors
+    _reported_errors.add(key)
+    logger.log(
+        logging.ERROR if first else logging.WARNING,
+        "Unexpected %s at %s:%s: %.200r; closed the socket with %s%s",
+        key[0],
+        origin.filename.rsplit("/", 1)[-1],
+        origin.lineno,
+        str(error),
+        CLOSE_INTERNAL_ERROR,
+        "" if first else " (traceback logged the first time)",
+        exc_info=error if first else None,
+    )
+
+
 async def _send_quietly(send, message: dict) -> None:
     try:
         await send(message)
@@ -238,8 +283,8 @@ def _parse_after(query_string: bytes) -> tuple[int | None, str | None]:
     values = parse_qs(query_string.decode("latin-1")).get("after")
     if not values:
         return None, None
-    value = values[-1]
-    if not value.isdigit() or len(value) > 18:
-        return None, '"after" must be a non-negative integer.'
-    return int(value), None
+    after = client_int_from_text(values[-1])
+    if after is None:
+        return None, '"after" must be ASCII digits, from 0 to 2**63-1.'
+    return after, None
 
