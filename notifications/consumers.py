@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import math
+import traceback
 from functools import lru_cache
 from urllib.parse import parse_qs
 
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 from accounts.selectors import session_authenticates
 from notifications import layer_watch
+from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
@@ -37,6 +39,7 @@ CLOSE_GOING_AWAY = 4001  # 1001, this server is shutting down: reconnect (to ano
 CLOSE_SERVICE_RESTART = layer_watch.CLOSE_SERVICE_RESTART  # 4012: the channel layer was lost
 CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
 CLOSE_REPLACED = 4409  # the user opened more than NOTIFICATION_SOCKETS_PER_USER: this, the oldest, made room
+CLOSE_INTERNAL_ERROR = 4011  # 1011, a bug in a handler: reconnect with backoff and resume
 
 # One store per process: limits are per connection, keyed by channel name.
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -69,7 +72,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     """Delivers a user's notifications in seq order, with no gaps and no duplicates per connection."""
 
     async def __call__(self, scope, receive, send):
-        """Turn the loss of Redis or a server shutdown into a close the client retries, not a 1011."""
+        """Turn the loss of Redis, a server shutdown or a bug into a close the client retries, not a 1011.
+
+        Whichever way the socket ends, it leaves its groups.
+        """
         try:
             await super().__call__(scope, receive, send)
         except (RedisError, ConnectionError) as error:
@@ -87,6 +93,13 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             # so there the page sees 1006 and reconnects all the same: docs/reliability.md.)
             await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             raise
+        except Exception as error:
+            _log_unexpected(error)
+            if not self.accepted:
+                await _send_quietly(send, {"type": "websocket.accept"})
+            await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
+        finally:
+            await self._leave()
 
     accepted = False
     counted = False  # against the user's socket cap
@@ -145,13 +158,25 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self._send_notification(notification_frame(notification, unread=resume.unread))
 
     async def disconnect(self, code):
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Leave the groups and the layer watch; once, however the socket ends (disconnect, crash, cancellation)."""
         layer_watch.unwatch(self)
         if self.unread_flush is not None:
             self.unread_flush.cancel()
-        if self.counted:
-            await user_socket_unregister(user_id=self.user_id, channel_name=self.channel_name)
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        counted, self.counted = self.counted, False
+        groups, self.groups_joined = getattr(self, "groups_joined", []), []
+        try:
+            if counted:
+                await user_socket_unregister(user_id=self.user_id, channel_name=self.channel_name)
+        except (RedisError, ConnectionError):
+            pass  # Redis is gone; the entry expires with the socket's lifetime
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except (RedisError, ConnectionError):
+                pass  # Redis is gone, and the memberships it held with it (the pub/sub layer drops its own first)
 
     # --- From the client ---------------------------------------------------------------
 
@@ -169,9 +194,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TOO_BIG)
             return
         try:
-            content = json.loads(text_data)
+            content = client_json(text_data)
         except ValueError:
-            await self.send_json(error_frame("invalid_json", "Messages must be JSON."))
+            detail = f"Messages must be JSON, nested at most {MAX_JSON_DEPTH} deep."
+            await self.send_json(error_frame("invalid_json", detail))
             return
         await self.receive_json(content)
 
@@ -191,9 +217,9 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def _mark_read(self, content):
-        seq = content.get("seq")
-        if type(seq) is not int or seq < 1:
-            await self.send_json(error_frame("invalid_field", '"seq" must be a positive integer.'))
+        seq = client_int(content.get("seq"), minimum=1)
+        if seq is None:
+            await self.send_json(error_frame("invalid_field", '"seq" must be an integer from 1 to 2**63-1.'))
             return
         await database_sync_to_async(notifications_mark_read)(user_id=self.user_id, seq=seq)
 
@@ -313,6 +339,29 @@ def _unread_merged(older: dict, newer: dict) -> dict | None:
     return {**newer, "read_seqs": sorted({*older["read_seqs"], *newer["read_seqs"]})}
 
 
+# Where each kind of unexpected error was raised: its traceback is logged once per process, then one line.
+_reported_errors: set[tuple[str, str, int]] = set()
+
+
+def _log_unexpected(error: Exception) -> None:
+    """One line per socket closed by a bug; the traceback only the first time this process sees it."""
+    origin = traceback.extract_tb(error.__traceback__)[-1]
+    key = (type(error).__qualname__, origin.filename, origin.lineno)
+    first = key not in _reported_errors
+    _reported_errors.add(key)
+    logger.log(
+        logging.ERROR if first else logging.WARNING,
+        "Unexpected %s at %s:%s: %.200r; closed the socket with %s%s",
+        key[0],
+        origin.filename.rsplit("/", 1)[-1],
+        origin.lineno,
+        str(error),
+        CLOSE_INTERNAL_ERROR,
+        "" if first else " (traceback logged the first time)",
+        exc_info=error if first else None,
+    )
+
+
 async def _send_quietly(send, message: dict) -> None:
     try:
         await send(message)
@@ -325,8 +374,8 @@ def _parse_after(query_string: bytes) -> tuple[int | None, str | None]:
     values = parse_qs(query_string.decode("latin-1")).get("after")
     if not values:
         return None, None
-    value = values[-1]
-    if not value.isdigit() or len(value) > 18:
-        return None, '"after" must be a non-negative integer.'
-    return int(value), None
+    after = client_int_from_text(values[-1])
+    if after is None:
+        return None, '"after" must be ASCII digits, from 0 to 2**63-1.'
+    return after, None
 

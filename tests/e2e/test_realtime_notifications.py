@@ -158,3 +158,25 @@ async def test_server_side_closes_use_codes_daphne_can_send(stack, open_browser,
     error = await receive_frame(socket)
     assert (error["type"], error["code"]) == ("error", "too_large")
     assert await closing_code(socket) == 4009
+
+
+@requires_redis()
+async def test_unicode_digits_and_deep_nesting_get_error_frames_and_the_socket_stays_open(
+    stack, open_browser, open_socket, customer
+):
+    # Both crashed the consumer before: daphne closed with 1011 and logged a traceback per attempt.
+    browser = await (await open_browser(stack.web)).login(customer.username)
+    log_start = stack.web.process.log_size()
+    socket = await open_socket(stack.web, browser, after="%C2%B2")  # "²": a digit to str.isdigit(), not to int()
+    await receive_hello(socket)
+    assert (await receive_frame(socket))["code"] == "invalid_after"
+    assert (await receive_frame(socket))["type"] == "reset"
+
+    await socket.send("[" * 4096)  # within the 4 KiB cap; json.loads raises RecursionError on it
+
+    error = await receive_frame(socket)
+    assert (error["type"], error["code"]) == ("error", "invalid_json")
+    await socket.send('{"type": "ping"}')
+    assert await receive_frame(socket) == {"type": "pong"}
+    assert socket.close_code is None
+    assert "Traceback" not in stack.web.process.log_text(since=log_start)

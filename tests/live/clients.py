@@ -160,7 +160,7 @@ class SocketOpener:
         self.sockets: list[ClientConnection] = []
 
     async def __call__(
-        self, server, browser: Browser | None = None, *, after: int | None = None, origin: str | None = None
+        self, server, browser: Browser | None = None, *, after: int | str | None = None, origin: str | None = None
     ) -> ClientConnection:
         url = server.ws_url + (f"?after={after}" if after is not None else "")
         headers = {"Cookie": f"sessionid={browser.session_id}"} if browser is not None else {}

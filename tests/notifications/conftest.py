@@ -5,6 +5,8 @@ import threading
 
 import pytest
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from shop.settings import channel_layers_config
 from tests.redis_server import RedisServer
@@ -89,3 +91,20 @@ def loop_in_thread_close(loop: asyncio.AbstractEventLoop, thread: threading.Thre
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
+
+
+async def group_members(group: str) -> set[str]:
+    """The channels in `group`, where the layer in use keeps them.
+
+    The pub/sub layer (the default) keeps membership in this process's memory, per event loop
+    (`RedisPubSubLoopLayer.groups`, keyed by the group's Redis channel): a channel left there
+    keeps the process subscribed to the group for good. The core layer keeps a sorted set in Redis.
+    """
+    layer = get_channel_layer()
+    if isinstance(layer, RedisPubSubChannelLayer):
+        loop_layer = layer._get_layer()
+        return set(loop_layer.groups.get(loop_layer._get_group_channel_name(group), ()))
+    if isinstance(layer, RedisChannelLayer):
+        members = await layer.connection(layer.consistent_hash(group)).zrange(layer._group_key(group), 0, -1)
+        return {member.decode() for member in members}
+    return set(layer.groups.get(group, ()))  # the in-memory layer of embedded mode
