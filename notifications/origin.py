@@ -36,12 +36,12 @@ class SiteOriginValidator:
     """Refuse (HTTP 403) a WebSocket handshake whose Origin is not the site's own or a CSRF-trusted one."""
 
     def __init__(self, app):
-        self.app = app
+        self.application = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket" and not origin_allowed(scope=scope):
             return await WebsocketDenier()(scope, receive, send)
-        return await self.app(scope, receive, send)
+        return await self.application(scope, receive, send)
 
 
 def origin_allowed(*, scope: dict) -> bool:
