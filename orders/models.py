@@ -18,6 +18,8 @@ class OrderStatus(models.TextChoices):
 
 
 ORDER_NUMBER_PREFIX = "SO-"
+# What format_order_number() makes: the prefix and at least six ASCII digits (the field holds 20 characters).
+ORDER_NUMBER_PATTERN = ORDER_NUMBER_PREFIX + "[0-9]{6,17}"
 
 
 class Order(models.Model):

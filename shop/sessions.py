@@ -1,5 +1,5 @@
-"""Django's database session store, with two additions: an unreachable database is a server error, and
-a session can ask to be told when its row is gone.
+"""Django's database session store, with three changes: an unreachable database is a server error, a
+cookie that is no session key of ours is no session, and a session can ask to be told when its row is gone.
 
 Django's store turns every database error while updating a session into `UpdateError`, which the
 session middleware answers with 400 Bad Request ("the session was deleted before the request
@@ -11,14 +11,19 @@ such a request fails with the 500 page like any other (tests/faults/test_postgre
 `after_delete` is for logout: Django's `logout()` sends `user_logged_out` before it deletes the
 session, so anything announced from the signal races a socket handshake that reads the session in
 between (docs/reliability.md, probe attack 3). Announced from here, it follows the delete.
+
+And Django looks any cookie value of 8 characters or more up in the database: one with a NUL (`"\\000"` in a
+quoted cookie) failed there with DataError, a 500 for the page and for the WebSocket handshake alike.
 """
 
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends import db
-from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.db import InterfaceError, OperationalError
+
+_KEY_CHARS = frozenset(VALID_KEY_CHARS)
 
 
 class SessionStore(db.SessionStore):
@@ -29,6 +34,10 @@ class SessionStore(db.SessionStore):
     def after_delete(self, callback: Callable[[str], None]) -> None:
         """Call `callback(session_key)` right after this session's row is deleted (a logout's flush)."""
         self._after_delete.append(callback)
+
+    def _validate_session_key(self, key):
+        # Only what _get_new_session_key() makes: anything else would be looked up in vain, or fail.
+        return super()._validate_session_key(key) and set(key) <= _KEY_CHARS
 
     def save(self, must_create=False):
         try:

@@ -130,6 +130,22 @@ async def test_foreign_origin_is_refused(stack, open_browser, open_socket, custo
 
 
 @requires_redis()
+@pytest.mark.parametrize("page", ["another port", "https", "look-alike host"])
+async def test_a_page_of_another_origin_on_the_same_host_is_refused(stack, open_browser, open_socket, customer, page):
+    port = stack.web.port
+    origin = {
+        "another port": f"http://127.0.0.1:{port + 1}",
+        "https": f"https://127.0.0.1:{port}",
+        "look-alike host": f"http://127.0.0.1.evil.com:{port}",
+    }[page]
+    browser = await (await open_browser(stack.web)).login(customer.username)
+    with pytest.raises(InvalidStatus) as refused:
+        await open_socket(stack.web, browser, origin=origin)
+    assert refused.value.response.status_code == 403
+    await receive_hello(await open_socket(stack.web, browser))  # the site's own page still gets in
+
+
+@requires_redis()
 async def test_logout_closes_that_sessions_sockets_with_4403_and_another_devices_keep_receiving(
     stack, open_browser, open_socket, customer, order
 ):
