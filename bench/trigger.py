@@ -68,8 +68,9 @@ def stamp_publishes() -> None:
     group_send_all = services.group_send_all
 
     async def group_send_all_stamped(messages):
-        await group_send_all(messages)
+        outcomes = await group_send_all(messages)
         _published.append(time.time())
+        return outcomes
 
     services.group_send_all = group_send_all_stamped
 

@@ -25,6 +25,13 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Held by the one path publishing the row (its after-commit hook, a batch or the sweeper) until its send is over.
+    publish_claimed_until = models.DateTimeField(null=True, blank=True)
+    # Sends that failed for this row alone (not for the layer being down), the last one's reason, and when the
+    # sweeper gave up on it: a quarantined row reaches sockets only from the database (gap-fill and resume).
+    publish_attempts = models.PositiveSmallIntegerField(default=0)
+    publish_error = models.TextField(blank=True, default="")
+    quarantined_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -34,7 +41,11 @@ class Notification(models.Model):
         ]
         indexes = [
             # The sweeper's scan: only rows still waiting to be published.
-            models.Index(fields=["created_at"], condition=models.Q(published_at=None), name="notification_unpublished"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(published_at=None, quarantined_at=None),
+                name="notification_unpublished",
+            ),
             # The unread badge.
             models.Index(fields=["recipient"], condition=models.Q(read_at=None), name="notification_unread"),
         ]

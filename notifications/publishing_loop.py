@@ -38,20 +38,24 @@ def publishing_loop_enable() -> None:
 def run_until_sent(send: Callable[..., Awaitable[T]], /, *args, timeout: float) -> T:
     """Run `send(*args)` from sync code to the end: on this process's publishing loop, or else with `async_to_sync`.
 
-    On the loop, a send still running after `timeout` seconds (Redis unreachable but not refusing, or a
-    connection cut without a word) is cancelled there and raises TimeoutError, so it can neither hold
-    a worker nor keep the layer's connection busy for the sends after it; the callers leave the
-    notifications to the sweeper. The deadline is the loop's own, so it holds whatever interrupts the
-    caller meanwhile (a task's time limit, a signal).
+    A send still running after `timeout` seconds (Redis unreachable but not refusing, or a connection cut
+    without a word) is cancelled and raises TimeoutError, so it can neither hold a worker or a request
+    nor keep the layer's connection busy for the sends after it, nor outlive the claim on the rows it
+    sends (services.py); the callers leave the notifications to the sweeper. On the loop the deadline is
+    the loop's own, so it holds whatever interrupts the caller meanwhile (a task's time limit, a signal).
     """
     if not _enabled:
-        return async_to_sync(send)(*args)
-    future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(send(*args), timeout), _publishing_loop())
+        return async_to_sync(_until_deadline)(send, args, timeout)
+    future = asyncio.run_coroutine_threadsafe(_until_deadline(send, args, timeout), _publishing_loop())
     try:
         return future.result(timeout + LOOP_GRACE)  # only a loop that stopped running gets this far
     finally:
         if not future.done():
             future.cancel()
+
+
+async def _until_deadline(send: Callable[..., Awaitable[T]], args: tuple, timeout: float) -> T:
+    return await asyncio.wait_for(send(*args), timeout)
 
 
 def _publishing_loop() -> asyncio.AbstractEventLoop:

@@ -12,17 +12,22 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from notifications.claims import notification_publish_failure_record, notifications_claim, notifications_claim_release
 from notifications.frames import notification_frame, order_changed_frame, order_status_payload, unread_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.models import Notification, NotificationCounter, NotificationKind
-from notifications.publishing_loop import run_until_sent
+from notifications.publishing_loop import LOOP_GRACE, run_until_sent
 from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
 from orders.models import Order
 
@@ -36,6 +41,19 @@ SEND_CONCURRENCY = 100
 # What a bulk send may take per message before it is abandoned, on top of NOTIFICATION_PUBLISH_TIMEOUT:
 # 20,000 messages (10,000 changes) took 3-6 s, 0.15-0.3 ms each.
 SEND_SECONDS_PER_MESSAGE = 0.002
+# How long a claim outlives its send's deadline and the caller's grace: time to mark the rows published.
+CLAIM_MARGIN_SECONDS = 5.0
+# What the layer raises when it cannot take messages at all (Redis down, unreachable or full), as opposed to
+# a message it cannot take (one its msgpack cannot encode): the first stops the sweep, the second is the row's.
+LAYER_ERRORS = (RedisError, OSError, ChannelFull)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publish did: how many rows went out, and whether Redis or PostgreSQL was unavailable."""
+
+    count: int
+    unavailable: bool = False
 
 
 def notification_seq_next(*, recipient_id: int) -> int:
@@ -113,15 +131,15 @@ def notifications_batched() -> Iterator[None]:
             _on_commit_robust(notifications_publish, notification_ids=ids)
 
 
-def notifications_publish(*, notification_ids: list[int]) -> int:
-    """Publish the given notifications that are still unpublished (a bulk change's, the sweeper's); never raises.
+def notifications_publish(*, notification_ids: list[int]) -> Published:
+    """Publish the given notifications that are still unpublished (a bulk change's); never raises.
 
-    Returns how many were published. On failure (Redis or PostgreSQL down) the rows stay
-    unpublished and the sweeper retries them; the order change is never affected.
+    On failure (Redis or PostgreSQL down) the rows stay unpublished and the sweeper retries
+    them; the order change is never affected.
     """
     try:
         notifications = list(
-            Notification.objects.filter(pk__in=notification_ids, published_at=None)
+            Notification.objects.filter(pk__in=notification_ids, published_at=None, quarantined_at=None)
             .select_related("actor")
             .order_by("recipient_id", "seq")
         )
@@ -129,38 +147,77 @@ def notifications_publish(*, notification_ids: list[int]) -> int:
         # The change committed, then the database went away: raising here would fail the request
         # or task that made the change (tests/faults/test_postgres_restart.py).
         logger.exception("Reading %d notification(s) to publish failed; the sweeper will retry", len(notification_ids))
-        return 0
+        return Published(0, unavailable=True)
     return notifications_send(notifications=notifications)
 
 
-def notifications_send(*, notifications: list[Notification]) -> int:
-    """Push committed notifications to their groups, then mark them published; never raises.
+def notifications_send(*, notifications: list[Notification]) -> Published:
+    """Claim committed notifications, push them to their groups, then mark them published; never raises.
 
-    Each frame carries its recipient's unread count as of the send. Returns how many were
-    published: all of them, or 0 when the rows were left for the sweeper.
+    Each frame carries its recipient's unread count as of the send. Only the rows this call claims
+    are sent: one that another path is publishing or has published is left to it. A row whose
+    frames cannot be built or sent is counted against it alone (claims.py); the others go out.
     """
     if not notifications:
-        return 0
+        return Published(0)
     try:
         unread = unread_states(recipient_ids={notification.recipient_id for notification in notifications})
     except DatabaseError:
         logger.exception("Counting unread for %d notification(s) failed; the sweeper will retry", len(notifications))
-        return 0
-    messages = []
-    for notification in notifications:
-        messages += _notification_messages(notification, unread=unread.get(notification.recipient_id, NO_UNREAD))
+        return Published(0, unavailable=True)
+    # A notification makes at most two messages (its recipient's, and staff's).
+    claimed_until = timezone.now() + _claim_lease(messages=2 * len(notifications))
     try:
-        _send_all(messages)
-    except Exception:
-        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(notifications))
-        return 0
-    try:
-        Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(published_at=timezone.now())
+        attempts = notifications_claim(notification_ids=[n.pk for n in notifications], until=claimed_until)
     except DatabaseError:
-        # Sent but not marked: the sweeper sends them again once the database is back, and each
-        # socket drops a seq it has already delivered.
-        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(notifications))
-    return len(notifications)
+        logger.exception("Claiming %d notification(s) failed; the sweeper will retry", len(notifications))
+        return Published(0, unavailable=True)
+    claimed = [notification for notification in notifications if notification.pk in attempts]
+    messages, senders, failures = [], [], {}
+    for notification in claimed:
+        notification.publish_attempts = attempts[notification.pk]
+        try:
+            built = _notification_messages(notification, unread=unread.get(notification.recipient_id, NO_UNREAD))
+        except Exception as error:  # noqa: BLE001 - a payload the frames cannot be made from is the row's fault
+            failures[notification.pk] = error
+            continue
+        messages += built
+        senders += [notification.pk] * len(built)
+    try:
+        outcomes = _send_each(messages)
+    except Exception:
+        logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(claimed))
+        _claims_release_quietly([notification.pk for notification in claimed], until=claimed_until)
+        return Published(0, unavailable=True)
+    for sender, outcome in zip(senders, outcomes, strict=True):
+        if outcome is not None:
+            failures.setdefault(sender, outcome)
+    sent = [notification.pk for notification in claimed if notification.pk not in failures]
+    try:
+        if sent:
+            Notification.objects.filter(pk__in=sent).update(published_at=timezone.now(), publish_claimed_until=None)
+        for notification in claimed:
+            if notification.pk in failures:
+                notification_publish_failure_record(
+                    notification=notification, error=failures[notification.pk], until=claimed_until
+                )
+    except DatabaseError:
+        # Sent but not marked: the sweeper sends them again once the database is back and the claim is
+        # over, and each socket drops a seq it has already delivered.
+        logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(claimed))
+    return Published(len(sent))
+
+
+def _claim_lease(*, messages: int) -> timedelta:
+    """How long a publish of up to `messages` holds its rows: past the longest its send may take."""
+    return timedelta(seconds=_send_timeout(messages=messages) + LOOP_GRACE + CLAIM_MARGIN_SECONDS)
+
+
+def _claims_release_quietly(notification_ids: list[int], *, until) -> None:
+    try:
+        notifications_claim_release(notification_ids=notification_ids, until=until)
+    except DatabaseError:
+        logger.exception("Releasing %d claim(s) failed; they expire by themselves", len(notification_ids))
 
 
 def _notification_messages(notification: Notification, *, unread: UnreadState) -> list[tuple[str, dict]]:
@@ -190,39 +247,72 @@ def _on_commit_robust(func, /, *args, **kwargs) -> None:
 
 
 def _send_all(messages: list[tuple[str, dict]]) -> None:
-    """Send (group, message) pairs from sync code, given time in proportion to how many there are."""
-    timeout = settings.NOTIFICATION_PUBLISH_TIMEOUT + len(messages) * SEND_SECONDS_PER_MESSAGE
-    run_until_sent(group_send_all, messages, timeout=timeout)
+    """Send (group, message) pairs from sync code; raises the first failure."""
+    for failure in _send_each(messages):
+        if failure is not None:
+            raise failure
 
 
-async def group_send_all(messages: list[tuple[str, dict]]) -> None:
-    """Send (group, message) pairs over one event loop, a bounded number at a time."""
+def _send_each(messages: list[tuple[str, dict]]) -> list[Exception | None]:
+    """Send (group, message) pairs from sync code, given time in proportion to how many there are.
+
+    Returns what each message's send raised, or None; the layer's own failure raises.
+    """
+    if not messages:
+        return []
+    return run_until_sent(group_send_all, messages, timeout=_send_timeout(messages=len(messages)))
+
+
+def _send_timeout(*, messages: int) -> float:
+    return settings.NOTIFICATION_PUBLISH_TIMEOUT + messages * SEND_SECONDS_PER_MESSAGE
+
+
+async def group_send_all(messages: list[tuple[str, dict]]) -> list[Exception | None]:
+    """Send (group, message) pairs over one event loop, a bounded number at a time.
+
+    Returns what each send raised, or None; a failure of the layer itself (LAYER_ERRORS) raises
+    instead, after the messages sent alongside it, and the rest are not tried.
+    """
     layer = get_channel_layer()
+    outcomes: list[Exception | None] = []
     for start in range(0, len(messages), SEND_CONCURRENCY):
         chunk = messages[start : start + SEND_CONCURRENCY]
-        await asyncio.gather(*(layer.group_send(group, message) for group, message in chunk))
+        sends = (layer.group_send(group, message) for group, message in chunk)
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for result in results:
+            if isinstance(result, LAYER_ERRORS) or not isinstance(result, Exception | None):
+                raise result
+        outcomes += [result if isinstance(result, Exception) else None for result in results]
+    return outcomes
 
 
 def notifications_publish_pending(*, older_than: timedelta | None = None, chunk_size: int = 1000) -> int:
     """Publish notifications left unpublished for longer than `older_than` (the sweeper).
 
-    Covers a process killed between commit and publish, and Redis outages.
+    Covers a process killed between commit and publish, and Redis outages. Rows another path has
+    claimed are left to it; one that cannot be sent is passed over, each sweep trying it once, and
+    quarantined after NOTIFICATION_PUBLISH_MAX_ATTEMPTS, so it never holds up the rows after it.
     """
     older_than = older_than if older_than is not None else timedelta(seconds=settings.NOTIFICATION_REPUBLISH_AFTER)
     cutoff = timezone.now() - older_than
     published = 0
+    after_last = Q()
     while True:
-        ids = list(
-            Notification.objects.filter(published_at=None, created_at__lte=cutoff)
-            .order_by("created_at", "pk")
-            .values_list("pk", flat=True)[:chunk_size]
+        unclaimed = Q(publish_claimed_until=None) | Q(publish_claimed_until__lt=timezone.now())
+        chunk = list(
+            Notification.objects.filter(unclaimed, after_last, created_at__lte=cutoff)
+            .filter(published_at=None, quarantined_at=None)
+            .select_related("actor")
+            .order_by("created_at", "pk")[:chunk_size]
         )
-        if not ids:
+        if not chunk:
             return published
-        sent = notifications_publish(notification_ids=ids)
-        if sent == 0:
-            return published  # the layer is down; try again on the next beat
-        published += sent
+        sent = notifications_send(notifications=chunk)
+        if sent.unavailable:
+            return published  # the layer or the database is down; try again on the next beat
+        published += sent.count
+        last = chunk[-1]
+        after_last = Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, pk__gt=last.pk)
 
 
 def notifications_mark_read(*, user_id: int, seq: int | None = None) -> UnreadState | None:

@@ -348,10 +348,12 @@ NOTIFICATION_REPUBLISH_AFTER = env.int("NOTIFICATION_REPUBLISH_AFTER", default=5
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 # A client that missed more than this gets {"type": "reset"} and refetches the page.
 NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
-# A worker's send still running after this many seconds (Redis unreachable but not refusing, or its connection
+# A send still running after this many seconds (Redis unreachable but not refusing, or its connection
 # cut without a word) is abandoned and left to the sweeper; a bulk send gets 2 ms more per message
 # (notifications/publishing_loop.py, services.py). A change's send takes about a millisecond.
 NOTIFICATION_PUBLISH_TIMEOUT = env.float("NOTIFICATION_PUBLISH_TIMEOUT", default=5.0)
+# Failed sends of one notification (its own fault, not the layer's) before the sweeper quarantines it.
+NOTIFICATION_PUBLISH_MAX_ATTEMPTS = env.int("NOTIFICATION_PUBLISH_MAX_ATTEMPTS", default=5)
 NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 4096
 NOTIFICATION_SOCKET_RATE_LIMIT = env.str("NOTIFICATION_SOCKET_RATE_LIMIT", default="10/second;120/minute")
 NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES = 20

@@ -22,4 +22,4 @@ class KillBeforePublishConfig(AppConfig):
             # committed, the publish has not happened. SIGKILL: no cleanup, no goodbye.
             os.kill(os.getpid(), signal.SIGKILL)
 
-        services.notifications_send = die  # every publish, of one change or of a batch, ends here
+        services.notifications_send = die  # every publish, of one change, of a batch or the sweeper's, ends here

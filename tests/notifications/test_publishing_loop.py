@@ -182,6 +182,16 @@ def test_a_loop_whose_thread_has_stopped_is_replaced(private_redis, as_a_worker,
     assert publishing_loop._loop[0] is not first_loop
 
 
+def test_a_process_without_a_loop_of_its_own_cancels_a_send_at_its_deadline_too(monkeypatch):
+    """The web process: a send may not outlive the claim on the rows it sends (services.py)."""
+    monkeypatch.setattr(publishing_loop, "_enabled", False)
+    send = NeverFinishingSend()
+
+    with pytest.raises(TimeoutError):
+        run_until_sent(send, timeout=0.2)
+    assert send.cancelled.is_set()
+
+
 def test_a_process_that_did_not_ask_for_a_loop_gets_none(monkeypatch):
     """The web process: its sync code's sends go to the server's own loop through async_to_sync."""
     monkeypatch.setattr(publishing_loop, "_enabled", False)
