@@ -5,14 +5,12 @@ import json
 import logging
 import math
 import traceback
-from functools import lru_cache
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from limits import parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
@@ -24,7 +22,7 @@ from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_key_digest
-from notifications.user_limits import user_message_allow, user_socket_register, user_socket_unregister
+from notifications.user_limits import rate_limits, user_message_allow, user_socket_register, user_socket_unregister
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +41,6 @@ CLOSE_INTERNAL_ERROR = 4011  # 1011, a bug in a handler: reconnect with backoff 
 
 # One store per process: limits are per connection, keyed by channel name.
 _rate_limiter = MovingWindowRateLimiter(MemoryStorage())
-
-
-@lru_cache(maxsize=4)
-def _rate_limits(spec: str) -> tuple:
-    """The limits in `spec`, parsed once and shared by every socket (parsing per socket: 43 µs and 0.2 KB each)."""
-    return tuple(parse_many(spec))
 
 
 class DirectDispatchMixin:
@@ -120,7 +112,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             return
         self.user_id = user.pk
         self.groups_joined = [user_group(user.pk), *([STAFF_GROUP] if user.is_staff else [])]
-        self.rate_limits = _rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
+        self.rate_limits = rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
         self.strikes = 0
         # Join before reading the backlog, so nothing committed in between is missed;
         # live messages wait until connect returns and duplicates are dropped by seq.

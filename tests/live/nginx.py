@@ -11,11 +11,9 @@ import os
 import shutil
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import IN_CI
-from tests.live.servers import POLL_INTERVAL, ROOT, START_DEADLINE, ManagedProcess, WebServer
+from tests.live.servers import ROOT, ManagedProcess, WebServer, wait_until_serving
 
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"
 
@@ -124,25 +122,8 @@ def start_nginx(web: WebServer, workdir: Path) -> Proxy:
     process = ManagedProcess(f"nginx-{web.port}", argv, env, folder / "nginx.log").start()
     proxy = Proxy(process, port, tls_port, certificate)
     try:
-        _wait_until_proxying(proxy)
+        wait_until_serving(process, proxy.base_url)
     except BaseException:
         process.stop()
         raise
     return proxy
-
-
-def _wait_until_proxying(proxy: Proxy) -> None:
-    end = time.monotonic() + START_DEADLINE
-    last = "no answer"
-    while time.monotonic() < end:
-        proxy.process.check_running()
-        try:
-            response = httpx.get(f"{proxy.base_url}/accounts/login/", timeout=5)
-        except httpx.TransportError as error:
-            last = repr(error)
-        else:
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        time.sleep(POLL_INTERVAL)
-    pytest.fail(f"nginx did not proxy within {START_DEADLINE:.0f}s ({last}); its log:\n{proxy.process.log_tail()}")

@@ -234,20 +234,21 @@ def start_web_server(
         # Port 0: no race for a "free" port; daphne logs the one it got.
         port = int(process.wait_for_log(r"Listening on TCP address 127\.0\.0\.1:(\d+)").group(1))
         server = WebServer(process, port)
-        _wait_until_serving(server)
+        wait_until_serving(process, server.base_url)
     except BaseException:
         process.stop()
         raise
     return server
 
 
-def _wait_until_serving(server: WebServer) -> None:
+def wait_until_serving(process: ManagedProcess, base_url: str) -> None:
+    """Poll the login page at `base_url` until it answers 200, while `process` still runs (a server or a proxy)."""
     end = time.monotonic() + START_DEADLINE
     last = "no answer"
     while time.monotonic() < end:
-        server.process.check_running()
+        process.check_running()
         try:
-            response = httpx.get(f"{server.base_url}/accounts/login/", timeout=5)
+            response = httpx.get(f"{base_url}/accounts/login/", timeout=5)
         except httpx.TransportError as error:
             last = repr(error)
         else:
@@ -256,8 +257,8 @@ def _wait_until_serving(server: WebServer) -> None:
             last = f"HTTP {response.status_code}"
         time.sleep(POLL_INTERVAL)
     pytest.fail(
-        f"{server.process.name} did not serve /accounts/login/ within {START_DEADLINE:.0f}s ({last}); "
-        f"its log:\n{server.process.log_tail()}",
+        f"{process.name} did not serve /accounts/login/ within {START_DEADLINE:.0f}s ({last}); "
+        f"its log:\n{process.log_tail()}",
         pytrace=False,
     )
 
