@@ -24,6 +24,7 @@ install: $(BIN)/.installed
 # Full stack (REDIS_URL set): daphne, a Celery worker and beat under honcho (Procfile).
 run: export DEBUG ?= true
 run: install
+	$(BIN)/python -m shop.database_create
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo "Serving on http://$(HOST):$(WEB_PORT)/  ($(if $(REDIS_URL),full stack with Redis at $(REDIS_URL),embedded mode: no Redis))"

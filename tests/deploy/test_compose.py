@@ -1,5 +1,6 @@
 """docker-compose.yml is valid and runs the shop the way operators do (no Docker engine needed)."""
 
+import ast
 import ipaddress
 from pathlib import Path
 
@@ -142,3 +143,39 @@ def test_nginx_appends_the_client_address_sets_the_scheme_and_passes_websockets_
         "proxy_set_header Connection $connection_upgrade;",
     ):
         assert directive in config
+
+
+def dockerignore_entries() -> set[str]:
+    return {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def runtime_modules() -> list[Path]:
+    skipped = {"tests", "bench", ".venv", ".git", "node_modules"}
+    return [path for path in ROOT.rglob("*.py") if not skipped & set(path.relative_to(ROOT).parts)]
+
+
+def test_the_image_leaves_out_tests_bench_docs_and_git():
+    assert {"tests", "bench", "docs", ".git"} <= dockerignore_entries()
+
+
+def test_no_runtime_module_imports_the_tests_or_the_bench():
+    modules = runtime_modules()
+    assert ROOT / "shop" / "management" / "commands" / "seed_demo.py" in modules
+    offenders = {
+        str(path.relative_to(ROOT)): name
+        for path in modules
+        for name in imported_modules(path)
+        if name.split(".")[0] in {"tests", "bench"}
+    }
+    assert offenders == {}

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from orders.models import OrderStatus
-from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, place_order
+from shop.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, place_order
 
 CATALOG = [
     ("Espresso Cup Set", "Four stoneware cups, 80 ml each.", "24.00", 40),
