@@ -1,12 +1,22 @@
 """When a session ends, its open sockets end too, on every server process."""
 
-from django.contrib.auth.signals import user_logged_out
+import secrets
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from accounts.middleware import current_request
 from accounts.models import User
 from notifications.services import user_sockets_close
+from shop.sessions import SOCKET_SESSION_ID, session_socket_id
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.name_the_session_for_its_sockets")
+def name_the_session_for_its_sockets(sender, request, user, **kwargs):
+    """Give a new login's session the id its sockets are closed by (kept when its key is cycled)."""
+    if SOCKET_SESSION_ID not in request.session:
+        request.session[SOCKET_SESSION_ID] = secrets.token_urlsafe(16)
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.close_sockets_on_logout")
@@ -14,9 +24,9 @@ def close_sockets_on_logout(sender, request, user, **kwargs):
     """Logging out closes the sockets of that session (code 4403); the user's other sessions keep theirs."""
     if user is None:
         return
-    user_id = user.pk
+    user_id, session_id = user.pk, session_socket_id(request.session)
     # Once the session row is gone, not now: a handshake reading it in between would join after the close passed.
-    request.session.after_delete(lambda session_key: user_sockets_close(user_id=user_id, session_key=session_key))
+    request.session.after_delete(lambda _key: user_sockets_close(user_id=user_id, session_id=session_id))
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.close_sockets_on_credentials_change")
@@ -27,14 +37,13 @@ def close_sockets_on_credentials_change(sender, instance: User, created: bool, r
     if instance.deactivated_in_this_save:
         user_sockets_close(user_id=instance.pk)
     elif instance.password_changed_in_this_save:
-        user_sockets_close(user_id=instance.pk, except_session_key=_own_session_key(instance))
+        user_sockets_close(user_id=instance.pk, except_session_id=_own_session_id(instance))
     instance._loaded_is_active = instance.is_active
 
 
-def _own_session_key(user: User) -> str | None:
-    """The key of the session changing its own user's password, which Django keeps (update_session_auth_hash)."""
+def _own_session_id(user: User) -> str | None:
+    """The session changing its own user's password, which Django keeps (update_session_auth_hash)."""
     request = current_request()
     if request is None or getattr(request, "user", None) is None or request.user.pk != user.pk:
         return None  # the admin for someone else, a password reset, a shell: every session goes
-    # The key as the session's sockets hold it: update_session_auth_hash cycles it only after this save.
-    return request.session.session_key
+    return session_socket_id(request.session)

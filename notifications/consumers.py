@@ -21,8 +21,9 @@ from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_fr
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
-from notifications.services import notifications_mark_read, session_key_digest
+from notifications.services import notifications_mark_read, session_digest
 from notifications.user_limits import rate_limits, user_message_allow, user_socket_register, user_socket_unregister
+from shop.sessions import session_socket_id
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,15 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     unread_flush: asyncio.Task | None = None
     unread_sent_at = float("-inf")
 
+    closing = False  # the server closed it: client messages still in flight are not acted on
+
     async def accept(self, subprotocol=None, headers=None):
         await super().accept(subprotocol, headers)
         self.accepted = True
+
+    async def close(self, code=None, reason=None):
+        self.closing = True
+        await super().close(code, reason)
 
     async def connect(self):
         """Authenticate, join the user's groups, say hello, then replay what the client missed."""
@@ -111,6 +118,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
+        self.session_digest = session_digest(session_socket_id(self.scope["session"]))  # for `session_ended`
         self.groups_joined = [user_group(user.pk), *([STAFF_GROUP] if user.is_staff else [])]
         self.rate_limits = rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
         self.strikes = 0
@@ -124,9 +132,8 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             session_key=self.scope["session"].session_key, user_id=user.pk
         ):
             # Refused: out of the groups at once, and what reached it meanwhile counts as sent (none goes out).
-            for group in self.groups_joined:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups_joined, self.last_sent_seq = [], math.inf
+            await self._leave()
+            self.last_sent_seq = math.inf
             await self.accept()
             await self.close(code=CLOSE_SESSION_ENDED)
             return
@@ -174,8 +181,8 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         """Validate and route one client message; bad input gets an error frame, never a crash."""
-        if not hasattr(self, "user_id"):
-            return  # unauthenticated socket being closed
+        if self.closing or not hasattr(self, "user_id"):
+            return  # being closed: unauthenticated, or the session ended, or replaced
         if not await self._within_rate_limit():
             return
         if bytes_data is not None:
@@ -302,7 +309,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def session_ended(self, event):
         """This session's logout, a password set elsewhere, or deactivation: close, and tell the page not to retry."""
-        session = session_key_digest(self.scope["session"].session_key)
+        session = self.session_digest
         if event.get("session", session) != session or event.get("except_session") == session:
             return  # another session of the user ended, or this one set the new password
         await self.close(code=CLOSE_SESSION_ENDED)

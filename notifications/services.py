@@ -352,19 +352,19 @@ def unread_version_next(*, user_id: int) -> int | None:
     return row[0] if row else None
 
 
-def user_sockets_close(*, user_id: int, session_key: str | None = None, except_session_key: str | None = None) -> None:
+def user_sockets_close(*, user_id: int, session_id: str | None = None, except_session_id: str | None = None) -> None:
     """Close a user's open sockets on every server process, after commit: all, only one session's, or all but one's."""
     message = {"type": "session.ended"}
-    if session_key is not None:
-        message["session"] = session_key_digest(session_key)
-    if except_session_key is not None:
-        message["except_session"] = session_key_digest(except_session_key)
+    if session_id is not None:
+        message["session"] = session_digest(session_id)
+    if except_session_id is not None:
+        message["except_session"] = session_digest(except_session_id)
     _on_commit_robust(_group_send_quietly, user_group(user_id), message)
 
 
-def session_key_digest(session_key: str) -> str:
+def session_digest(session_id: str) -> str:
     """How a `session.ended` message names a session: a digest, so no live session's key travels through Redis."""
-    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
 
 
 def _group_send_quietly(group: str, message: dict) -> None:

@@ -25,6 +25,15 @@ from django.db import InterfaceError, OperationalError
 
 _KEY_CHARS = frozenset(VALID_KEY_CHARS)
 
+# What a session's sockets know it by: set at login and carried over when Django cycles the key (a password
+# change does), so a later logout still reaches the tabs that connected with the old key.
+SOCKET_SESSION_ID = "_socket_session_id"
+
+
+def session_socket_id(session) -> str:
+    """The session's id for its sockets; its key for a session from before there were ids."""
+    return session.get(SOCKET_SESSION_ID) or session.session_key
+
 
 class SessionStore(db.SessionStore):
     def __init__(self, session_key=None):

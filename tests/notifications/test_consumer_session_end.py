@@ -189,6 +189,18 @@ async def test_a_password_change_keeps_every_tab_of_the_session_that_made_it_ope
         await tab.disconnect()
 
 
+async def test_a_logout_after_a_password_change_closes_the_tabs_that_connected_before_it():
+    customer = await make_user()
+    browser = await logged_in(customer)
+    tab = await socket_of(browser)  # connected with the session's key before the change cycled it
+    await change_password_in_the_shop(browser)
+
+    response = await sync_to_async(browser.post)("/accounts/logout/")
+
+    assert response.status_code == 302, response.status_code
+    assert await closed_with(tab) == 4403
+
+
 async def test_a_password_set_by_the_admin_closes_every_socket_of_that_user():
     customer = await make_user()
     tab = await socket_of(await logged_in(customer))
