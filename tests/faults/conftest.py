@@ -60,8 +60,10 @@ class Cluster:
             CELERY_VISIBILITY_TIMEOUT="3",
         )
 
-    def web(self, name: str = "daphne", settings_module: str | None = None) -> WebServer:
-        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {})}
+    def web(
+        self, name: str = "daphne", settings_module: str | None = None, extra_env: dict | None = None
+    ) -> WebServer:
+        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}), **(extra_env or {})}
         server = start_web_server(f"{name}-{len(self.processes)}", env, self.workdir, self.static_root)
         self.processes.append(server.process)
         return server

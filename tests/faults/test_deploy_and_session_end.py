@@ -105,7 +105,8 @@ HANDSHAKES = 150
 
 async def test_no_socket_outlives_a_logout_that_races_its_handshake(cluster, servers_user):
     # The probe's attack 3: many handshakes of one session under way while it logs out.
-    web = cluster.web("daphne-race")
+    # One session's 150 tabs: above the per-user cap, the oldest would be replaced (4409) and reconnect.
+    web = cluster.web("daphne-race", extra_env={"NOTIFICATION_SOCKETS_PER_USER": str(HANDSHAKES)})
     customer = await in_thread(lambda: servers_user(UserFactory()))
     order = await in_thread(place_order, customer=customer, status=OrderStatus.PAID)  # seq 1
     browser = await Browser(web.base_url).login(customer.username)
