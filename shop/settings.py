@@ -106,11 +106,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Before anything reads the request: a NUL in a URL or form is a 400, never a database error (500).
-    "shop.middleware.RefuseUnstorableInput",
     # Before WhiteNoise, so static files (an SVG is a document too) carry the policies as well.
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Before anything reads the request: a NUL in a URL or form is a 400, never a database error (500).
+    "shop.middleware.RefuseUnstorableInput",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -143,10 +143,15 @@ FEATURES_OFF = {
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/admin/login/", "/static/js/live.js"])
-def test_every_response_carries_a_strict_content_security_policy_and_switches_unused_features_off(client, path):
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/", 200), ("/accounts/login/", 200), ("/admin/login/", 200), ("/static/js/live.js", 200), ("/?q=a%00b", 400)],
+)
+def test_every_response_carries_a_strict_content_security_policy_and_switches_unused_features_off(
+    client, path, status
+):
     response = client.get(path)
-    assert response.status_code == 200
+    assert response.status_code == status
     policy = dict(part.split(" ", 1) for part in response["Content-Security-Policy"].split("; "))
     assert policy == STRICT_POLICY
     features = dict(part.split("=", 1) for part in response["Permissions-Policy"].split(", "))
