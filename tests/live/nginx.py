@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import IN_CI
-from tests.live.servers import ROOT, ManagedProcess, WebServer, wait_until_serving
+from tests.live.servers import ROOT, LoopbackEndpoint, ManagedProcess, WebServer, wait_until_serving
 
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"
 
@@ -38,7 +38,7 @@ def nginx_binary() -> str:
 
 
 @dataclass
-class Proxy:
+class Proxy(LoopbackEndpoint):
     """A running nginx: plain HTTP on `port`, TLS on `tls_port`, and the certificate clients should trust."""
 
     process: ManagedProcess
@@ -47,20 +47,8 @@ class Proxy:
     certificate: Path
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def tls_base_url(self) -> str:
         return f"https://127.0.0.1:{self.tls_port}"
-
-    @property
-    def origin(self) -> str:
-        return self.base_url
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/notifications/"
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.certificate))

@@ -139,16 +139,10 @@ class ManagedProcess:
             stop_process(self.process, STOP_DEADLINE)
 
 
-@dataclass
-class WebServer:
-    """A running daphne and where to reach it."""
+class LoopbackEndpoint:
+    """Where to reach something that listens on 127.0.0.1:`port`: a web server, or a proxy in front of one."""
 
-    process: ManagedProcess
     port: int
-
-    @property
-    def pid(self) -> int:
-        return self.process.process.pid
 
     @property
     def base_url(self) -> str:
@@ -161,6 +155,18 @@ class WebServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/notifications/"
+
+
+@dataclass
+class WebServer(LoopbackEndpoint):
+    """A running daphne and where to reach it."""
+
+    process: ManagedProcess
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.process.pid
 
 
 @dataclass

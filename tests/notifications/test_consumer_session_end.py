@@ -75,6 +75,16 @@ def held_socket(application, session_key: str) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
 
 
+async def held_tab(browser: Client) -> tuple[WebsocketCommunicator, asyncio.Task, asyncio.Event]:
+    """A tab of `browser` whose handshake has read the session and waits for `go_on` before joining its groups."""
+    application, session_read, go_on = held_handshake()
+    tab = held_socket(application, browser.cookies["sessionid"].value)
+    connecting = asyncio.create_task(tab.connect())
+    async with asyncio.timeout(5):
+        await session_read.wait()
+    return tab, connecting, go_on
+
+
 # --- Logout ----------------------------------------------------------------------------------
 
 
@@ -116,11 +126,7 @@ async def test_a_handshake_that_read_the_session_before_a_logout_is_closed_with_
     customer = await make_user()
     order = await place(customer=customer)
     browser = await logged_in(customer)
-    application, session_read, go_on = held_handshake()
-    tab = held_socket(application, browser.cookies["sessionid"].value)
-    connecting = asyncio.create_task(tab.connect())
-    async with asyncio.timeout(5):
-        await session_read.wait()
+    tab, connecting, go_on = await held_tab(browser)
 
     # When the session is logged out meanwhile (its close message passes the group before the socket joins)
     await sync_to_async(browser.post)("/accounts/logout/")
@@ -229,11 +235,7 @@ async def test_a_password_set_outside_any_request_closes_every_socket_of_the_use
 async def test_a_handshake_that_read_the_session_before_a_password_change_is_closed_with_4403():
     customer = await make_user()
     browser = await logged_in(customer)
-    application, session_read, go_on = held_handshake()
-    tab = held_socket(application, browser.cookies["sessionid"].value)
-    connecting = asyncio.create_task(tab.connect())
-    async with asyncio.timeout(5):
-        await session_read.wait()
+    tab, connecting, go_on = await held_tab(browser)
 
     def change_password():
         customer.set_password(NEW_PASSWORD)
