@@ -49,7 +49,7 @@ def _claim_sql() -> str:
 
     claimed_until = column("publish_claimed_until")
     return (
-        f"UPDATE {quote(meta.db_table)} SET {claimed_until} = %s"  # noqa: S608 - names are ours, quoted
+        f"UPDATE {quote(meta.db_table)} SET {claimed_until} = %s"  # names are ours, quoted
         f" WHERE {column('id')} IN ({{ids}}) AND {column('published_at')} IS NULL"
         f" AND {column('quarantined_at')} IS NULL AND ({claimed_until} IS NULL OR {claimed_until} < %s)"
         f" RETURNING {column('id')}, {column('publish_attempts')}"

@@ -47,7 +47,7 @@ def _unread_states_sql() -> str:
     counter, notification = NotificationCounter._meta, Notification._meta
     user = f"{quote(counter.db_table)}.{quote(counter.get_field('user').column)}"
     return (
-        f"SELECT {user}, {quote(counter.get_field('unread_version').column)},"  # noqa: S608 - names are ours, quoted
+        f"SELECT {user}, {quote(counter.get_field('unread_version').column)},"  # names are ours, quoted
         f" (SELECT COUNT(*) FROM {quote(notification.db_table)}"
         f" WHERE {quote(notification.get_field('recipient').column)} = {user}"
         f" AND {quote(notification.get_field('read_at').column)} IS NULL)"

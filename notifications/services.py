@@ -66,7 +66,7 @@ def notification_seq_next(*, recipient_id: int) -> int:
     table = NotificationCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (user_id, last_seq, unread_version) VALUES (%s, 1, 1) "  # noqa: S608 - ours
+            f"INSERT INTO {table} (user_id, last_seq, unread_version) VALUES (%s, 1, 1) "  # the table name is ours
             f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + 1, "
             f"unread_version = {table}.unread_version + 1 RETURNING last_seq",
             [recipient_id],
@@ -178,7 +178,7 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
         notification.publish_attempts = attempts[notification.pk]
         try:
             built = _notification_messages(notification, unread=unread.get(notification.recipient_id, NO_UNREAD))
-        except Exception as error:  # noqa: BLE001 - a payload the frames cannot be made from is the row's fault
+        except Exception as error:  # a payload no frame can be made from is the row's fault
             failures[notification.pk] = error
             continue
         messages += built
@@ -344,7 +344,7 @@ def unread_version_next(*, user_id: int) -> int | None:
     table = NotificationCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET unread_version = unread_version + 1 "  # noqa: S608 - table name is ours
+            f"UPDATE {table} SET unread_version = unread_version + 1 "  # the table name is ours
             "WHERE user_id = %s RETURNING unread_version",
             [user_id],
         )
