@@ -9,7 +9,7 @@ WEB_PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-faults bench lock check clean
+.PHONY: install run test test-faults bench lock check lint clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -49,6 +49,10 @@ test-faults: install
 # and BENCH_REDIS_URL say where. A shorter look: make bench BENCH_ARGS="--sockets 2000 --quick".
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The rules pyproject.toml selects; ruff is pinned in requirements-dev.
+lint: install
+	$(BIN)/ruff check .
 
 check: install
 	DEBUG=true $(BIN)/python manage.py check

@@ -106,7 +106,7 @@ def use_layer(redis_url: str, layer: str, prefix: str) -> None:
     from channels.layers import channel_layers
     from django.conf import settings
 
-    from shop.settings import channel_layers_config
+    from shop.channel_layers import channel_layers_config
 
     settings.CHANNEL_LAYERS = channel_layers_config(redis_url, layer, prefix)
     channel_layers.backends.clear()

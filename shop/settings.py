@@ -8,14 +8,12 @@ eagerly in-process, so `make run` needs nothing but Python.
 from datetime import timedelta
 from pathlib import Path
 
-import channels_redis
 import environ
 import limits
-import redis
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
-from redis.driver_info import DriverInfo
 
+from shop.channel_layers import channel_layers_config
 from shop.proxy import proxy_networks_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -245,64 +243,14 @@ WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)
 WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_000, 5, 100]))
 
 
-# What the layer's Redis connections call themselves (CLIENT SETINFO, in CLIENT LIST), worked out once.
-# Left to redis-py, every new connection looks its own version up in the installed packages' metadata,
-# 0.35 ms of CPU. A sync caller with no event loop of its own (a management command; a Celery worker before
-# notifications/publishing_loop.py) paid that for every change it published: its async_to_sync runs a new event
-# loop, so the layer opens a new connection each time (docs/performance.md).
-REDIS_DRIVER_INFO = DriverInfo(lib_version=redis.__version__).add_upstream_driver(
-    "channels-redis", channels_redis.__version__
-)
-
-
-def channel_layers_config(redis_url: str, backend: str, prefix: str) -> dict:
-    """CHANNEL_LAYERS for `redis_url` (empty: in-memory, embedded mode); the benchmark reuses it."""
-    if not redis_url:
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    host = {
-        "address": redis_url,
-        # No read timeout: the layer's blocking receive waits as long as a
-        # socket is idle (redis-py 8 would default to 5 s; channels_redis#422).
-        "socket_timeout": None,
-        # But fail fast when Redis is down, so a publish never hangs a request.
-        "socket_connect_timeout": 5,
-        "driver_info": REDIS_DRIVER_INFO,
-    }
-    if backend == "pubsub":
-        # Pub/sub keeps no queues in Redis: nothing to size or expire, and a message
-        # published while a socket is resubscribing is lost (the ?after= resume recovers it).
-        return {
-            "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [host], "prefix": prefix},
-            }
-        }
-    if backend != "core":
-        raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core" or "pubsub".')
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [host],
-                "prefix": prefix,
-                # Messages waiting in Redis for one receiving process before new ones are
-                # dropped (silently: channels_redis logs it at INFO). All the sockets of a process
-                # share one key, so this must hold the largest burst one process can receive:
-                # at 1,000 a bulk action on 3,000 orders lost a third of its live notifications
-                # (docs/performance.md). Expiry, not capacity, bounds Redis's memory.
-                "capacity": 100_000,
-                "expiry": 60,
-                "group_expiry": WEBSOCKET_LIFETIME,
-            },
-        }
-    }
-
-
 # "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer):
 # docs/performance.md compares the two and says why pub/sub is the default.
 CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
 CHANNEL_LAYERS = channel_layers_config(
-    REDIS_URL, CHANNEL_LAYER_BACKEND, prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop")
+    REDIS_URL,
+    CHANNEL_LAYER_BACKEND,
+    prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop"),
+    group_expiry=WEBSOCKET_LIFETIME,
 )
 
 # The login limits' counts: in Redis when there is one, so every process shares them, beside the layer's keys.

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
-from shop.settings import channel_layers_config
+from shop.channel_layers import channel_layers_config
 from tests.live.servers import (
     ROOT,
     ManagedProcess,

@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from shop.settings import channel_layers_config
+from shop.channel_layers import channel_layers_config
 from tests.redis_server import RedisServer
 
 

@@ -9,8 +9,9 @@ import channels_redis
 import pytest
 import redis
 from channels_redis.utils import create_pool
+from django.core.exceptions import ImproperlyConfigured
 
-from shop.settings import channel_layers_config
+from shop.channel_layers import channel_layers_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SECRET = "k7#Vq2!xR9mZ@p4L$w8N^b3T&c6Y*f1Jh5Gd0Se2Ua9Oi4Er7Wt"
@@ -122,6 +123,26 @@ def test_channel_layer_connections_name_redis_py_and_channels_redis_from_one_dri
     assert first.driver_info is second.driver_info
     assert first.driver_info.formatted_name == f"redis-py(channels-redis_v{channels_redis.__version__})"
     assert first.driver_info.lib_version == redis.__version__
+
+
+def test_the_channel_layer_config_imports_without_running_the_settings_production_guards():
+    """The tests and the bench build layers from it; a production environment with no secret must not stop them."""
+    script = (
+        "import json, sys; from shop.channel_layers import channel_layers_config;"
+        "print(json.dumps(channel_layers_config('redis://127.0.0.1:6379/0', 'core', 'p', group_expiry=7)"
+        "['default']['CONFIG']['group_expiry'])); print('shop.settings' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean_env({"DEBUG": "false"}), capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "False"]
+
+
+def test_an_unknown_channel_layer_backend_is_refused_by_name():
+    with pytest.raises(ImproperlyConfigured, match='"core" or "pubsub"'):
+        channel_layers_config("redis://127.0.0.1:6379/0", "rabbitmq", "p")
 
 
 def test_the_web_process_collects_garbage_with_the_configured_thresholds_and_start_up_frozen():

@@ -1,0 +1,58 @@
+"""The channel layer's configuration for a Redis URL: imported by the settings, the tests and the benchmark.
+
+A module of its own so that importing it runs none of the settings' production guards.
+"""
+
+import channels_redis
+import redis
+from django.core.exceptions import ImproperlyConfigured
+from redis.driver_info import DriverInfo
+
+# What the layer's Redis connections call themselves (CLIENT SETINFO), worked out once: left to redis-py, every
+# new connection reads the installed packages' metadata (docs/performance.md, "Publishing from a sync caller").
+REDIS_DRIVER_INFO = DriverInfo(lib_version=redis.__version__).add_upstream_driver(
+    "channels-redis", channels_redis.__version__
+)
+
+BACKENDS = ("pubsub", "core")
+
+
+def channel_layers_config(redis_url: str, backend: str, prefix: str, *, group_expiry: int = 86400) -> dict:
+    """CHANNEL_LAYERS for `redis_url` (empty: in-memory, embedded mode).
+
+    `group_expiry` (core only) must outlive the longest a socket stays open, or it silently stops receiving.
+    """
+    if not redis_url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    if backend not in BACKENDS:
+        raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core" or "pubsub".')
+    host = {
+        "address": redis_url,
+        # No read timeout: the layer's blocking receive waits as long as a socket is idle (channels_redis#422).
+        "socket_timeout": None,
+        # But fail fast when Redis is down, so a publish never hangs a request.
+        "socket_connect_timeout": 5,
+        "driver_info": REDIS_DRIVER_INFO,
+    }
+    if backend == "pubsub":
+        # No queues in Redis: a message published while a socket resubscribes is lost, and ?after= recovers it.
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [host], "prefix": prefix},
+            }
+        }
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [host],
+                "prefix": prefix,
+                # One process's sockets share one key, which must hold its largest burst: past capacity
+                # channels_redis drops messages silently (docs/performance.md, "The core layer's capacity").
+                "capacity": 100_000,
+                "expiry": 60,
+                "group_expiry": group_expiry,
+            },
+        }
+    }
