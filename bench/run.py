@@ -14,7 +14,6 @@ Redis (BENCH_REDIS_URL); it never touches the shop's data.
 """
 
 import argparse
-import json
 import os
 import platform
 import resource

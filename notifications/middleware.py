@@ -63,7 +63,7 @@ class ConnectGate:
 
 
 class _GatedSocket:
-    """The application's receive and send while its handshake holds a turn: the turn ends at the first frame or close."""
+    """The application's receive and send while its handshake holds a turn, which ends at the first frame or close."""
 
     __slots__ = ("line", "unread", "_receive", "_send")
 

@@ -71,6 +71,6 @@ def _valid_quantities(stored) -> dict[str, int]:
     return {
         pk: quantity
         for pk, quantity in stored.items()
-        # isascii() too: str.isdigit() accepts "²" and other digits int() refuses (found by tests/shop/test_form_fuzz.py).
+        # isascii() too: str.isdigit() accepts "²" and other digits int() refuses (tests/shop/test_form_fuzz.py).
         if isinstance(pk, str) and pk.isascii() and pk.isdigit() and type(quantity) is int and quantity > 0
     }

@@ -53,7 +53,7 @@ class SessionStore(db.SessionStore):
             super().save(must_create=must_create)
         except UpdateError as error:
             if isinstance(error.__context__, (OperationalError, InterfaceError)):
-                raise error.__context__  # the database is unreachable: not a deleted session
+                raise error.__context__ from None  # the database is unreachable: not a deleted session
             raise
 
     def delete(self, session_key=None):

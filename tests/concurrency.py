@@ -16,7 +16,7 @@ def run_concurrently(target: Callable, arguments: Iterable[tuple], *, timeout: f
         try:
             start.wait(timeout=timeout)
             outcomes[index] = target(*args)
-        except Exception as error:  # noqa: BLE001 - the caller inspects every outcome
+        except Exception as error:  # the caller inspects every outcome
             outcomes[index] = error
         finally:
             connection.close()

@@ -12,7 +12,12 @@ User = get_user_model()
 def test_sign_up_creates_the_customer_and_signs_them_in(client):
     response = client.post(
         reverse("accounts:signup"),
-        {"username": "dana", "email": "dana@example.com", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+        {
+            "username": "dana",
+            "email": "dana@example.com",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
     )
     assert response.status_code == 302
     dana = User.objects.get(username="dana")
@@ -23,7 +28,12 @@ def test_sign_up_creates_the_customer_and_signs_them_in(client):
 def test_sign_up_refuses_a_taken_email(client, customer):
     response = client.post(
         reverse("accounts:signup"),
-        {"username": "copycat", "email": customer.email, "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+        {
+            "username": "copycat",
+            "email": customer.email,
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
     )
     assert response.status_code == 200
     assert "email" in response.context["form"].errors
@@ -70,7 +80,12 @@ def test_password_change_requires_login_and_keeps_the_session(client, customer, 
 def test_sign_up_redirects_only_within_the_site(client, next_url, expected):
     response = client.post(
         reverse("accounts:signup") + f"?next={next_url}",
-        {"username": "erin", "email": "erin@example.com", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
+        {
+            "username": "erin",
+            "email": "erin@example.com",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
     )
     assert response["Location"] == expected
 

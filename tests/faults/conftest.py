@@ -63,7 +63,11 @@ class Cluster:
     def web(
         self, name: str = "daphne", settings_module: str | None = None, extra_env: dict | None = None
     ) -> WebServer:
-        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}), **(extra_env or {})}
+        env = {
+            **self.env,
+            **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}),
+            **(extra_env or {}),
+        }
         server = start_web_server(f"{name}-{len(self.processes)}", env, self.workdir, self.static_root)
         self.processes.append(server.process)
         return server
@@ -71,7 +75,11 @@ class Cluster:
     def worker(
         self, settings_module: str | None = None, extra_env: dict | None = None, pool: str = "solo"
     ) -> ManagedProcess:
-        env = {**self.env, **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}), **(extra_env or {})}
+        env = {
+            **self.env,
+            **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}),
+            **(extra_env or {}),
+        }
         worker = start_worker(env, self.workdir, self.queue, name=f"celery-worker-{len(self.processes)}", pool=pool)
         self.processes.append(worker)
         return worker

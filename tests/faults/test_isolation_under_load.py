@@ -8,7 +8,6 @@ import random
 from collections import Counter
 
 import httpx
-import pytest
 
 from bench import scenarios
 from bench.data import customers_create

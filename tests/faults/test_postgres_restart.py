@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -247,7 +247,7 @@ def half_written() -> list[str]:
             continue
         if history[-1].new_status != order.status:
             problems.append(f"order {order.pk} is {order.status} but its last event says {history[-1].new_status}")
-        for before, after in zip(history, history[1:]):
+        for before, after in zip(history, history[1:], strict=False):
             if after.old_status != before.new_status:
                 problems.append(f"order {order.pk}: history breaks between event {before.pk} and {after.pk}")
         for event in history[1:]:
@@ -309,7 +309,7 @@ async def test_postgres_restart_fails_requests_cleanly_and_recovers_without_a_re
     staff = await Browser(web.base_url).login(staff_user.username)
     clients = {
         c.pk: ResilientClient([web], b.session_id, last_seq=start_seqs[c.pk][-1]).start()
-        for c, b in zip(customers, browsers)
+        for c, b in zip(customers, browsers, strict=True)
     }
     await wait_until(lambda: all(c.connects for c in clients.values()), deadline=20)
 
@@ -334,7 +334,7 @@ async def test_postgres_restart_fails_requests_cleanly_and_recovers_without_a_re
     lock.release.set()
     await asyncio.sleep(OUTAGE - (time.monotonic() - stopping))  # the outage itself
     await asyncio.to_thread(private_postgres.start)  # returns once it accepts connections
-    back, back_wall = time.monotonic(), datetime.now(timezone.utc)
+    back, back_wall = time.monotonic(), datetime.now(UTC)
     await asyncio.to_thread(lock.join, 10)
 
     def recovered():

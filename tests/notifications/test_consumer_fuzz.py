@@ -8,7 +8,9 @@ from urllib.parse import urlencode
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from notifications import consumers
 from notifications.groups import user_group
@@ -55,7 +57,10 @@ deep_json = st.integers(min_value=1, max_value=2000).flatmap(
 messages = st.one_of(
     # Well-formed-looking messages with hostile field values.
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["ping", "mark_read", "mark_all_read", "subscribe", "hello", ""]) | st.text(max_size=12)},
+        {
+            "type": st.sampled_from(["ping", "mark_read", "mark_all_read", "subscribe", "hello", ""])
+            | st.text(max_size=12)
+        },
         optional={"seq": number_garbage, "group": st.text(max_size=12), "user_id": json_values},
     ).map(lambda message: {"text": json.dumps(message)}),
     st.builds(lambda seq: {"type": "mark_read", "seq": seq}, number_garbage).map(

@@ -97,7 +97,7 @@ def test_a_forked_worker_process_sends_from_a_loop_of_its_own(private_redis, as_
     if pid == 0:
         try:
             send_to_customer_7(sender=os.getpid())
-        except BaseException:  # noqa: BLE001 - the exit status says it
+        except BaseException:  # the exit status says it
             os._exit(1)
         os._exit(0)
     _, status = os.waitpid(pid, 0)

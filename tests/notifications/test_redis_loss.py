@@ -3,8 +3,8 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.notifications.test_consumer import closed_with, open_socket
 from tests.factories import UserFactory
+from tests.notifications.test_consumer import closed_with, open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

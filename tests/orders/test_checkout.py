@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+
 from orders.models import Order, OrderEventType, OrderStatus
 from orders.services import CheckoutError, order_place
 from tests.concurrency import run_concurrently
@@ -25,7 +26,9 @@ def test_order_snapshots_prices_and_totals(customer):
         (beans.name, Decimal("14.50"), 1, Decimal("14.50")),
         (cups.name, Decimal("24.00"), 2, Decimal("48.00")),
     ]
-    assert [(e.type, e.new_status) for e in order.events.all()] == [(OrderEventType.PLACED, OrderStatus.PENDING_PAYMENT)]
+    assert [(e.type, e.new_status) for e in order.events.all()] == [
+        (OrderEventType.PLACED, OrderStatus.PENDING_PAYMENT)
+    ]
 
 
 def test_price_change_after_checkout_does_not_touch_the_order(customer, product):
@@ -79,7 +82,9 @@ def test_two_concurrent_checkouts_of_the_last_item_cannot_both_succeed():
     last = ProductFactory(stock=1)
     buyers = [UserFactory(), UserFactory()]
 
-    outcomes = run_concurrently(lambda customer: order_place(customer=customer, quantities={last.pk: 1}), [(b,) for b in buyers])
+    outcomes = run_concurrently(
+        lambda customer: order_place(customer=customer, quantities={last.pk: 1}), [(b,) for b in buyers]
+    )
 
     assert sorted(type(outcome).__name__ for outcome in outcomes) == ["CheckoutError", "Order"]
     last.refresh_from_db()

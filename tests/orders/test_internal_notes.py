@@ -225,7 +225,11 @@ def test_the_migration_keeps_every_existing_note_as_an_internal_one():
         old_apps = executor.loader.project_state([("orders", "0001_initial")]).apps
         order = place_order_before_the_split(old_apps)
         old_apps.get_model("orders", "OrderEvent").objects.create(
-            order_id=order.pk, type="status_changed", old_status="pending_payment", new_status="paid", note="Shown before"
+            order_id=order.pk,
+            type="status_changed",
+            old_status="pending_payment",
+            new_status="paid",
+            note="Shown before",
         )
     finally:
         # Forward again whatever happened: the tests after this one need the current schema.

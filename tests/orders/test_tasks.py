@@ -44,7 +44,9 @@ def test_payment_confirmation_for_a_missing_order_is_a_no_op():
     assert confirm_payment.delay(999_999).get() is False
 
 
-def test_checkout_enqueues_payment_confirmation_only_after_commit(customer, product, settings, django_capture_on_commit_callbacks):
+def test_checkout_enqueues_payment_confirmation_only_after_commit(
+    customer, product, settings, django_capture_on_commit_callbacks
+):
     settings.SIMULATE_ORDER_PROGRESS = True
     settings.FULFILMENT_STEP_DELAY = 0
 

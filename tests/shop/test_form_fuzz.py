@@ -1,8 +1,10 @@
 """Fuzzing the shop's and the admin's forms: tampered or random input is a form error, never a 500."""
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 from django.urls import reverse
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from orders.models import Order, OrderEvent, OrderStatus
 from shop.models import Product
@@ -96,7 +98,10 @@ def test_admin_change_form_with_any_values_never_errors(client, status, version,
 
 
 @FUZZ
-@given(action=values | st.sampled_from(["mark_shipped", "mark_cancelled", "delete_selected"]), ids=st.lists(values, max_size=4))
+@given(
+    action=values | st.sampled_from(["mark_shipped", "mark_cancelled", "delete_selected"]),
+    ids=st.lists(values, max_size=4),
+)
 def test_admin_bulk_action_with_any_action_or_ids_never_errors(client, action, ids):
     client.force_login(StaffFactory(username="bulk-fuzzer"))
     response = client.post(reverse("admin:orders_order_changelist"), {"action": action, "_selected_action": ids})

@@ -11,7 +11,12 @@ pytestmark = pytest.mark.django_db
 
 
 def counts():
-    return (get_user_model().objects.count(), Product.objects.count(), Order.objects.count(), OrderEvent.objects.count())
+    return (
+        get_user_model().objects.count(),
+        Product.objects.count(),
+        Order.objects.count(),
+        OrderEvent.objects.count(),
+    )
 
 
 def test_seed_demo_creates_staff_customers_catalog_and_orders(settings, capsys):

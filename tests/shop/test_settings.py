@@ -33,7 +33,9 @@ def settings_in(environment: dict) -> subprocess.CompletedProcess:
         " 'hsts': settings.SECURE_HSTS_SECONDS, 'ssl_redirect': settings.SECURE_SSL_REDIRECT,"
         " 'proxy_header': settings.SECURE_PROXY_SSL_HEADER, 'trusted_proxies': settings.TRUSTED_PROXIES}))"
     )
-    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean_env(environment), capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean_env(environment), capture_output=True, text=True
+    )
 
 
 def test_production_refuses_to_start_without_a_secret_key():
@@ -101,8 +103,12 @@ def test_embedded_mode_without_redis_uses_memory_layer_and_eager_tasks():
 
 def test_redis_url_switches_to_the_redis_layer_and_broker():
     result = settings_in(
-        {"SECRET_KEY": REAL_SECRET, "REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "postgres://u@h/db",
-         "ALLOWED_HOSTS": "shop.example.com,www.shop.example.com"}
+        {
+            "SECRET_KEY": REAL_SECRET,
+            "REDIS_URL": "redis://127.0.0.1:6379/3",
+            "DATABASE_URL": "postgres://u@h/db",
+            "ALLOWED_HOSTS": "shop.example.com,www.shop.example.com",
+        }
     )
     assert result.returncode == 0, result.stderr
     assert '"layer": "channels_redis.pubsub.RedisPubSubChannelLayer"' in result.stdout
@@ -168,9 +174,7 @@ FEATURES_OFF = {
     ("path", "status"),
     [("/", 200), ("/accounts/login/", 200), ("/admin/login/", 200), ("/static/js/live.js", 200), ("/?q=a%00b", 400)],
 )
-def test_every_response_carries_a_strict_content_security_policy_and_switches_unused_features_off(
-    client, path, status
-):
+def test_every_response_carries_a_strict_content_security_policy_and_switches_unused_features_off(client, path, status):
     response = client.get(path)
     assert response.status_code == status
     policy = dict(part.split(" ", 1) for part in response["Content-Security-Policy"].split("; "))

@@ -121,7 +121,9 @@ def test_a_nul_anywhere_in_the_request_is_400_before_any_view(world, value):
         assert response.status_code == 400 if "\x00" in value else response.status_code < 500
 
 
-@pytest.mark.parametrize("number", ["SO-00000١", "SO-1", "so-000001", "SO-000001'", "SO-000001 ", "x" * 30, "SO-%ED%A0%80"])
+@pytest.mark.parametrize(
+    "number", ["SO-00000١", "SO-1", "so-000001", "SO-000001'", "SO-000001 ", "x" * 30, "SO-%ED%A0%80"]
+)
 def test_an_order_number_of_the_wrong_shape_is_404(world, number):
     client = Client(raise_request_exception=False)
     client.force_login(world["customer"])
@@ -177,18 +179,22 @@ def test_a_session_cookie_holding_a_nul_is_no_session_not_a_500(world):
 @pytest.mark.django_db(transaction=True)
 async def test_a_socket_whose_session_cookie_holds_a_nul_is_anonymous_not_an_error():
     # "\000" in a quoted cookie is a NUL once Django has parsed it.
-    headers = [(b"host", b"testserver"), (b"origin", b"http://testserver"), (b"cookie", b'sessionid="abcdefgh\\000ijkl"')]
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", b"http://testserver"),
+        (b"cookie", b'sessionid="abcdefgh\\000ijkl"'),
+    ]
     communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_output(timeout=2)) == {"type": "websocket.close", "code": 4401}
 
 
-
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("path", ["/ws/notifications/\x00", "/ws/notifications\x00/", "/ws/nowhere/", "/", "/ws/%ED%A0%80/"])
+@pytest.mark.parametrize(
+    "path", ["/ws/notifications/\x00", "/ws/notifications\x00/", "/ws/nowhere/", "/", "/ws/%ED%A0%80/"]
+)
 async def test_a_socket_on_any_other_path_is_refused_not_an_error(path):
     headers = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
     connected, _ = await WebsocketCommunicator(application, path, headers=headers).connect()
     assert not connected
-
