@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
 
 # What the layer's Redis connections call themselves (CLIENT SETINFO), worked out once: left to redis-py, every
-# new connection reads the installed packages' metadata (docs/performance.md, "Publishing from a sync caller").
+# new connection reads the installed packages' metadata (docs/performance.md, "What the profiles showed").
 REDIS_DRIVER_INFO = DriverInfo(lib_version=redis.__version__).add_upstream_driver(
     "channels-redis", channels_redis.__version__
 )
@@ -49,7 +49,7 @@ def channel_layers_config(redis_url: str, backend: str, prefix: str, *, group_ex
                 "hosts": [host],
                 "prefix": prefix,
                 # One process's sockets share one key, which must hold its largest burst: past capacity
-                # channels_redis drops messages silently (docs/performance.md, "The core layer's capacity").
+                # channels_redis drops messages silently (docs/performance.md, "What the profiles showed").
                 "capacity": 100_000,
                 "expiry": 60,
                 "group_expiry": group_expiry,
