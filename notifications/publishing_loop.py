@@ -2,9 +2,8 @@
 
 From a thread with no event loop above it (a Celery task), `async_to_sync` starts a thread and an
 event loop for each call. The channel layer keeps its Redis connections per event loop, so it opens a
-new connection on that loop, sends, and closes it: for every change a worker publishes, ~1 ms of CPU
-on a fast box and 2-2.5 ms on a slow one before Redis has the message, and a socket left in
-TIME_WAIT for a minute (docs/performance.md). A worker process instead sends on one loop of its own,
+new connection on that loop, sends, and closes it, for every change a worker publishes (what that costs:
+docs/performance.md, appendix A). A worker process instead sends on one loop of its own,
 in a daemon thread started on first use, where the layer's connection lives as long as the process.
 
 Only processes that ask for it get one (`publishing_loop_enable`: the Celery worker, celery_app.py).

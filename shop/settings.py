@@ -146,10 +146,8 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-# Under ASGI each request (and each socket's database call) may run in a different thread,
-# so persistent per-thread connections (CONN_MAX_AGE) would pile up; the documented answer
-# is 0 plus a process-wide pool. Without it every socket handshake opened and closed
-# PostgreSQL connections, and a connect storm ran PostgreSQL out of them (docs/performance.md).
+# Under ASGI per-thread persistent connections pile up: 0 plus a process-wide pool, as Django documents
+# (docs/performance.md, appendix A: without the pool a connect storm ran PostgreSQL out of connections).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)
@@ -159,8 +157,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
         "max_size": DATABASE_POOL_MAX_SIZE,
         # A request waits this long for a free connection, then fails cleanly.
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-        # CONN_HEALTH_CHECKS makes Django check each connection on checkout, so ones broken by
-        # a PostgreSQL restart are replaced, never handed out.
+        # With CONN_HEALTH_CHECKS a connection broken by a PostgreSQL restart is replaced, never handed out.
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -239,7 +236,7 @@ WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
 # Seconds a client has to finish sending a request's headers (shop/web.py), so slow clients cannot hold
 # half-open connections; a complete WebSocket handshake then waits in line under WEBSOCKET_CONNECT_TIMEOUT.
 WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)
-# The web process's garbage-collector thresholds (CPython's default: 700, 10, 10); see shop/asgi.py.
+# The web process's garbage-collector thresholds (shop/asgi.py; docs/performance.md, appendix A).
 WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_000, 5, 100]))
 
 
@@ -268,20 +265,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# A late-acked task on a killed worker (SIGKILL, OOM, lost machine) comes back once it has been
-# unacked for the visibility timeout. 5 minutes, not Celery's hour: a lost payment confirmation
-# must come back well before beat cancels the order as unpaid (UNPAID_ORDER_TIMEOUT_MINUTES).
-# It must stay above the longest a live worker holds a task unacked (countdowns: the demo
-# delays, retry backoff up to 60 s; run time), or that task also runs twice (harmless:
-# every task is idempotent, see orders/tasks.py).
+# A killed worker's late-acked task comes back after this: well before beat cancels the order as unpaid, and
+# above the longest a live worker holds a task unacked (countdowns, retries), or it also runs twice (harmless:
+# every task is idempotent, orders/tasks.py; docs/reliability.md, note on 4).
 _visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": _visibility_timeout,
-    # Any consuming worker puts expired messages back, in a sweep kombu runs every
-    # `unacked_restore_interval` seconds but that only reads Redis on every
-    # `unacked_restore_throttle`-th run: 10 x 10 s by default, so redelivery lagged the
-    # timeout by up to 100 s (tests/faults/test_worker_killed_mid_task.py). Read on every
-    # run, every tenth of the timeout (1 to 10 s).
+    # kombu's sweep for expired messages reads Redis only every 10th run by default, so redelivery lagged the
+    # timeout by up to 100 s (docs/reliability.md, note on 4): read on every run instead.
     "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
     "unacked_restore_throttle": 1,
 }
@@ -296,9 +287,8 @@ NOTIFICATION_REPUBLISH_AFTER = env.int("NOTIFICATION_REPUBLISH_AFTER", default=5
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 # A client that missed more than this gets {"type": "reset"} and refetches the page.
 NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
-# A send still running after this many seconds (Redis unreachable but not refusing, or its connection
-# cut without a word) is abandoned and left to the sweeper; a bulk send gets 2 ms more per message
-# (notifications/publishing_loop.py, services.py). A change's send takes about a millisecond.
+# A send still running after this many seconds (Redis unreachable but not refusing) is abandoned and left to
+# the sweeper; a bulk send gets more per message (notifications/services.py).
 NOTIFICATION_PUBLISH_TIMEOUT = env.float("NOTIFICATION_PUBLISH_TIMEOUT", default=5.0)
 # Failed sends of one notification (its own fault, not the layer's) before the sweeper quarantines it.
 NOTIFICATION_PUBLISH_MAX_ATTEMPTS = env.int("NOTIFICATION_PUBLISH_MAX_ATTEMPTS", default=5)
