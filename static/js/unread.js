@@ -1,6 +1,6 @@
 // The unread count, last writer wins (docs/protocol.md): `unread` and `notification` frames from different
 // server processes can cross, so a count is shown only when its `unread_version` is newer than the one shown.
-// No DOM and no socket here: static/js/live.js applies the result, tests/js/unread.test.mjs tests it with node.
+// No DOM and no socket here: static/js/pages/ applies the result, tests/js/unread.test.mjs tests it with node.
 
 export class UnreadCount {
   constructor() {

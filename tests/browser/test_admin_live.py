@@ -1,7 +1,7 @@
 """The live Django admin in a real browser: what one staff member sees when another changes an order.
 
 Every staff socket joins the `staff` group and hears `order_changed` for any order;
-static/js/live.js updates the change list row in place and warns on an open change
+static/js/pages/admin.js updates the change list row in place and warns on an open change
 form that its order has moved on (saving it would be refused as stale).
 """
 

@@ -9,6 +9,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db.models import Max
@@ -117,6 +118,48 @@ def test_tab_back_online_shows_both_changes_it_missed_once_each_and_in_order(
     seqs = watch.notification_seqs()
     assert len(seqs) == 3 and seqs == sorted(set(seqs)), f"notification frames by seq: {seqs}"
     assert len(watch.websockets) == sockets_before + 1, "exactly one new socket after coming back online"
+    expect_not_reloaded(tab)
+
+
+def test_a_notification_lost_on_the_way_is_replayed_when_the_next_one_shows_the_gap(open_session, customer, order):
+    session = open_session("customer")
+    tab = customer_login(session, customer)
+    socket_urls: list[str] = []
+    dropped: list[dict] = []
+
+    def lose_the_first_notification(route: WebSocketRoute) -> None:
+        socket_urls.append(route.url)
+        server = route.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "notification" and not dropped:
+                dropped.append(frame)  # as if its publish had been lost between server and page
+                return
+            route.send(message)
+
+        server.on_message(from_server)
+
+    tab.route_web_socket(re.compile(r"/ws/notifications/"), lose_the_first_notification)
+    tab.goto(order.get_absolute_url())
+    expect_live(tab)
+    mark_page(tab)
+
+    transition(order, OrderStatus.PAID)
+    transition(order, OrderStatus.PROCESSING)
+
+    expect(timeline_steps(tab)).to_have_count(3)
+    assert toast_titles(tab) == [
+        f"Payment received for order {order.number}",
+        f"Order {order.number} is being prepared",
+    ]
+    statuses = [step.get_attribute("data-status") for step in timeline_steps(tab).all()]
+    assert statuses == ["pending_payment", "paid", "processing"]
+    assert len(dropped) == 1
+    # One resume, after the last seq the page had: the seq before the lost one.
+    assert len(socket_urls) == 2, socket_urls
+    assert parse_qs(urlsplit(socket_urls[1]).query)["after"] == [str(dropped[0]["seq"] - 1)]
+    expect(tab.locator("#live-indicator")).to_have_attribute("data-state", "live")
     expect_not_reloaded(tab)
 
 

@@ -1,0 +1,214 @@
+// The live connection: one WebSocket, resumed by seq (docs/protocol.md). No DOM and no page knowledge: pages listen
+// to its events; the socket, the timers and the randomness are injected, so tests/js/connection.test.mjs drives it.
+
+export const BACKOFF_BASE_MS = 500;
+export const BACKOFF_CAP_MS = 30000;
+export const PING_EVERY_MS = 25000;
+export const PONG_DEADLINE_MS = 10000;
+// Not logged in / session ended: retrying cannot help.
+export const STOP_CODES = new Set([4401, 4403]);
+// Replaced: the user opened more sockets than the server allows and this tab's was the oldest. Retrying would
+// only close another tab's, so this one waits until it is looked at again.
+export const REPLACED_CODE = 4409;
+// What the server sends that pages may hear (`pong` stays in here); "state" is this module's own event.
+export const FRAME_TYPES = new Set(["hello", "notification", "unread", "reset", "order_changed", "error"]);
+
+const OPEN = 1; // WebSocket.OPEN, a constant of the protocol whichever class is injected
+
+// The highest delay of retry number `attempt` (0 first): full jitter picks uniformly below it.
+export function backoffCeiling(attempt) {
+  return Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+}
+
+// Events: "state" (detail: one of connecting, live, reconnecting, offline, signed-out, paused) and one per frame
+// type in FRAME_TYPES (detail: the frame). `notification` events come once each, in seq order.
+export class LiveConnection extends EventTarget {
+  constructor({ url, lastSeq = 0, WebSocket = globalThis.WebSocket, timers = globalThis, random = Math.random,
+                isOnline = () => true }) {
+    super();
+    this.url = url;
+    this.lastSeq = lastSeq;
+    this.state = null;
+    this.WebSocket = WebSocket;
+    this.timers = timers;
+    this.random = random;
+    this.isOnline = isOnline;
+    this.socket = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.pingTimer = null;
+    this.pongTimer = null;
+    this.stopped = false;
+    this.paused = false;
+    this.helloLastSeq = null;
+    this.gapResumedFrom = null;
+  }
+
+  // `listener(detail)` for every event of `type`; returns the function that stops it.
+  on(type, listener) {
+    const wrapped = (event) => listener(event.detail);
+    this.addEventListener(type, wrapped);
+    return () => this.removeEventListener(type, wrapped);
+  }
+
+  resumeUrl() {
+    const url = new URL(this.url);
+    url.searchParams.set("after", String(this.lastSeq));
+    return url.href;
+  }
+
+  connect() {
+    if (this.stopped || this.socket) return;
+    this.timers.clearTimeout(this.retryTimer);
+    this.setState(this.attempt ? "reconnecting" : "connecting");
+    const socket = new this.WebSocket(this.resumeUrl());
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      if (this.socket !== socket) return;
+      this.setState("live");
+      this.startPinging();
+    });
+    socket.addEventListener("message", (event) => {
+      if (this.socket !== socket) return; // a socket let go of: what it still says is resumed on the next
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame && typeof frame === "object") this.receive(frame);
+    });
+    socket.addEventListener("close", (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.stopPinging();
+      if (STOP_CODES.has(event.code)) {
+        this.stop();
+        return;
+      }
+      if (event.code === REPLACED_CODE) {
+        this.pause();
+        return;
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  // Now rather than after the backoff: the tab was shown (`visible`) or the network came back. A paused tab
+  // resumes only when it is visible, where the user is looking.
+  reconnectNow({ visible = true } = {}) {
+    if (this.stopped || this.socket) return;
+    if (this.paused && !visible) return;
+    this.paused = false;
+    this.attempt = 0;
+    this.connect();
+  }
+
+  // The network is gone: the old socket may linger half-open, so let it go and start afresh.
+  drop() {
+    if (!this.letGo()) return;
+    this.setState("offline");
+  }
+
+  send(message) {
+    if (!this.socket || this.socket.readyState !== OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  receive(frame) {
+    switch (frame.type) {
+      case "hello":
+        // Only a socket the server fully set up resets the backoff: one accepted and closed
+        // at once (e.g. 4013 while Redis is down) keeps backing off instead of hammering.
+        this.attempt = 0;
+        this.helloLastSeq = typeof frame.last_seq === "number" ? frame.last_seq : null;
+        break;
+      case "notification":
+        if (!this.inSequence(frame)) return;
+        break;
+      case "reset":
+        // What was missed cannot be replayed: the page refetches, and this socket carries on from hello's seq.
+        if (this.helloLastSeq !== null) this.lastSeq = this.helloLastSeq;
+        this.gapResumedFrom = null;
+        break;
+      case "pong":
+        this.timers.clearTimeout(this.pongTimer);
+        return;
+    }
+    if (FRAME_TYPES.has(frame.type)) this.emit(frame.type, frame);
+  }
+
+  // Whether a notification is the next one: older or repeated seqs are dropped; after a gap the socket is resumed
+  // from the last seq delivered, so the server replays what is missing. Once: a gap the replay cannot fill is a seq
+  // the server no longer has, and waiting for it would hold up every later one.
+  inSequence(frame) {
+    if (typeof frame.seq !== "number" || frame.seq <= this.lastSeq) return false;
+    if (frame.seq > this.lastSeq + 1 && this.gapResumedFrom !== this.lastSeq) {
+      this.gapResumedFrom = this.lastSeq;
+      this.letGo();
+      this.scheduleReconnect();
+      return false;
+    }
+    this.lastSeq = frame.seq;
+    return true;
+  }
+
+  letGo() {
+    const socket = this.socket;
+    if (!socket) return false;
+    this.socket = null;
+    this.stopPinging();
+    socket.close();
+    return true;
+  }
+
+  scheduleReconnect() {
+    if (this.stopped || this.paused) return;
+    this.setState(this.isOnline() ? "reconnecting" : "offline");
+    // Exponential backoff with full jitter, so a fleet of tabs does not reconnect in lockstep.
+    const ceiling = backoffCeiling(this.attempt);
+    this.attempt += 1;
+    this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = this.timers.setTimeout(() => this.connect(), this.random() * ceiling);
+  }
+
+  startPinging() {
+    this.stopPinging();
+    this.pingTimer = this.timers.setInterval(() => {
+      if (!this.send({ type: "ping" })) return;
+      this.timers.clearTimeout(this.pongTimer);
+      this.pongTimer = this.timers.setTimeout(() => {
+        this.drop();
+        this.scheduleReconnect();
+      }, PONG_DEADLINE_MS);
+    }, PING_EVERY_MS);
+  }
+
+  stopPinging() {
+    this.timers.clearInterval(this.pingTimer);
+    this.timers.clearTimeout(this.pongTimer);
+  }
+
+  pause() {
+    this.paused = true;
+    this.timers.clearTimeout(this.retryTimer);
+    this.setState("paused");
+  }
+
+  stop() {
+    this.stopped = true;
+    this.timers.clearTimeout(this.retryTimer);
+    this.setState("signed-out");
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.emit("state", state);
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

@@ -1,0 +1,25 @@
+// The order page: its status badge changes and its timeline gets a step for each change of this order.
+
+import { element, messageNote, safeToken, timeElement } from "../dom.js";
+import { isNewer, statusBadge } from "./order-status.js";
+
+export function listen(connection) {
+  const detail = document.getElementById("order-status");
+  if (!detail) return;
+  connection.on("notification", ({ order, created_at: createdAt, message }) => {
+    if (!order || detail.dataset.orderId !== String(order.id) || !isNewer(detail, order)) return;
+    statusBadge(detail, order);
+    const timeline = document.getElementById("order-timeline");
+    if (!timeline) return;
+    const badge = element("span");
+    statusBadge(badge, order);
+    timeline.append(
+      element("li", { className: "live-added", attrs: { "data-status": safeToken(order.status) } }, [
+        badge,
+        " ",
+        timeElement(createdAt),
+        ...messageNote(message, "note"),
+      ]),
+    );
+  });
+}
