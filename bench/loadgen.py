@@ -10,11 +10,11 @@ their frames) and drives them over stdin/stdout, one JSON object per line:
     {"cmd": "collect"}    -> the notification frames received since the last collect
     {"cmd": "close"}      -> closes every socket and exits
 
-Each client behaves like static/js/live.js on its first connect: the session cookie,
+Each client behaves like static/js/connection.js on its first connect: the session cookie,
 the site's Origin, permessage-deflate offered as browsers do, no client pings (browsers
 send none), and it counts as connected only once the server's `hello` arrived. After
 `reconnect_to`, a socket the server drops comes back as the page's does: exponential
-backoff with full jitter (live.js's base and cap), to the next target, resuming with
+backoff with full jitter (connection.js's base and cap), to the next target, resuming with
 ?after=<last seq>; only a `hello` resets the backoff.
 """
 
@@ -30,7 +30,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 HANDSHAKE_TIMEOUT = 60
-# static/js/live.js: BACKOFF_BASE_MS, BACKOFF_CAP_MS and STOP_CODES.
+# static/js/connection.js: BACKOFF_BASE_MS, BACKOFF_CAP_MS and STOP_CODES.
 PAGE_BACKOFF_BASE = 0.5
 PAGE_BACKOFF_CAP = 30.0
 PAGE_STOP_CODES = {4401, 4403}

@@ -89,7 +89,7 @@ class ResilientClient:
                 self.handshake_failures[refused.response.status_code] += 1
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:  # incl. closed mid-handshake
                 self.handshake_failures[type(error).__name__] += 1
-            # Full jitter, as static/js/live.js does; then try the next server.
+            # Full jitter, as static/js/connection.js does; then try the next server.
             self._server_index += 1
             await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
             attempt += 1

@@ -1,7 +1,7 @@
 """Fault 7: 5,000 clients dropped at once (their web process killed) all come back, with the page's backoff.
 
 The clients are the benchmark's load generators (bench/), which after `reconnect_to`
-behave like static/js/live.js when a socket drops: exponential backoff with full jitter
+behave like static/js/connection.js when a socket drops: exponential backoff with full jitter
 (0.5 s doubling to 30 s), the next server, ?after=<last seq>. What is asserted is
 correctness only: every client back on the surviving process, no HTTP 5xx on the way,
 and every client hearing about its order afterwards. How long it took is recorded for
