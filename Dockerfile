@@ -17,8 +17,8 @@ RUN SECRET_KEY=collectstatic-only-not-used-at-runtime-0123456789abcdefghijklmnop
 RUN useradd --create-home shop
 USER shop
 
+# Every interface, so nginx (or `docker run -p`) reaches it; its other defaults are the settings' (shop/web.py).
+ENV WEB_HOST=0.0.0.0 \
+    WEB_PORT=8000
 EXPOSE 8000
-# A listen backlog of 2048 (twisted's default is 50) and a 30 s connect timeout (daphne's is 5) so a reconnect
-# storm after a deploy waits in line instead of being dropped or refused (docs/reliability.md, 7);
-# WEBSOCKET_LIFETIME is also the settings' (through sh, and exec so daphne gets the signals).
-CMD ["sh", "-c", "exec python -m shop.web -e tcp:port=8000:interface=0.0.0.0:backlog=2048 --websocket_timeout ${WEBSOCKET_LIFETIME:-86400} --websocket_connect_timeout ${WEBSOCKET_CONNECT_TIMEOUT:-30} shop.asgi:application"]
+CMD ["python", "-m", "shop.web"]

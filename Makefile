@@ -2,8 +2,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1
-WEB_PORT ?= 8000
 
 # The suite talks to the real PostgreSQL and Redis; point these elsewhere if yours differ.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
@@ -27,11 +25,11 @@ run: install
 	$(BIN)/python -m shop.database_create
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@echo "Serving on http://$(HOST):$(WEB_PORT)/  ($(if $(REDIS_URL),full stack with Redis at $(REDIS_URL),embedded mode: no Redis))"
+	@echo "Serving ($(if $(REDIS_URL),full stack with Redis at $(REDIS_URL),embedded mode: no Redis)) at the address below"
 ifdef REDIS_URL
-	PATH="$(abspath $(BIN)):$$PATH" HOST=$(HOST) WEB_PORT=$(WEB_PORT) $(BIN)/honcho --procfile Procfile start
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --procfile Procfile start
 else
-	$(BIN)/python -m shop.web -b $(HOST) -p $(WEB_PORT) shop.asgi:application
+	$(BIN)/python -m shop.web
 endif
 
 test: install

@@ -23,14 +23,10 @@ STOP_DEADLINE = 15.0
 # How each ASGI server is started; both serve the same application, the shop's unless told otherwise.
 SHOP_APPLICATION = "shop.asgi:application"
 SERVER_COMMANDS = {
-    # A listen backlog as deep as uvicorn's (twisted's default is 50): in a connect storm a full
-    # backlog drops SYNs and each dropped client waits a second for its retransmit.
+    # daphne as operators run it (shop/web.py: its listen backlog as deep as uvicorn's, the connect timeout).
     # No access log on either server (-v 0 for daphne, --no-access-log for uvicorn): the bench
     # measures sockets, not log formatting (daphne writes three lines per socket).
-    "daphne": [
-        "-m", "shop.web", "-e", "tcp:port={port}:interface=127.0.0.1:backlog=2048", "--websocket_connect_timeout", "30",
-        "-v", "0", "{app}",
-    ],
+    "daphne": ["-m", "shop.web", "--bind", "127.0.0.1", "--port", "{port}", "-v", "0", "{app}"],
     # No per-message compression: browsers offer it and uvicorn would accept it by default,
     # at the cost of a zlib context (tens of KB) per socket for frames of a few hundred bytes.
     # daphne does not negotiate it either, so the two are compared like for like.

@@ -90,8 +90,8 @@ _subscriber_reconnects = _SubscriberReconnects()
 
 
 def _watch_subscriber_reconnects(layer) -> None:
-    # channels_redis 4.3's RedisPubSubChannelLayer: one RedisPubSubLoopLayer per event loop, one
-    # subscriber connection per shard. Private attributes of pinned versions, guarded by
+    # channels_redis's RedisPubSubChannelLayer: one RedisPubSubLoopLayer per event loop, one subscriber connection
+    # per shard. Private attributes of the versions shop/internals.py pins and checks at start-up, guarded by
     # tests/faults/test_subscriber_reconnect.py; the core layer (no such connection) is left alone.
     loop_layer = getattr(layer, "_layers", {}).get(asyncio.get_running_loop())
     for shard in getattr(loop_layer, "_shards", ()):

@@ -10,13 +10,9 @@ django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
-# A web process holds thousands of long-lived sockets, a couple of hundred tracked objects each. With
-# CPython's default thresholds a connect storm set off a full collection every time the heap grew by a
-# quarter, each one a stop-the-world pass over every object: 21 of them, up to 2 s each, for 10,000 sockets
-# (docs/performance.md). The defaults here consider a full collection only every 20,000 x 5 x 100 = 10
-# million net allocations, so it becomes rare, while a young pass stays small (at most ~100,000 objects,
-# ~50-100 ms; 50,000 x 20 let the middle generation grow to a million and pause 0.5 s). What start-up made
-# (Django, URLconf, models) lives as long as the process: frozen out of every collection.
+# Full collections rare (WEB_GC_THRESHOLDS) and start-up's objects (Django, URLconf, models) frozen out of them:
+# stop-the-world passes over every socket's objects were the tail latency at 10,000 sockets (docs/performance.md,
+# "Tail latency: the garbage collector, then daphne's sweeps").
 gc.set_threshold(*settings.WEB_GC_THRESHOLDS)
 gc.collect()  # so no start-up garbage is frozen with the rest
 gc.freeze()

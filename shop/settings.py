@@ -233,6 +233,14 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # How long daphne keeps a WebSocket open (its --websocket_timeout); group
 # membership must outlive it, or a long-lived socket silently stops receiving.
 WEBSOCKET_LIFETIME = env.int("WEBSOCKET_LIFETIME", default=86400)
+# How the web process listens and waits (shop/web.py hands them to daphne; every start command inherits them).
+WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")
+WEB_PORT = env.int("WEB_PORT", default=8000)
+# A storm's connections wait to be accepted, not dropped (twisted's default of 50; docs/performance.md, "What the
+# profiles showed, and what was fixed"), and its handshakes wait in line, not refused (daphne's default of 5 s;
+# docs/reliability.md, "Note on 7").
+WEB_BACKLOG = env.int("WEB_BACKLOG", default=2048)
+WEBSOCKET_CONNECT_TIMEOUT = env.int("WEBSOCKET_CONNECT_TIMEOUT", default=30)
 # Seconds a client has to finish sending a request's headers (shop/web.py), so slow clients cannot hold
 # half-open connections; a complete WebSocket handshake then waits in line under WEBSOCKET_CONNECT_TIMEOUT.
 WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)

@@ -1,43 +1,49 @@
 """The web process: daphne, with its periodic sweeps over the connections done in slices.
 
-    python -m shop.web [daphne's arguments]
+    python -m shop.web [daphne's arguments, only to override a default]
 
-daphne checks its connections on two timers: every second it reaps finished applications
-(`application_checker`), every two seconds it enforces timeouts and sends a ping to each socket
-that has been quiet for `--ping-interval` (`timeout_checker`). Each timer walks every connection
-in one go, holding the event loop meanwhile. With 10,000 sockets those walks took 9-20 ms and
-32-80 ms (about 1,000 pings in one batch), and every notification arriving during one waited:
-that was the tail of the latency at 10,000 sockets (docs/performance.md). Here each timer walks
-the connections a slice at a time, every `SWEEP_STEP` seconds, so every connection is still
-visited about once a second and once every two seconds, but the loop is never held for long.
+Every start command (the Procfile, the image, compose, `make run`, the tests, the bench) runs this, with its
+defaults from the settings, so from the environment: it listens on WEB_HOST:WEB_PORT, every endpoint with a
+listen backlog of WEB_BACKLOG unless it names its own; a WebSocket lives up to WEBSOCKET_LIFETIME seconds and
+its handshake may wait in line WEBSOCKET_CONNECT_TIMEOUT seconds; it serves shop.asgi:application. It refuses
+daphne's --proxy-headers: forwarded headers are believed from TRUSTED_PROXIES only, by shop/proxy.py.
 
-At start-up it lifts its limit on open files as far as it may: every socket is one (shop/open_files.py).
+daphne walks every connection at once on two timers (reaping finished applications every second, timeouts and
+pings every two), holding the event loop meanwhile; here each timer walks a slice every `SWEEP_STEP` seconds,
+so every connection is visited as often but the loop is never held for long (docs/performance.md, "What the
+profiles showed, and what was fixed").
+
+At start-up it refuses other versions of the packages whose internals it uses (shop/internals.py) and lifts
+its limit on open files as far as it may: every socket is one (shop/open_files.py).
 
 It also hands every socket autobahn's options as class attributes instead of a copy each,
 cancels every application on shutdown (daphne's own stops at the first connection without one),
 and closes a connection whose request headers are not all in within `WEB_HEADER_TIMEOUT` seconds.
-Everything else is daphne's, arguments included: the Procfile, the image, compose, `make run`,
-the tests and the bench all start the web process this way.
 """
 
 import asyncio
 import concurrent.futures
 import logging
 import math
+import os
 import resource
+import sys
 import time
 from types import FunctionType
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from twisted.internet import defer, reactor
 from twisted.web import http
 
+from shop.internals import internals_check
 from shop.open_files import open_files_limit_raise
 
 logger = logging.getLogger("daphne.server")
 
+APPLICATION = "shop.asgi:application"
 SWEEP_STEP = 0.02  # seconds between slices: 50 a second, a few dozen connections each at 10,000
 
 
@@ -71,8 +77,8 @@ class Sweep:
 class SlicedSweepServer(Server):
     """daphne's Server with `application_checker` and `timeout_checker` visiting a slice per call."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, endpoints: list[str], **kwargs):
+        super().__init__(*args, endpoints=[endpoint_with_backlog(e, settings.WEB_BACKLOG) for e in endpoints], **kwargs)
         self.application_sweep = Sweep(period=1.0)  # daphne: all of them every second
         self.timeout_sweep = Sweep(period=2.0)  # daphne: all of them every two seconds
 
@@ -89,7 +95,7 @@ class SlicedSweepServer(Server):
 
         daphne makes its HTTP factory in `run()` and starts listening with it before the reactor runs;
         connections are accepted only once it runs, after this. The factory builds what twisted's own
-        does (its `_genericHTTPChannelProtocolFactory`, Twisted 26.10, daphne 4.2.3), around our channel.
+        does (its `_genericHTTPChannelProtocolFactory`, of the versions in shop/internals.py), around our channel.
         """
         header_timeout = settings.WEB_HEADER_TIMEOUT
         self.http_factory.protocol = lambda: http._GenericHTTPChannelProtocol(HeaderDeadlineChannel(header_timeout))
@@ -97,9 +103,9 @@ class SlicedSweepServer(Server):
     def share_protocol_options(self):
         """Give every socket autobahn's options as class attributes instead of a copy each.
 
-        autobahn copies its 29 options from the factory into each protocol's `__dict__`, unless
-        the protocol already has them: 2 KB per idle socket. daphne sets them once, in `run()`,
-        before the reactor starts (this runs then, before any connection), and never again.
+        autobahn copies its options from the factory into each protocol's `__dict__` unless the protocol
+        already has them (docs/performance.md, "What the profiles showed, and what was fixed"). daphne sets
+        them once, in `run()`, before the reactor starts (this runs then, before any connection), and never again.
         """
         factory = self.ws_factory
         options = {}
@@ -107,8 +113,7 @@ class SlicedSweepServer(Server):
             value = getattr(factory, name)
             # A function option (perMessageCompressionAccept) must not become a method of the protocol.
             options[name] = staticmethod(value) if isinstance(value, FunctionType) else value
-        # And nothing left to copy: autobahn also pformats the list of copied options for a debug
-        # line on every connection, logged or not (~0.3 ms, 6 % of a handshake's CPU).
+        # And nothing left to copy: autobahn also pformats the copied options for a debug line on every connection.
         options["CONFIG_ATTRS"] = ()
         factory.protocol = type(factory.protocol.__name__, (factory.protocol,), options)
 
@@ -245,9 +250,54 @@ class HeaderDeadlineChannel(http.HTTPChannel):
         self.timeoutConnection()  # twisted's: close, and abort if the client will not let go
 
 
+# Endpoint types whose listening socket takes a backlog (an inherited `fd:` is already listening).
+BACKLOG_ENDPOINTS = {"tcp", "tcp6", "ssl", "unix"}
+
+
+def endpoint_with_backlog(endpoint: str, backlog: int) -> str:
+    """`endpoint` (a twisted endpoint string) listening with `backlog`, unless it names a backlog of its own."""
+    kind = endpoint.split(":", 1)[0]
+    if kind not in BACKLOG_ENDPOINTS or ":backlog=" in endpoint:
+        return endpoint
+    return f"{endpoint}:backlog={backlog}"
+
+
 class WebCommandLine(CommandLineInterface):
+    """daphne's command line, with the shop's defaults from the settings; any argument still overrides one."""
+
     server_class = SlicedSweepServer
+
+    def __init__(self):
+        super().__init__()
+        self.parser.set_defaults(
+            websocket_timeout=settings.WEBSOCKET_LIFETIME,
+            websocket_connect_timeout=settings.WEBSOCKET_CONNECT_TIMEOUT,
+        )
+        # daphne requires the application argument; argparse keeps its arguments in `_actions`.
+        application = next(action for action in self.parser._actions if action.dest == "application")
+        application.nargs, application.required, application.default = "?", False, APPLICATION
+
+    def run(self, args):
+        given = self.parser.parse_args(args)
+        if given.proxy_headers:
+            self.parser.error("--proxy-headers would believe any client: set TRUSTED_PROXIES (shop/proxy.py) instead")
+        if not (given.unix_socket or given.file_descriptor is not None or given.socket_strings):
+            if given.host is None:
+                args = [*args, "--bind", settings.WEB_HOST]
+            if given.port is None:
+                args = [*args, "--port", str(settings.WEB_PORT)]
+        super().run(args)
+
+
+def main(args: list[str]) -> None:
+    """Start the web process with `args` (daphne's), on the pinned versions only."""
+    try:
+        internals_check()
+    except ImproperlyConfigured as error:
+        raise SystemExit(f"shop.web: {error}") from None
+    WebCommandLine().run(args)
 
 
 if __name__ == "__main__":
-    WebCommandLine.entrypoint()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    main(sys.argv[1:])

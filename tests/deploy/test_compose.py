@@ -2,6 +2,11 @@
 
 import ast
 import ipaddress
+import json
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -20,8 +25,32 @@ def procfile_web() -> str:
     return next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
 
 
-def image_web() -> str:
-    return next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) of each line of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [tuple(line.split(None, 1)) for line in lines]
+
+
+def image_environment() -> dict[str, str]:
+    pairs = [pair for name, arguments in dockerfile_instructions() if name == "ENV" for pair in shlex.split(arguments)]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def image_command() -> list[str]:
+    return json.loads(next(arguments for name, arguments in dockerfile_instructions() if name == "CMD"))
+
+
+def make_run_recipe(**variables: str) -> list[str]:
+    """The commands `make run` would run (make -n: nothing runs), with `variables` set on make's command line."""
+    dry_run = subprocess.run(
+        ["make", "-n", "run", *(f"{name}={value}" for name, value in variables.items())],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return dry_run.stdout.splitlines()
+
+
+WEB_COMMAND = ["python", "-m", "shop.web"]  # daphne's arguments are the settings' (shop/web.py), nowhere else
 
 
 def test_compose_names_the_required_services():
@@ -38,7 +67,7 @@ def test_app_services_share_one_image_and_differ_only_by_command_and_cpu_weight(
         assert service["build"] == "." and service["image"] == "shop:latest"
         assert {k: v for k, v in service.items() if k in shared} == shared
     commands = {name: services[name]["command"] for name in APP_SERVICES}
-    assert commands["web"][:3] == ["python", "-m", "shop.web"] and commands["web"][-1] == "shop.asgi:application"
+    assert commands["web"] == WEB_COMMAND
     assert commands["worker"][:4] == ["celery", "-A", "celery_app", "worker"]
     assert commands["beat"][:4] == ["celery", "-A", "celery_app", "beat"]
     assert len({tuple(command) for command in commands.values()}) == len(APP_SERVICES)
@@ -74,37 +103,37 @@ def test_dockerfile_installs_the_pinned_requirements():
     assert "FROM python:3.11" in dockerfile
 
 
-def test_daphne_closes_sockets_after_the_lifetime_the_settings_use():
-    """WEBSOCKET_LIFETIME reaches both the settings (group expiry) and daphne's --websocket_timeout, wherever it runs."""
-    services = load_compose()["services"]
-    web = services["web"]["command"]
-    lifetime = web[web.index("--websocket_timeout") + 1]
-    assert lifetime == services["web"]["environment"]["WEBSOCKET_LIFETIME"] == "${WEBSOCKET_LIFETIME:-86400}"
-    for command in (procfile_web(), image_web()):
-        assert "--websocket_timeout ${WEBSOCKET_LIFETIME:-86400}" in command
+def test_every_web_process_is_python_m_shop_web_with_no_daphne_arguments():
+    """Compose, the image, the Procfile and `make run` (both modes) start it one way; shop/web.py has the rest."""
+    assert load_compose()["services"]["web"]["command"] == WEB_COMMAND
+    assert image_command() == WEB_COMMAND
+    assert procfile_web() == "web: python -m shop.web"
+    assert make_run_recipe(REDIS_URL="")[-1] == ".venv/bin/python -m shop.web"
+    assert make_run_recipe(REDIS_URL="redis://127.0.0.1:6379/9")[-1].endswith("honcho --procfile Procfile start")
 
 
-def test_daphne_lets_a_reconnect_storm_wait_in_line_everywhere_it_runs():
-    """A deep listen backlog and a 30 s connect timeout: Procfile, image and compose alike (docs/reliability.md, 7)."""
-    web = load_compose()["services"]["web"]["command"]
-    assert web[web.index("--websocket_connect_timeout") + 1] == "${WEBSOCKET_CONNECT_TIMEOUT:-30}"
-    assert "backlog=2048" in web[web.index("-e") + 1]
-    for command in (procfile_web(), image_web()):
-        assert "--websocket_connect_timeout ${WEBSOCKET_CONNECT_TIMEOUT:-30}" in command
-        assert ":backlog=2048" in command
+def test_the_image_listens_on_every_interface_at_the_port_nginx_proxies_to():
+    environment = image_environment()
+    assert environment["WEB_HOST"] == "0.0.0.0"
+    assert f"server web:{environment['WEB_PORT']};" in (ROOT / "deploy" / "nginx.conf").read_text()
+    assert ("EXPOSE", environment["WEB_PORT"]) in dockerfile_instructions()
 
 
-def test_compose_hands_the_header_deadline_to_the_web_process():
-    """shop/web.py reads WEB_HEADER_TIMEOUT from the settings; the Procfile, the image and make run inherit it."""
-    assert load_compose()["services"]["web"]["environment"]["WEB_HEADER_TIMEOUT"] == "${WEB_HEADER_TIMEOUT:-10}"
+def settings_defaults(*names: str) -> dict[str, str]:
+    """What shop/settings.py makes of `names` when the environment does not set them."""
+    script = f"import json, shop.settings as s; print(json.dumps({{n: getattr(s, n) for n in {names!r}}}))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={"DEBUG": "true"}, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)
 
 
-def test_every_web_process_is_daphne_through_shop_web():
-    """shop/web.py's sweeps and shared socket options wherever the web process runs: image, compose, Procfile, make run."""
-    assert load_compose()["services"]["web"]["command"][:3] == ["python", "-m", "shop.web"]
-    embedded = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "shop.asgi:application" in line)
-    for command in (procfile_web(), image_web(), embedded):
-        assert "python -m shop.web " in command
+def test_compose_hands_the_web_process_knobs_to_the_settings_with_the_settings_defaults():
+    """shop/web.py reads them from the settings, so an operator's .env reaches the web process through compose."""
+    environment = load_compose()["services"]["web"]["environment"]
+    knobs = ("WEBSOCKET_LIFETIME", "WEBSOCKET_CONNECT_TIMEOUT", "WEB_HEADER_TIMEOUT")
+    for name, default in settings_defaults(*knobs).items():
+        assert environment[name] == f"${{{name}:-{default:g}}}"
 
 
 def test_the_web_process_publishes_no_port_and_only_nginx_is_reachable():
@@ -114,14 +143,6 @@ def test_the_web_process_publishes_no_port_and_only_nginx_is_reachable():
     assert published == {"nginx"}
     assert services["nginx"]["ports"] == ["8000:80"]
     assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
-
-
-def test_no_web_process_believes_forwarded_headers_from_any_client():
-    """daphne's --proxy-headers is gone everywhere: shop/proxy.py believes only TRUSTED_PROXIES."""
-    web = load_compose()["services"]["web"]["command"]
-    embedded = next(line for line in (ROOT / "Makefile").read_text().splitlines() if "shop.asgi:application" in line)
-    for command in (" ".join(web), procfile_web(), image_web(), embedded):
-        assert "--proxy-headers" not in command
 
 
 def test_the_web_process_trusts_exactly_nginx_s_fixed_address():

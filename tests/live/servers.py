@@ -232,9 +232,8 @@ def start_web_server(
         **env,
         "STATIC_ROOT": str(static_root),
     }
-    # As the Procfile runs it (listen backlog 2048, 30 s connect timeout), on a port the OS picks.
-    argv = [*launcher, sys.executable, "-m", "shop.web", "-e", "tcp:port=0:interface=127.0.0.1:backlog=2048",
-            "--websocket_connect_timeout", "30", app]  # fmt: skip
+    # As the Procfile runs it, on loopback and a port the OS picks.
+    argv = [*launcher, sys.executable, "-m", "shop.web", "--bind", "127.0.0.1", "--port", "0", app]
     process = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:
         # Port 0: no race for a "free" port; daphne logs the one it got.

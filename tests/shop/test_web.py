@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import time
 from http.client import HTTPConnection
 from pathlib import Path
@@ -19,6 +20,8 @@ from django.test import Client
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+import bench.floor
+import shop.asgi
 from shop import web
 from tests.conftest import requires_postgres
 from tests.live.servers import live_db, server_env, servers_database_url, start_web_server
@@ -179,6 +182,68 @@ def test_shutdown_cancels_every_running_application_even_next_to_an_upgraded_req
 
 def test_the_web_command_line_runs_the_sliced_sweep_server():
     assert web.WebCommandLine.server_class is web.SlicedSweepServer
+
+
+# --- The command line: the settings' defaults, any argument overriding one ----------------------------------
+
+
+class BuiltServer(web.SlicedSweepServer):
+    """The server the command line builds, kept instead of run."""
+
+    def run(self):
+        pass
+
+
+def server_built_from(args: list[str], monkeypatch) -> web.SlicedSweepServer:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # daphne's run() puts "." in front
+    command_line = web.WebCommandLine()
+    command_line.server_class = BuiltServer
+    command_line.run(args)
+    return command_line.server
+
+
+@pytest.fixture
+def web_settings(settings):
+    settings.WEB_HOST, settings.WEB_PORT, settings.WEB_BACKLOG = "127.0.0.9", 8123, 2048
+    settings.WEBSOCKET_LIFETIME, settings.WEBSOCKET_CONNECT_TIMEOUT = 3600, 30
+    return settings
+
+
+def test_with_no_arguments_the_web_process_serves_the_shop_as_the_settings_say(web_settings, monkeypatch):
+    server = server_built_from([], monkeypatch)
+    assert server.endpoints == ["tcp:port=8123:interface=127.0.0.9:backlog=2048"]
+    assert server.websocket_timeout == 3600
+    assert server.websocket_connect_timeout == server.websocket_handshake_timeout == 30
+    assert server.application is shop.asgi.application
+    # Forwarded headers are shop/proxy.py's to believe, from TRUSTED_PROXIES only.
+    assert server.proxy_forwarded_address_header is server.proxy_forwarded_proto_header is None
+    assert server.verbosity == 1
+
+
+def test_arguments_override_the_settings_one_at_a_time(web_settings, monkeypatch):
+    """What the bench and the tests pass: a port, no access log, another application, a shorter connect timeout."""
+    server = server_built_from(["--port", "0", "-v", "0", "--websocket_connect_timeout", "5", "bench.floor:bare"],
+                               monkeypatch)  # fmt: skip
+    assert server.endpoints == ["tcp:port=0:interface=127.0.0.9:backlog=2048"]
+    assert server.verbosity == 0 and server.websocket_connect_timeout == 5 and server.websocket_timeout == 3600
+    assert server.application is bench.floor.bare
+    ipv6 = server_built_from(["--bind", "::1"], monkeypatch)
+    assert ipv6.endpoints == [r"tcp:port=8123:interface=\:\:1:backlog=2048"]
+
+
+def test_an_endpoint_given_replaces_the_settings_address_and_keeps_a_backlog_of_its_own(web_settings, monkeypatch):
+    given = ["-e", "tcp:port=0:interface=127.0.0.1:backlog=64", "-e", "unix:address=/tmp/shop.sock"]
+    assert sorted(server_built_from(given, monkeypatch).endpoints) == [
+        "tcp:port=0:interface=127.0.0.1:backlog=64",
+        "unix:address=/tmp/shop.sock:backlog=2048",
+    ]
+    assert server_built_from(["--fd", "3"], monkeypatch).endpoints == ["fd:fileno=3"]  # already listening
+
+
+def test_the_web_process_refuses_to_believe_forwarded_headers_from_any_client(web_settings, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        server_built_from(["--proxy-headers"], monkeypatch)
+    assert "TRUSTED_PROXIES (shop/proxy.py)" in capsys.readouterr().err
 
 
 def test_sockets_share_autobahns_options_instead_of_a_copy_each(server):

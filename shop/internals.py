@@ -1,0 +1,81 @@
+"""The packages whose private internals the shop relies on, pinned, and checked at start-up.
+
+An upgrade of one of them may change what those files reach into without any error until
+production traffic finds it, so every process refuses to start on other versions than the ones
+the files were written against (the web entry point, and `ShopConfig.ready()` for daphne's
+application, Celery and manage.py alike). To upgrade one: revisit the files named, then change
+its pin here and in requirements.in / requirements.txt together.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Reliance:
+    """A package pinned at `version` because `files` use its private internals (`what`)."""
+
+    version: str
+    files: tuple[str, ...]
+    what: str
+
+
+RELIANCES = {
+    "daphne": Reliance(
+        "4.2.3",
+        ("shop/web.py",),
+        "Server's connection table, its two checker timers, http_factory/ws_factory made in run(), "
+        "kill_all_applications and application_checker's body; CommandLineInterface's parser and server_class",
+    ),
+    "autobahn": Reliance(
+        "26.10.2", ("shop/web.py",), "WebSocketServerProtocol copying CONFIG_ATTRS from its factory per connection"
+    ),
+    "twisted": Reliance(
+        "26.10.0",
+        ("shop/web.py",),
+        "twisted.web.http._GenericHTTPChannelProtocol and HTTPChannel's allHeadersReceived/requestDone hooks",
+    ),
+    "channels": Reliance(
+        "4.3.2",
+        ("notifications/consumers.py",),
+        "AsyncConsumer.dispatch, replaced without its aclose_old_connections(); get_handler_name",
+    ),
+    "channels-redis": Reliance(
+        "4.3.0",
+        ("notifications/layer_watch.py",),
+        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards and the shard's _pubsub",
+    ),
+    "redis": Reliance(
+        "7.4.1",
+        ("notifications/layer_watch.py",),
+        "PubSub.connection's register_connect_callback, called on reconnects before resubscribing",
+    ),
+}
+
+
+def internals_mismatches(installed: Callable[[str], str] | None = None) -> list[str]:
+    """One line for each relied-on package whose installed version is not its pin (`installed`: name -> version)."""
+    installed = installed or metadata.version
+    mismatches = []
+    for package, reliance in RELIANCES.items():
+        try:
+            version = installed(package)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        if version != reliance.version:
+            mismatches.append(
+                f"{package} {version} is installed, not {reliance.version}: revisit {', '.join(reliance.files)}, "
+                f"written against its private internals ({reliance.what}), then update its pin in shop/internals.py, "
+                f"requirements.in and requirements.txt"
+            )
+    return mismatches
+
+
+def internals_check(installed: Callable[[str], str] | None = None) -> None:
+    """Refuse to start on versions of the relied-on packages other than the pinned ones."""
+    mismatches = internals_mismatches(installed)
+    if mismatches:
+        raise ImproperlyConfigured("\n".join(mismatches))
