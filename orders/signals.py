@@ -1,11 +1,12 @@
 """Wires order changes to the notifications service."""
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from notifications.services import notification_record_order_status_change
 from orders.models import Order
 from orders.selectors import order_change_actor
+from orders.status_writes import order_save_refuse_status_write
 
 
 @receiver(post_save, sender=Order, dispatch_uid="orders.notify_status_change")
@@ -28,3 +29,10 @@ def notify_status_change(sender, instance: Order, created: bool, raw: bool = Fal
         # Only the message meant for the customer: the event's internal note stays in the history.
         customer_message=event.customer_message if event is not None else "",
     )
+
+
+@receiver(pre_save, sender=Order, dispatch_uid="orders.refuse_status_write")
+def refuse_status_write(sender, instance: Order, raw: bool = False, **kwargs):
+    """Refuse, before anything is written, a save that changes the status outside `order_transition`."""
+    if not raw:  # loaddata restores fixtures as they are
+        order_save_refuse_status_write(instance)
