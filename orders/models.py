@@ -63,7 +63,7 @@ class Order(models.Model):
 
     # Null until the row has a primary key, then "SO-000123"; NULLs never collide
     # under the unique constraint, so concurrent checkouts cannot clash.
-    number = models.CharField(max_length=20, unique=True, null=True, editable=False)
+    number = models.CharField(max_length=20, unique=True, null=True, editable=False)  # noqa: DJ001 (NULLs: see above)
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(
         max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT, db_index=True
@@ -84,10 +84,13 @@ class Order(models.Model):
     def __str__(self):
         return self.number or f"Order #{self.pk}"
 
+    def get_absolute_url(self):
+        return reverse("orders:detail", kwargs={"number": self.number})
+
     @classmethod
     def from_db(cls, db, field_names, values):
         order = super().from_db(db, field_names, values)
-        # The status as loaded, so post_save can tell a real status change from any other save.
+        # The status as loaded, so a save can tell a real status change from any other (status_writes, signals).
         order._loaded_status = order.status if "status" in field_names else None
         return order
 
@@ -101,9 +104,6 @@ class Order(models.Model):
     def loaded_status(self) -> str | None:
         """The status this instance had when it was read from the database (None if new)."""
         return getattr(self, "_loaded_status", None)
-
-    def get_absolute_url(self):
-        return reverse("orders:detail", kwargs={"number": self.number})
 
 
 def format_order_number(pk: int) -> str:
