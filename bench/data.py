@@ -71,4 +71,4 @@ def _session_for(user) -> Session:
 
 def orders_reset(order_ids: list[int]) -> None:
     """Put the bench orders back to pending payment between scenarios (bench bookkeeping, not a transition)."""
-    Order.objects.filter(pk__in=order_ids).update(status=OrderStatus.PENDING_PAYMENT)
+    Order.objects.filter(pk__in=order_ids).status_overwrite_for_seeding(OrderStatus.PENDING_PAYMENT)

@@ -22,12 +22,48 @@ ORDER_NUMBER_PREFIX = "SO-"
 ORDER_NUMBER_PATTERN = ORDER_NUMBER_PREFIX + "[0-9]{6,17}"
 
 
+class OrderQuerySet(models.QuerySet):
+    """Orders' queries. Their bulk writes refuse the status: only `order_transition` changes it.
+
+    The guards (orders/status_writes.py) are imported where they are used: that module needs orders.transitions,
+    which needs this one.
+    """
+
+    def update(self, **kwargs):
+        from orders.status_writes import orders_write_refuse_status
+
+        orders_write_refuse_status(kwargs, write="Order QuerySet.update(status=...)")
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        from orders.status_writes import orders_write_refuse_status
+
+        orders_write_refuse_status(fields, write="Order bulk_update(..., ['status'])")
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def bulk_create(self, objs, *args, update_fields=None, **kwargs):
+        from orders.status_writes import orders_create_refuse_status, orders_write_refuse_status
+
+        objs = list(objs)
+        orders_write_refuse_status(update_fields, write="Order bulk_create(update_fields=['status'])")
+        orders_create_refuse_status(objs)
+        return super().bulk_create(objs, *args, update_fields=update_fields, **kwargs)
+
+    def status_overwrite_for_seeding(self, status: str) -> int:
+        """Set these orders' status with no event and no notification: for generated data only (bench/data.py).
+
+        Bench scenarios walk the same orders along the lifecycle again and again; resetting them is bookkeeping of
+        the benchmark, not a change any customer or staff member made, so it is the one write the guards let by.
+        """
+        return super().update(status=status)
+
+
 class Order(models.Model):
-    """A customer's order. Status changes only through `orders.transitions.order_transition`."""
+    """A customer's order. Its status changes only through `order_transition` (orders/status_writes.py)."""
 
     # Null until the row has a primary key, then "SO-000123"; NULLs never collide
     # under the unique constraint, so concurrent checkouts cannot clash.
-    number = models.CharField(max_length=20, unique=True, null=True, editable=False)
+    number = models.CharField(max_length=20, unique=True, null=True, editable=False)  # noqa: DJ001 (NULLs: see above)
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(
         max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT, db_index=True
@@ -39,6 +75,8 @@ class Order(models.Model):
     # Bumped by every transition: a form that loaded version N cannot overwrite N+1.
     version = models.PositiveIntegerField(default=1)
 
+    objects = OrderQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["customer", "-created_at"])]
@@ -46,20 +84,26 @@ class Order(models.Model):
     def __str__(self):
         return self.number or f"Order #{self.pk}"
 
+    def get_absolute_url(self):
+        return reverse("orders:detail", kwargs={"number": self.number})
+
     @classmethod
     def from_db(cls, db, field_names, values):
         order = super().from_db(db, field_names, values)
-        # The status as loaded, so post_save can tell a real status change from any other save.
+        # The status as loaded, so a save can tell a real status change from any other (status_writes, signals).
         order._loaded_status = order.status if "status" in field_names else None
         return order
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        # What is stored now is what the next save compares against (a deferred status loads through here too).
+        if (fields is None or "status" in fields) and "status" in self.__dict__:
+            self._loaded_status = self.status
 
     @property
     def loaded_status(self) -> str | None:
         """The status this instance had when it was read from the database (None if new)."""
         return getattr(self, "_loaded_status", None)
-
-    def get_absolute_url(self):
-        return reverse("orders:detail", kwargs={"number": self.number})
 
 
 def format_order_number(pk: int) -> str:

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from orders.models import Order, OrderEvent
+from orders.models import Order
 
 
 def orders_of_customer(*, customer) -> QuerySet[Order]:
@@ -18,14 +18,3 @@ def order_of_customer(*, customer, number: str) -> Order:
         .get(number=number)
     )
 
-
-def order_change_actor(order: Order, *, event: OrderEvent | None = None):
-    """Who made the order's latest status change (None for the system).
-
-    From `event`, the history entry `order_transition` wrote for this change, when given; for a
-    status saved any other way, from the order's history.
-    """
-    if event is not None and event.new_status == order.status:
-        return event.actor
-    event = order.events.filter(new_status=order.status).select_related("actor").order_by("-pk").first()
-    return event.actor if event else None

@@ -3,7 +3,7 @@
 from itertools import product as pairs
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Notification
@@ -15,7 +15,7 @@ from orders.transitions import (
     order_transition,
     orders_transition_bulk,
 )
-from tests.factories import ProductFactory, StaffFactory, place_order
+from tests.factories import ProductFactory, place_order
 
 ALL_PAIRS = list(pairs(OrderStatus.values, OrderStatus.values))
 ALLOWED = [(a, b) for a, b in ALL_PAIRS if b in TRANSITIONS[a]]
@@ -113,53 +113,6 @@ def test_a_transition_tells_the_notification_who_acted_without_reading_the_histo
     history = OrderEvent._meta.db_table
     assert [q["sql"] for q in queries if q["sql"].startswith("SELECT") and history in q["sql"]] == []
     assert Notification.objects.get(recipient=order.customer).actor == staff
-
-
-def test_a_status_saved_by_hand_takes_its_actor_from_the_history_not_from_an_earlier_transition(staff):
-    order = order_transition(order_id=place_order().pk, to_status=OrderStatus.PAID, actor=staff)
-    packer = StaffFactory()
-
-    with transaction.atomic():
-        OrderEvent.objects.create(
-            order=order,
-            type=OrderEventType.STATUS_CHANGED,
-            old_status=OrderStatus.PAID,
-            new_status=OrderStatus.PROCESSING,
-            actor=packer,
-        )
-        order.status = OrderStatus.PROCESSING
-        order.save()
-
-    latest = Notification.objects.filter(recipient=order.customer).latest("seq")
-    assert (latest.payload["order"]["status"], latest.actor) == (OrderStatus.PROCESSING, packer)
-
-
-def test_a_transitions_event_names_the_actor_of_that_change_only(staff):
-    order = order_transition(order_id=place_order().pk, to_status=OrderStatus.PAID, actor=staff)
-    packer, cashier = StaffFactory(), StaffFactory()
-
-    # The same instance, saved by hand twice, back to the status the transition gave it.
-    for old_status, new_status, actor in [
-        (OrderStatus.PAID, OrderStatus.PROCESSING, packer),
-        (OrderStatus.PROCESSING, OrderStatus.PAID, cashier),
-    ]:
-        with transaction.atomic():
-            OrderEvent.objects.create(
-                order=order,
-                type=OrderEventType.STATUS_CHANGED,
-                old_status=old_status,
-                new_status=new_status,
-                actor=actor,
-            )
-            order.status = new_status
-            order.save()
-
-    notifications = Notification.objects.filter(recipient=order.customer).order_by("seq")
-    assert [(n.payload["order"]["status"], n.actor) for n in notifications] == [
-        (OrderStatus.PAID, staff),
-        (OrderStatus.PROCESSING, packer),
-        (OrderStatus.PAID, cashier),
-    ]
 
 
 def test_order_events_are_append_only():

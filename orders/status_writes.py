@@ -1,0 +1,61 @@
+"""The one rule about writing `Order.status`: only `orders.transitions.order_transition` changes it.
+
+Any other write of the status — `save()`, `QuerySet.update()`, `bulk_update()`, `create()` or `bulk_create()` in a
+later status — is refused before anything is written, so no order can change without the row lock, the transition
+table, its `OrderEvent` and its notification in one transaction. loaddata's raw saves are stored as they come:
+a fixture is a state to restore, not a change anyone made.
+"""
+
+from collections.abc import Iterable
+
+from orders.models import Order, OrderStatus
+from orders.transitions import OrderTransitionError
+
+# The status checkout creates an order in (orders/services.py); every later one is reached by a transition.
+INITIAL_STATUS = OrderStatus.PENDING_PAYMENT
+
+
+class StatusWriteRefused(OrderTransitionError):
+    """A write of an order's status that did not come from `order_transition`; nothing was written."""
+
+    def __init__(self, write: str):
+        super().__init__(
+            f"{write} would change an order's status without its history and notification: statuses change only "
+            "through orders.transitions.order_transition. Nothing was written."
+        )
+
+
+def order_save_refuse_status_write(order: Order) -> None:
+    """Refuse saving `order` with a status other than the stored one, unless `order_transition` set it."""
+    if order._state.adding:
+        if order.pk is None:
+            if order.status != INITIAL_STATUS:
+                raise StatusWriteRefused(f"Creating an order as {order.status}")
+            return
+        # Built by hand with an existing order's pk, save() overwrites that row: compare with what is stored.
+        stored = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
+        if stored is None:
+            if order.status != INITIAL_STATUS:
+                raise StatusWriteRefused(f"Creating an order as {order.status}")
+            return
+        order._loaded_status = stored
+    if order.status == order.loaded_status:
+        return
+    # order_transition wrote this event for this very save; post_save takes it off, so it serves one save only.
+    event = order.__dict__.get("status_change_event")
+    if event is not None and event.pk is not None and event.new_status == order.status:
+        return
+    raise StatusWriteRefused(f"Saving order {order} as {order.status} (loaded as {order.loaded_status})")
+
+
+def orders_write_refuse_status(fields: Iterable[str] | None, *, write: str) -> None:
+    """Refuse a write of many orders at once (update, bulk_update, an upsert) that names the status."""
+    if fields is not None and "status" in fields:
+        raise StatusWriteRefused(write)
+
+
+def orders_create_refuse_status(orders: Iterable[Order]) -> None:
+    """Refuse creating orders in bulk in any status but the one checkout creates them in."""
+    for order in orders:
+        if order.status != INITIAL_STATUS:
+            raise StatusWriteRefused(f"bulk_create() of an order as {order.status}")
