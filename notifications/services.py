@@ -39,7 +39,7 @@ _batch: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("notif
 # How many group_send calls run concurrently inside one publish.
 SEND_CONCURRENCY = 100
 # What a bulk send may take per message before it is abandoned, on top of NOTIFICATION_PUBLISH_TIMEOUT: several
-# times what one takes (docs/performance.md, "The burst and scale-out").
+# times what one takes (docs/performance.md, appendix B, "The burst and scale-out").
 SEND_SECONDS_PER_MESSAGE = 0.002
 # How long a claim outlives its send's deadline and the caller's grace: time to mark the rows published.
 CLAIM_MARGIN_SECONDS = 5.0
@@ -92,7 +92,7 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
         batch.append(notification.pk)
     else:
         # The row goes to the hook as it is, so after COMMIT only the unread count is read, on every change's
-        # commit-to-client path (docs/performance.md, "What the profiles showed").
+        # commit-to-client path (docs/performance.md, appendix A).
         _on_commit_robust(notifications_send, notifications=[notification])
     return notification
 
