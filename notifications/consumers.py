@@ -304,7 +304,8 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         self.counted = False  # already taken off the count
         await self.close(code=CLOSE_REPLACED)
 
-    async def order_changed(self, event):
+    async def frame_forward(self, event):
+        """A live frame with no seq for one of this socket's groups (a kind's fan-out, e.g. staff's `order_changed`)."""
         await self.send_json(event["frame"])
 
     async def session_ended(self, event):

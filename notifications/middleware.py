@@ -13,10 +13,10 @@ class ConnectGate:
     groups, backlog). When thousands of pages reconnect at once (a web process died, a
     deploy), every handshake started at once would share the CPU and each would finish
     only after all of them had: past daphne's connect timeout, so all are refused, they
-    all retry, and no one ever gets in (measured: 20 of 5,000 back after 7 minutes;
-    docs/reliability.md). In line, first come first served, the early ones finish at
-    full speed; the ones daphne gives up on while waiting are refused (the page backs off
-    and retries) and leave the line without having cost a database query.
+    all retry, and no one ever gets in (docs/reliability.md, Faults, 7). In line, first come
+    first served, the early ones finish at full speed; the ones daphne gives up on while
+    waiting are refused (the page backs off and retries) and leave the line without having
+    cost a database query.
 
     A handshake is at work from the moment it leaves the line until the application
     closes the socket or sends its first frame (for the NotificationConsumer: `hello`,

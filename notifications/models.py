@@ -2,9 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-
-class NotificationKind(models.TextChoices):
-    ORDER_STATUS_CHANGED = "order.status_changed", "Order status changed"
+from notifications.kinds import KIND_NAME_MAX_LENGTH
 
 
 class Notification(models.Model):
@@ -17,7 +15,8 @@ class Notification(models.Model):
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     seq = models.PositiveBigIntegerField()
-    kind = models.CharField(max_length=50, choices=NotificationKind.choices)
+    # A registered kind's name (notifications/kinds.py): the apps that own kinds define them, not this model.
+    kind = models.CharField(max_length=KIND_NAME_MAX_LENGTH)
     payload = models.JSONField()
     # Who caused it (staff, the customer, or None for the system); shown to staff only.
     actor = models.ForeignKey(

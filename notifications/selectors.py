@@ -27,10 +27,8 @@ NO_UNREAD = UnreadState(count=0, version=0)
 def unread_states(*, recipient_ids: set[int]) -> dict[int, UnreadState]:
     """Unread counts and their versions for many users, in one plain query; users never notified are left out.
 
-    One statement reads both from one snapshot, so a count always belongs to its version.
-    Every publish runs it after COMMIT and before the send, so it is on every change's
-    commit-to-client path: 0.25 ms as one plain query, where the ORM's read-back of the row and
-    the count took ~2 ms (docs/performance.md).
+    One statement reads both from one snapshot, so a count always belongs to its version. Plain SQL because
+    every publish runs it between COMMIT and the send (docs/performance.md, appendix A).
     """
     ids = list(recipient_ids)
     if not ids:
@@ -85,9 +83,8 @@ def _live_state_sql() -> str:
 def live_state(*, user_id: int) -> LiveState:
     """`last_seq` and the unread count with its version, in one round trip (and one snapshot).
 
-    Every page render and every socket connect needs both. As one plain query they cost the
-    web process ~0.1 ms of CPU where the two ORM queries cost ~0.9 ms, a sixth of a whole
-    WebSocket handshake (docs/performance.md). No counter row means no notification yet: seq 0.
+    Every page render and every socket connect needs both: one plain query, not two through the ORM
+    (docs/performance.md, appendix A). No counter row means no notification yet: seq 0.
     """
     with connection.cursor() as cursor:
         cursor.execute(_live_state_sql(), [user_id, user_id, user_id])
@@ -132,6 +129,5 @@ def notifications_resume(*, user_id: int, after_seq: int | None, max_backlog: in
     pruned = missed["first"] != after_seq + 1
     if pruned or missed["count"] > max_backlog:
         return Resume(last_seq=current, unread=unread, reset=True, backlog=[])
-    return Resume(
-        last_seq=current, unread=unread, reset=False, backlog=notifications_between(user_id=user_id, after_seq=after_seq)
-    )
+    backlog = notifications_between(user_id=user_id, after_seq=after_seq)
+    return Resume(last_seq=current, unread=unread, reset=False, backlog=backlog)

@@ -24,12 +24,12 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from notifications.claims import notification_publish_failure_record, notifications_claim, notifications_claim_release
-from notifications.frames import notification_frame, order_changed_frame, order_status_payload, unread_frame
-from notifications.groups import STAFF_GROUP, user_group
-from notifications.models import Notification, NotificationCounter, NotificationKind
+from notifications.frames import notification_frame, unread_frame
+from notifications.groups import user_group
+from notifications.kinds import notification_kind
+from notifications.models import Notification, NotificationCounter
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
 from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
-from orders.models import Order
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ _batch: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("notif
 
 # How many group_send calls run concurrently inside one publish.
 SEND_CONCURRENCY = 100
-# What a bulk send may take per message before it is abandoned, on top of NOTIFICATION_PUBLISH_TIMEOUT:
-# 20,000 messages (10,000 changes) took 3-6 s, 0.15-0.3 ms each.
+# What a bulk send may take per message before it is abandoned, on top of NOTIFICATION_PUBLISH_TIMEOUT: several
+# times what one takes (docs/performance.md, appendix B, "The burst and scale-out").
 SEND_SECONDS_PER_MESSAGE = 0.002
 # How long a claim outlives its send's deadline and the caller's grace: time to mark the rows published.
 CLAIM_MARGIN_SECONDS = 5.0
@@ -75,7 +75,8 @@ def notification_seq_next(*, recipient_id: int) -> int:
 
 
 def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=None) -> Notification:
-    """Write a notification in the current transaction and publish it once that commits."""
+    """Write a notification of a registered kind in the current transaction and publish it once that commits."""
+    notification_kind(kind)  # an unregistered kind is refused before anything is written
     if not transaction.get_connection().in_atomic_block:
         # The seq lock and the outbox guarantee both need the caller's transaction.
         raise RuntimeError("notification_record must run inside the transaction that makes the change")
@@ -90,23 +91,10 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     if batch is not None:
         batch.append(notification.pk)
     else:
-        # The row goes to the hook as it is: after COMMIT only the unread count is read (0.25 ms), not
-        # the row too (reading both back through the ORM was ~2 ms of every change's commit-to-client
-        # latency; docs/performance.md).
+        # The row goes to the hook as it is, so after COMMIT only the unread count is read, on every change's
+        # commit-to-client path (docs/performance.md, appendix A).
         _on_commit_robust(notifications_send, notifications=[notification])
     return notification
-
-
-def notification_record_order_status_change(
-    *, order: Order, previous_status: str | None, actor=None, customer_message: str = ""
-) -> Notification:
-    """Tell the order's customer (and, live, the staff) that its status changed, with staff's message to them."""
-    return notification_record(
-        recipient_id=order.customer_id,
-        kind=NotificationKind.ORDER_STATUS_CHANGED,
-        payload=order_status_payload(order, previous_status=previous_status, customer_message=customer_message),
-        actor=actor,
-    )
 
 
 @contextmanager
@@ -165,24 +153,29 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
     except DatabaseError:
         logger.exception("Counting unread for %d notification(s) failed; the sweeper will retry", len(notifications))
         return Published(0, unavailable=True)
-    # A notification makes at most two messages (its recipient's, and staff's).
-    claimed_until = timezone.now() + _claim_lease(messages=2 * len(notifications))
+    # Built before the claim, as their number sizes its lease (a kind's fan-out adds its own).
+    built, failures = {}, {}
+    for notification in notifications:
+        try:
+            built[notification.pk] = _notification_messages(
+                notification, unread=unread.get(notification.recipient_id, NO_UNREAD)
+            )
+        except Exception as error:  # a payload no frame can be made from, or a kind no app registers: the row's fault
+            failures[notification.pk] = error
+    claimed_until = timezone.now() + _claim_lease(messages=sum(map(len, built.values())))
     try:
         attempts = notifications_claim(notification_ids=[n.pk for n in notifications], until=claimed_until)
     except DatabaseError:
         logger.exception("Claiming %d notification(s) failed; the sweeper will retry", len(notifications))
         return Published(0, unavailable=True)
     claimed = [notification for notification in notifications if notification.pk in attempts]
-    messages, senders, failures = [], [], {}
+    failures = {pk: error for pk, error in failures.items() if pk in attempts}  # the others are another path's
+    messages, senders = [], []
     for notification in claimed:
         notification.publish_attempts = attempts[notification.pk]
-        try:
-            built = _notification_messages(notification, unread=unread.get(notification.recipient_id, NO_UNREAD))
-        except Exception as error:  # a payload no frame can be made from is the row's fault
-            failures[notification.pk] = error
-            continue
-        messages += built
-        senders += [notification.pk] * len(built)
+        own = built.get(notification.pk, [])
+        messages += own
+        senders += [notification.pk] * len(own)
     try:
         outcomes = _send_each(messages)
     except Exception:
@@ -221,13 +214,13 @@ def _claims_release_quietly(notification_ids: list[int], *, until) -> None:
 
 
 def _notification_messages(notification: Notification, *, unread: UnreadState) -> list[tuple[str, dict]]:
-    """The (group, message) pairs that announce `notification`: to its recipient, and order news to staff."""
+    """The (group, message) pairs that announce `notification`: to its recipient, and its kind's fan-out."""
     frame = notification_frame(notification, unread=unread)
     messages = [(user_group(notification.recipient_id), {"type": "notification.created", "frame": frame})]
-    if notification.kind == NotificationKind.ORDER_STATUS_CHANGED:
-        actor = notification.actor
-        staff_frame = order_changed_frame(notification, actor_name=actor.get_username() if actor else None)
-        messages.append((STAFF_GROUP, {"type": "order.changed", "frame": staff_frame}))
+    fanout = notification_kind(notification.kind).fanout
+    if fanout is not None:
+        # Live frames with no seq: the consumer forwards them as they are, whatever the kind.
+        messages += [(group, {"type": "frame.forward", "frame": frame}) for group, frame in fanout(notification)]
     return messages
 
 

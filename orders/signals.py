@@ -3,8 +3,8 @@
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from notifications.services import notification_record_order_status_change
 from orders.models import Order
+from orders.notifications import notification_record_order_status_change
 from orders.status_writes import order_save_refuse_status_write
 
 

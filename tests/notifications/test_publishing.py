@@ -10,12 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications import services
-from notifications.frames import order_status_payload
 from notifications.groups import STAFF_GROUP, user_group
-from notifications.models import Notification, NotificationKind
+from notifications.models import Notification
 from notifications.publishing_loop import LOOP_GRACE
 from notifications.services import notification_record, notifications_publish_pending
 from orders.models import OrderStatus
+from orders.notifications import ORDER_STATUS_CHANGED, order_status_payload
 from orders.transitions import order_transition, orders_transition_bulk
 from tests.factories import UserFactory, place_order
 from tests.notifications.test_consumer import open_socket
@@ -64,9 +64,7 @@ def messages_for(listener) -> list[dict]:
 def record_unpublished(*, recipient, payload: dict) -> Notification:
     """A committed row whose after-commit publish never ran (the process died, Redis was down)."""
     with transaction.atomic():
-        return notification_record(
-            recipient_id=recipient.pk, kind=NotificationKind.ORDER_STATUS_CHANGED, payload=payload
-        )
+        return notification_record(recipient_id=recipient.pk, kind=ORDER_STATUS_CHANGED.name, payload=payload)
 
 
 def poison_payload(order) -> dict:

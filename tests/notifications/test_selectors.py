@@ -3,7 +3,8 @@
 import pytest
 
 from notifications.selectors import LiveState, UnreadState, last_seq, live_state, unread_count, unread_states
-from notifications.services import notification_record_order_status_change, notifications_mark_read
+from notifications.services import notifications_mark_read
+from orders.notifications import notification_record_order_status_change
 from tests.factories import UserFactory, place_order
 
 pytestmark = pytest.mark.django_db

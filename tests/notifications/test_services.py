@@ -193,7 +193,7 @@ def test_staff_group_hears_every_orders_change_with_who_made_it(
     with django_capture_on_commit_callbacks(execute=True):
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
     message = staff_listener.receive()
-    assert message["type"] == "order.changed"
+    assert message["type"] == "frame.forward"
     assert message["frame"]["type"] == "order_changed"
     assert message["frame"]["order"]["number"] == order.number
     assert message["frame"]["actor"] == staff.get_username()

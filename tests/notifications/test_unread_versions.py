@@ -9,8 +9,9 @@ from django.utils import timezone
 from notifications.groups import user_group
 from notifications.models import Notification
 from notifications.selectors import UnreadState, live_state
-from notifications.services import notification_record_order_status_change, notifications_mark_read, notifications_prune
+from notifications.services import notifications_mark_read, notifications_prune
 from orders.models import OrderStatus
+from orders.notifications import notification_record_order_status_change
 from orders.transitions import order_transition
 from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres

@@ -1,0 +1,58 @@
+"""The kinds of notification: each registered by the app that owns it, from its `AppConfig.ready()`.
+
+The notifications service delivers any kind the same way (record, publish after commit, sweep, resume,
+mark read); what a kind means, its wording and payload, belong to its app (e.g. `orders/notifications.py`).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from notifications.models import Notification
+
+# The live frames a notification of some kind also sends beyond its recipient, as (group, frame) pairs.
+Fanout = Callable[["Notification"], list[tuple[str, dict]]]
+
+KIND_NAME_MAX_LENGTH = 50  # what `Notification.kind` holds
+
+
+@dataclass(frozen=True)
+class NotificationKind:
+    """A kind of notification: its name (stored in `Notification.kind`, sent as a frame's `kind`) and its fan-out.
+
+    `fanout`, if any, builds the frames that go live, with no seq, to other groups (staff, say) when a
+    notification of this kind is published; the consumer forwards them as they are.
+    """
+
+    name: str
+    fanout: Fanout | None = None
+
+
+class UnknownNotificationKind(LookupError):
+    """A notification of a kind no app has registered."""
+
+
+_registered: dict[str, NotificationKind] = {}
+
+
+def notification_kind_register(kind: NotificationKind) -> NotificationKind:
+    """Make `kind` recordable; registering the same kind again is harmless, another under its name is refused."""
+    if not 0 < len(kind.name) <= KIND_NAME_MAX_LENGTH:
+        raise ValueError(f"A notification kind's name is 1 to {KIND_NAME_MAX_LENGTH} characters: {kind.name!r}")
+    registered = _registered.setdefault(kind.name, kind)
+    if registered != kind:
+        raise ValueError(f"Notification kind {kind.name!r} is already registered as {registered!r}")
+    return kind
+
+
+def notification_kind(name: str) -> NotificationKind:
+    """The registered kind called `name`; raises UnknownNotificationKind, naming the kinds there are, if none is."""
+    try:
+        return _registered[name]
+    except KeyError:
+        known = ", ".join(sorted(_registered)) or "none"
+        raise UnknownNotificationKind(
+            f"Unknown notification kind {name!r} (registered: {known}): the app that owns it registers it "
+            "with notifications.kinds.notification_kind_register() in its AppConfig.ready()"
+        ) from None

@@ -1,0 +1,82 @@
+"""The orders' notification kind: a customer's order changed status (frames in docs/protocol.md).
+
+Registered with the notifications service from `OrdersConfig.ready()`: its wording and payload here, and
+its fan-out, the live `order_changed` frame every staff socket gets for any customer's order.
+"""
+
+from notifications.groups import STAFF_GROUP
+from notifications.kinds import NotificationKind
+from notifications.models import Notification
+from notifications.services import notification_record
+from orders.models import Order, OrderStatus
+
+# Title and body of the notification a customer gets when their order enters a status.
+ORDER_STATUS_MESSAGES: dict[str, tuple[str, str]] = {
+    OrderStatus.PENDING_PAYMENT: ("Order {number} is waiting for payment", "We'll start as soon as it's paid."),
+    OrderStatus.PAID: ("Payment received for order {number}", "Thank you! We'll prepare it shortly."),
+    OrderStatus.PROCESSING: ("Order {number} is being prepared", "We're packing your items."),
+    OrderStatus.SHIPPED: ("Order {number} has shipped", "It's on its way to you."),
+    OrderStatus.DELIVERED: ("Order {number} was delivered", "Enjoy! Tell us if anything is wrong."),
+    OrderStatus.CANCELLED: ("Order {number} was cancelled", "Nothing will be shipped or charged."),
+    OrderStatus.REFUNDED: ("Order {number} was refunded", "The money is on its way back to you."),
+}
+
+
+def order_summary(order: Order, *, previous_status: str | None) -> dict:
+    return {
+        "id": order.pk,
+        "number": order.number,
+        "status": order.status,
+        "status_label": OrderStatus(order.status).label,
+        "previous_status": previous_status,
+        # Lets a page that rendered version N ignore news it already shows.
+        "version": order.version,
+    }
+
+
+def order_status_payload(order: Order, *, previous_status: str | None, customer_message: str = "") -> dict:
+    """The stored payload of an `order.status_changed` notification: all the customer is ever sent of it.
+
+    Socket frames, the notification centre (and any later channel, such as email) render from this alone,
+    so what staff wrote as an internal note cannot reach them: it is never an argument here.
+    """
+    title, body = ORDER_STATUS_MESSAGES[order.status]
+    return {
+        "order": order_summary(order, previous_status=previous_status),
+        "title": title.format(number=order.number),
+        "body": body,
+        "message": customer_message,
+        "url": order.get_absolute_url(),
+    }
+
+
+def order_changed_frame(notification: Notification) -> dict:
+    """An `order_changed` frame for staff: any customer's order, live only (no seq)."""
+    actor = notification.actor
+    return {
+        "type": "order_changed",
+        "order": notification.payload["order"],
+        "customer_id": notification.recipient_id,
+        "actor": actor.get_username() if actor else None,
+        "created_at": notification.created_at.isoformat(timespec="microseconds"),
+    }
+
+
+def order_status_fanout(notification: Notification) -> list[tuple[str, dict]]:
+    """Staff hear of every order's change, live, whoever the customer."""
+    return [(STAFF_GROUP, order_changed_frame(notification))]
+
+
+ORDER_STATUS_CHANGED = NotificationKind(name="order.status_changed", fanout=order_status_fanout)
+
+
+def notification_record_order_status_change(
+    *, order: Order, previous_status: str | None, actor=None, customer_message: str = ""
+) -> Notification:
+    """Tell the order's customer (and, live, the staff) that its status changed, with staff's message to them."""
+    return notification_record(
+        recipient_id=order.customer_id,
+        kind=ORDER_STATUS_CHANGED.name,
+        payload=order_status_payload(order, previous_status=previous_status, customer_message=customer_message),
+        actor=actor,
+    )

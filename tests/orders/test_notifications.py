@@ -1,0 +1,57 @@
+"""The orders' notification kind: what a customer is told of each status, and what staff see of it live."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from notifications.groups import STAFF_GROUP
+from notifications.models import Notification
+from orders.models import Order, OrderStatus
+from orders.notifications import ORDER_STATUS_MESSAGES, order_status_fanout, order_status_payload
+
+ORDER = {"pk": 7, "number": "SO-000007", "version": 3}
+
+
+def test_every_status_has_its_customers_wording():
+    assert set(ORDER_STATUS_MESSAGES) == set(OrderStatus.values)
+
+
+@pytest.mark.parametrize("status", OrderStatus.values)
+def test_each_statuss_payload_names_the_order_and_carries_only_what_the_customer_may_read(status):
+    order = Order(**ORDER, status=status)
+
+    payload = order_status_payload(order, previous_status="paid", customer_message="Left with the neighbour.")
+
+    assert payload.keys() == {"order", "title", "body", "message", "url"}
+    assert payload["order"] == {
+        "id": 7,
+        "number": "SO-000007",
+        "status": status,
+        "status_label": OrderStatus(status).label,
+        "previous_status": "paid",
+        "version": 3,
+    }
+    assert "SO-000007" in payload["title"] and payload["body"]
+    assert (payload["message"], payload["url"]) == ("Left with the neighbour.", "/orders/SO-000007/")
+
+
+@pytest.mark.parametrize(("actor", "actor_name"), [(get_user_model()(username="kim"), "kim"), (None, None)])
+def test_staff_hear_of_the_change_with_who_made_it_and_no_message(actor, actor_name):
+    payload = order_status_payload(Order(**ORDER, status=OrderStatus.SHIPPED), previous_status="processing")
+    payload["message"] = "For the customer only."
+    created_at = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
+    notification = Notification(recipient_id=42, payload=payload, actor=actor, created_at=created_at)
+
+    assert order_status_fanout(notification) == [
+        (
+            STAFF_GROUP,
+            {
+                "type": "order_changed",
+                "order": payload["order"],
+                "customer_id": 42,
+                "actor": actor_name,
+                "created_at": "2026-11-25T08:30:00.000000+00:00",
+            },
+        )
+    ]
