@@ -57,8 +57,19 @@ class DirectDispatchMixin:
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
+            # From another version of the shop on the same layer (a rolling deploy): not a reason to drop the socket.
+            _log_unknown_message_once(message.get("type"))
+            return
         await handler(message)
+
+
+_unknown_message_types: set = set()
+
+
+def _log_unknown_message_once(message_type) -> None:
+    if message_type not in _unknown_message_types:
+        _unknown_message_types.add(message_type)
+        logger.warning("Dropped a channel-layer message of unknown type %r (logged once per type)", message_type)
 
 
 class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):

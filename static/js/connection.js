@@ -10,8 +10,9 @@ export const STOP_CODES = new Set([4401, 4403]);
 // Replaced: the user opened more sockets than the server allows and this tab's was the oldest. Retrying would
 // only close another tab's, so this one waits until it is looked at again.
 export const REPLACED_CODE = 4409;
-// What the server sends that pages may hear (`pong` stays in here); "state" is this module's own event.
-export const FRAME_TYPES = new Set(["hello", "notification", "unread", "reset", "order_changed", "error"]);
+// Every other frame type reaches the pages as it is, so a new kind's frames need no change here; `pong` is this
+// module's business, and "state" its own event.
+export const OWN_TYPES = new Set(["pong", "state"]);
 
 const OPEN = 1; // WebSocket.OPEN, a constant of the protocol whichever class is injected
 
@@ -21,7 +22,7 @@ export function backoffCeiling(attempt) {
 }
 
 // Events: "state" (detail: one of connecting, live, reconnecting, offline, signed-out, paused) and one per frame
-// type in FRAME_TYPES (detail: the frame). `notification` events come once each, in seq order.
+// type the server sends (detail: the frame). `notification` events come once each, in seq order.
 export class LiveConnection extends EventTarget {
   constructor({ url, lastSeq = 0, WebSocket = globalThis.WebSocket, timers = globalThis, random = Math.random,
                 isOnline = () => true }) {
@@ -136,7 +137,7 @@ export class LiveConnection extends EventTarget {
         this.timers.clearTimeout(this.pongTimer);
         return;
     }
-    if (FRAME_TYPES.has(frame.type)) this.emit(frame.type, frame);
+    if (typeof frame.type === "string" && !OWN_TYPES.has(frame.type)) this.emit(frame.type, frame);
   }
 
   // Whether a notification is the next one: older or repeated seqs are dropped; after a gap the socket is resumed

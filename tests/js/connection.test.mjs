@@ -373,7 +373,7 @@ test("send goes over an open socket only, so a page can fall back to its form", 
   assert.deepEqual(latest().sent, [{ type: "mark_read", seq: 4 }]);
 });
 
-test("unread, order_changed and error frames reach the pages as they are; pong, junk and unknown types do not", () => {
+test("every frame type the server sends reaches the pages as it is, a new kind's too; pong, state and junk do not", () => {
   const { connection, latest, accept, events } = harness();
   const everything = [];
   connection.connect();
@@ -381,12 +381,16 @@ test("unread, order_changed and error frames reach the pages as they are; pong, 
   const unread = { type: "unread", unread: 0, unread_version: 9, read_seqs: null };
   const changed = { type: "order_changed", order: { id: 1 }, customer_id: 2, actor: null };
   const error = { type: "error", code: "rate_limited", detail: "slow down" };
-  for (const type of ["state", "pong", "surprise"]) connection.on(type, (detail) => everything.push([type, detail]));
-  for (const frame of [unread, changed, error, { type: "pong" }, { type: "surprise" }]) latest().frame(frame);
-  for (const junk of ["not json", "null", "[1]", "7"]) latest().frame(junk);
+  const answered = { type: "support_answered", order: 3 };
+  const heard = [];
+  connection.on("support_answered", (detail) => heard.push(detail));
+  for (const type of ["state", "pong"]) connection.on(type, (detail) => everything.push([type, detail]));
+  for (const frame of [unread, changed, error, answered, { type: "pong" }, { type: "state" }]) latest().frame(frame);
+  for (const junk of ["not json", "null", "[1]", "7", '{"type": 7}']) latest().frame(junk);
   assert.deepEqual(events.unread, [unread]);
   assert.deepEqual(events.order_changed, [changed]);
   assert.deepEqual(events.error, [error]);
+  assert.deepEqual(heard, [answered]);
   assert.deepEqual(everything, []);
 });
 

@@ -4,9 +4,11 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from notifications.groups import user_group
 from notifications.models import Notification
 from notifications.services import notifications_publish
 from orders.models import OrderStatus
@@ -330,3 +332,23 @@ async def test_a_flooding_client_is_rate_limited_then_closed():
 
 
 # Session end (logout, new password, deactivation): test_consumer_session_end.py
+
+
+async def test_a_layer_message_of_a_type_this_version_does_not_know_is_dropped_and_the_socket_keeps_delivering(
+    caplog,
+):
+    """Mid-deploy, an older or newer process may send types this one has no handler for."""
+    customer = await make_user()
+    order = await place(customer=customer)
+    communicator, _ = await open_socket(customer)
+
+    for _ in range(2):
+        await get_channel_layer().group_send(user_group(customer.pk), {"type": "from.a.later.version", "x": 1})
+    await transition(order_id=order.pk, to_status=OrderStatus.PAID)
+
+    frame = await communicator.receive_json_from(timeout=5)
+    assert (frame["type"], frame["order"]["status"]) == ("notification", OrderStatus.PAID)
+    assert await communicator.receive_nothing(timeout=0.3)
+    unknown = [r for r in caplog.records if "unknown type 'from.a.later.version'" in r.getMessage()]
+    assert len(unknown) == 1
+    await communicator.disconnect()

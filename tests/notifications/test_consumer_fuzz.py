@@ -230,9 +230,9 @@ async def test_mark_read_with_the_largest_64_bit_seq_is_accepted():
 
 # --- Whatever else goes wrong in a handler: 4011, one line in the log, and the groups left ---------------
 
-# Events this version cannot handle: a type it has no handler for (from a newer publisher during a
-# rolling deploy), and a frame without a usable seq. Both reach the consumer over the real layer.
-BROKEN_EVENTS = [{"type": "order.refunded"}, {"type": "notification.created", "frame": {"seq": "1", "unread": 0}}]
+# Events a handler cannot take: a forward without its frame, and a frame without a usable seq. Both reach the
+# consumer over the real layer. (A type with no handler at all is dropped: tests/notifications/test_consumer.py.)
+BROKEN_EVENTS = [{"type": "frame.forward"}, {"type": "notification.created", "frame": {"seq": "1", "unread": 0}}]
 
 
 @pytest.fixture
@@ -245,7 +245,7 @@ def consumer_log(caplog) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.name == "notifications.consumers"]
 
 
-@pytest.mark.parametrize("event", BROKEN_EVENTS, ids=["no_handler", "malformed_frame"])
+@pytest.mark.parametrize("event", BROKEN_EVENTS, ids=["forward_without_frame", "malformed_frame"])
 async def test_an_unexpected_error_in_a_handler_closes_with_4011_and_leaves_the_groups(
     caplog, first_errors_of_the_process, event
 ):
