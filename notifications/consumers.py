@@ -376,7 +376,7 @@ def _log_unexpected(error: Exception) -> None:
 async def _send_quietly(send, message: dict) -> None:
     try:
         await send(message)
-    except Exception:  # noqa: BLE001 - the connection may already be gone; nothing more to do
+    except Exception:  # the connection may already be gone; nothing more to do
         pass
 
 

@@ -107,5 +107,5 @@ async def _close_all(what: str) -> None:
         _sockets.discard(consumer)
         try:
             await consumer.close(code=CLOSE_SERVICE_RESTART)
-        except Exception:  # noqa: BLE001 - a socket already gone needs no closing
+        except Exception:  # a socket already gone needs no closing
             pass

@@ -45,7 +45,9 @@ class ProductFactory(factory.django.DjangoModelFactory):
     stock = 10
 
 
-def place_order(*, customer=None, products=None, quantity: int = 1, status: str = OrderStatus.PENDING_PAYMENT, actor=None):
+def place_order(
+    *, customer=None, products=None, quantity: int = 1, status: str = OrderStatus.PENDING_PAYMENT, actor=None
+):
     """An order placed through checkout, then moved along the lifecycle to `status`.
 
     Orders are built through the real services, not a model factory, so their

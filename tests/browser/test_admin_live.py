@@ -23,9 +23,8 @@ from tests.browser.pages import (
     wait_for_hello,
 )
 from tests.conftest import requires_postgres, requires_redis
-from tests.live.servers import live_db
-from tests.live.servers import with_servers_password
 from tests.factories import StaffFactory
+from tests.live.servers import live_db, with_servers_password
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]
 

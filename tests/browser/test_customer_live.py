@@ -30,8 +30,8 @@ from tests.browser.pages import (
     toasts,
 )
 from tests.conftest import requires_postgres, requires_redis
-from tests.live.servers import live_db
 from tests.factories import ProductFactory
+from tests.live.servers import live_db
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]
 

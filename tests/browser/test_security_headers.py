@@ -113,7 +113,8 @@ def test_the_admin_change_list_and_change_form_keep_to_the_policy(open_session, 
     page.goto("/admin/orders/order/")
     page.locator(f'#result_list input.action-select[value="{order.pk}"]').check()  # the actions bar's script
     expect(page.locator(".action-counter")).to_contain_text("1 of")
-    admin_change_status(page, order, OrderStatus.PROCESSING, customer_message="Picked", internal_note="Bin 4")  # the change form posts
+    # The change form posts.
+    admin_change_status(page, order, OrderStatus.PROCESSING, customer_message="Picked", internal_note="Bin 4")
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PROCESSING
     assert violations == []

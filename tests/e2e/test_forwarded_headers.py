@@ -15,9 +15,9 @@ from django.conf import settings
 from limits import parse
 
 from tests.conftest import requires_postgres, requires_redis
+from tests.factories import DEFAULT_PASSWORD
 from tests.live.clients import CSRF_INPUT, HTTP_TIMEOUT, Browser, receive_hello
 from tests.live.nginx import start_nginx
-from tests.factories import DEFAULT_PASSWORD
 from tests.live.servers import live_db, server_env, start_web_server
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]

@@ -13,8 +13,8 @@ from celery_app import app as celery_app
 from orders.models import OrderStatus
 from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
-from tests.live.clients import assert_no_frame, closing_code, receive_frame, receive_hello, receive_notification
 from tests.factories import place_order
+from tests.live.clients import assert_no_frame, closing_code, receive_frame, receive_hello, receive_notification
 from tests.live.servers import live_db
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]

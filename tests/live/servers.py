@@ -44,8 +44,8 @@ from django.utils.module_loading import import_string
 
 import shop.settings as production_settings
 from bench.stack import stop_process
-from tests.live.clients import Browser, SocketOpener
 from tests.factories import DEFAULT_PASSWORD, StaffFactory, UserFactory
+from tests.live.clients import Browser, SocketOpener
 
 ROOT = Path(__file__).resolve().parents[2]
 
