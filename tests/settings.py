@@ -10,8 +10,8 @@ import os
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret-" + "0123456789abcdefghijklmnopqrstuvwxyz")
 
-from shop.settings import *  # noqa: E402,F403
-from shop.settings import CHANNEL_LAYERS, REDIS_URL, STORAGES  # noqa: E402
+from shop.settings import *  # noqa: F403
+from shop.settings import CHANNEL_LAYERS, REDIS_URL, STORAGES
 
 # Fast hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
