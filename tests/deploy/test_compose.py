@@ -43,8 +43,9 @@ def image_command() -> list[str]:
 
 def make_run_recipe(**variables: str) -> list[str]:
     """The commands `make run` would run (make -n: nothing runs), with `variables` set on make's command line."""
+    # --no-print-directory: under another make (.ci/run), make would add "Entering/Leaving directory" lines.
     dry_run = subprocess.run(
-        ["make", "-n", "run", *(f"{name}={value}" for name, value in variables.items())],
+        ["make", "--no-print-directory", "-n", "run", *(f"{name}={value}" for name, value in variables.items())],
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return dry_run.stdout.splitlines()
