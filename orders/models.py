@@ -59,7 +59,10 @@ class OrderQuerySet(models.QuerySet):
 
 
 class Order(models.Model):
-    """A customer's order. Its status changes only through `order_transition` (orders/status_writes.py)."""
+    """A customer's order. Its status changes only through `orders.transitions.order_transition`.
+
+    Any other write of it is refused (orders/status_writes.py).
+    """
 
     # Null until the row has a primary key, then "SO-000123"; NULLs never collide
     # under the unique constraint, so concurrent checkouts cannot clash.

@@ -28,15 +28,12 @@ class StatusWriteRefused(OrderTransitionError):
 def order_save_refuse_status_write(order: Order) -> None:
     """Refuse saving `order` with a status other than the stored one, unless `order_transition` set it."""
     if order._state.adding:
-        if order.pk is None:
-            if order.status != INITIAL_STATUS:
-                raise StatusWriteRefused(f"Creating an order as {order.status}")
-            return
         # Built by hand with an existing order's pk, save() overwrites that row: compare with what is stored.
-        stored = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
+        stored = None
+        if order.pk is not None:
+            stored = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         if stored is None:
-            if order.status != INITIAL_STATUS:
-                raise StatusWriteRefused(f"Creating an order as {order.status}")
+            _refuse_unless_initial(order, write="Creating an order")
             return
         order._loaded_status = stored
     if order.status == order.loaded_status:
@@ -57,5 +54,10 @@ def orders_write_refuse_status(fields: Iterable[str] | None, *, write: str) -> N
 def orders_create_refuse_status(orders: Iterable[Order]) -> None:
     """Refuse creating orders in bulk in any status but the one checkout creates them in."""
     for order in orders:
-        if order.status != INITIAL_STATUS:
-            raise StatusWriteRefused(f"bulk_create() of an order as {order.status}")
+        _refuse_unless_initial(order, write="bulk_create() of an order")
+
+
+def _refuse_unless_initial(order: Order, *, write: str) -> None:
+    """A new order starts where checkout starts it; any later status is reached by a transition."""
+    if order.status != INITIAL_STATUS:
+        raise StatusWriteRefused(f"{write} as {order.status}")
