@@ -11,9 +11,11 @@ from shop.sessions import SessionStore
 
 def session_authenticates(*, session_key: str, user_id: int) -> bool:
     """Whether the session still exists and still signs in this active user with the current password; one query."""
-    session_data = SessionStore.get_model_class().objects.filter(
-        session_key=session_key, expire_date__gt=timezone.now()
-    ).values("session_data")
+    session_data = (
+        SessionStore.get_model_class()
+        .objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+        .values("session_data")
+    )
     user = (
         User.objects.filter(pk=user_id, is_active=True)
         .annotate(session_data=Subquery(session_data))

@@ -58,9 +58,7 @@ def _claim_sql() -> str:
 
 def notifications_claim_release(*, notification_ids: list[int], until: datetime) -> None:
     """Give back claims that a send could not use (the layer was down), so the next sweep retries them at once."""
-    Notification.objects.filter(pk__in=notification_ids, publish_claimed_until=until).update(
-        publish_claimed_until=None
-    )
+    Notification.objects.filter(pk__in=notification_ids, publish_claimed_until=until).update(publish_claimed_until=None)
 
 
 def notification_publish_failure_record(*, notification: Notification, error: Exception, until: datetime) -> None:

@@ -389,4 +389,3 @@ def _parse_after(query_string: bytes) -> tuple[int | None, str | None]:
     if after is None:
         return None, '"after" must be ASCII digits, from 0 to 2**63-1.'
     return after, None
-

@@ -6,6 +6,7 @@ mark read); what a kind means, its wording and payload, belong to its app (e.g. 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,16 +18,45 @@ Fanout = Callable[["Notification"], list[tuple[str, dict]]]
 KIND_NAME_MAX_LENGTH = 50  # what `Notification.kind` holds
 
 
+class Channel(StrEnum):
+    """Where a notification can reach its recipient. In-app (the socket and the notification centre) is always on;
+    email and push are the fallbacks for a notification no open page acknowledged (notifications/offline.py)."""
+
+    IN_APP = "in_app"
+    EMAIL = "email"
+    PUSH = "push"
+
+
+OFFLINE_CHANNELS = (Channel.EMAIL, Channel.PUSH)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a customer chooses channels for on the preferences page: a kind, or one part of it (an order shipped).
+
+    `key` is stored in `NotificationPreference.topic`; `offline_defaults` are the offline channels that are on
+    until the customer says otherwise.
+    """
+
+    key: str
+    label: str
+    offline_defaults: frozenset[Channel] = frozenset()
+
+
 @dataclass(frozen=True)
 class NotificationKind:
     """A kind of notification: its name (stored in `Notification.kind`, sent as a frame's `kind`) and its fan-out.
 
     `fanout`, if any, builds the frames that go live, with no seq, to other groups (staff, say) when a
-    notification of this kind is published; the consumer forwards them as they are.
+    notification of this kind is published; the consumer forwards them as they are. `topics` and `topic_of`
+    say what the customer's channel preferences apply to (the preferences page lists every kind's topics).
     """
 
     name: str
     fanout: Fanout | None = None
+    # The topics its notifications fall under, and which one a given payload is; none means it never goes offline.
+    topics: tuple[Topic, ...] = ()
+    topic_of: Callable[[dict], str] | None = None
 
 
 class UnknownNotificationKind(LookupError):
@@ -56,3 +86,17 @@ def notification_kind(name: str) -> NotificationKind:
             f"Unknown notification kind {name!r} (registered: {known}): the app that owns it registers it "
             "with notifications.kinds.notification_kind_register() in its AppConfig.ready()"
         ) from None
+
+
+def notification_kinds() -> list[NotificationKind]:
+    """Every registered kind, by name."""
+    return [_registered[name] for name in sorted(_registered)]
+
+
+def notification_topic(kind_name: str, payload: dict) -> Topic | None:
+    """The topic a notification of `kind_name` with `payload` falls under, or None if it never goes offline."""
+    kind = notification_kind(kind_name)
+    if kind.topic_of is None:
+        return None
+    key = kind.topic_of(payload)
+    return next((topic for topic in kind.topics if topic.key == key), None)

@@ -14,9 +14,9 @@ def notification_list(request):
     """The notification centre: my notifications, newest first."""
     # Read before the list: the socket resumes after this seq, so nothing slips between.
     live_last_seq = last_seq(user_id=request.user.pk)
-    notifications = Paginator(
-        Notification.objects.filter(recipient=request.user).order_by("-seq"), 20
-    ).get_page(request.GET.get("page"))
+    notifications = Paginator(Notification.objects.filter(recipient=request.user).order_by("-seq"), 20).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "notifications/notification_list.html",

@@ -108,9 +108,7 @@ def _bulk_transition_action(to_status: OrderStatus):
         )
         label = to_status.label.lower()
         if result.changed:
-            modeladmin.message_user(
-                request, f"{len(result.changed)} order(s) marked {label}.", messages.SUCCESS
-            )
+            modeladmin.message_user(request, f"{len(result.changed)} order(s) marked {label}.", messages.SUCCESS)
         if result.skipped:
             reasons = " ".join(reason for _, reason in result.skipped[:10])
             more = f" …and {len(result.skipped) - 10} more." if len(result.skipped) > 10 else ""

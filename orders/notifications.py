@@ -5,7 +5,7 @@ its fan-out, the live `order_changed` frame every staff socket gets for any cust
 """
 
 from notifications.groups import STAFF_GROUP
-from notifications.kinds import NotificationKind
+from notifications.kinds import Channel, NotificationKind, Topic
 from notifications.models import Notification
 from notifications.services import notification_record
 from orders.models import Order, OrderStatus
@@ -67,7 +67,27 @@ def order_status_fanout(notification: Notification) -> list[tuple[str, dict]]:
     return [(STAFF_GROUP, order_changed_frame(notification))]
 
 
-ORDER_STATUS_CHANGED = NotificationKind(name="order.status_changed", fanout=order_status_fanout)
+# What a customer can choose channels for: one topic per status. Email and push are on by default for the news
+# a customer acts on or waits for; payment and packing show in-app only.
+_OFFLINE_BY_DEFAULT = {OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.REFUNDED}
+ORDER_STATUS_TOPICS = tuple(
+    Topic(
+        key=f"order.{status}",
+        label=f"An order is {status.label.lower()}",
+        offline_defaults=frozenset({Channel.EMAIL, Channel.PUSH}) if status in _OFFLINE_BY_DEFAULT else frozenset(),
+    )
+    for status in OrderStatus
+    if status != OrderStatus.PENDING_PAYMENT  # the customer is on the page that placed it
+)
+
+
+def order_status_topic(payload: dict) -> str:
+    return f"order.{payload['order']['status']}"
+
+
+ORDER_STATUS_CHANGED = NotificationKind(
+    name="order.status_changed", fanout=order_status_fanout, topics=ORDER_STATUS_TOPICS, topic_of=order_status_topic
+)
 
 
 def notification_record_order_status_change(

@@ -12,9 +12,4 @@ def orders_of_customer(*, customer) -> QuerySet[Order]:
 
 def order_of_customer(*, customer, number: str) -> Order:
     """One of the customer's orders with its items and history; Order.DoesNotExist otherwise."""
-    return (
-        orders_of_customer(customer=customer)
-        .prefetch_related("items", "events__actor")
-        .get(number=number)
-    )
-
+    return orders_of_customer(customer=customer).prefetch_related("items", "events__actor").get(number=number)

@@ -39,8 +39,7 @@ class InvalidTransition(OrderTransitionError):
         self.order = order
         self.to_status = to_status
         super().__init__(
-            f"Order {order.number} cannot go from {S(order.status).label.lower()} "
-            f"to {S(to_status).label.lower()}."
+            f"Order {order.number} cannot go from {S(order.status).label.lower()} to {S(to_status).label.lower()}."
         )
 
 

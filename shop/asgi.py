@@ -1,4 +1,5 @@
 """The protocol router: Django for HTTP, the notification consumer for WebSocket."""
+
 import gc
 import os
 
@@ -30,9 +31,7 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Origin check first (cross-site WebSocket hijacking: scheme, host and port), then the line of handshakes
         # (a reconnect storm is served first come first served), then the session's user.
-        "websocket": SiteOriginValidator(
-            ConnectGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-        ),
+        "websocket": SiteOriginValidator(ConnectGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )
 # Outermost, for HTTP and WebSocket alike: everything inside sees the real client and scheme (http/https,

@@ -292,6 +292,10 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="shop")
 
 # Unpublished notifications older than this are re-published by the beat sweeper.
 NOTIFICATION_REPUBLISH_AFTER = env.int("NOTIFICATION_REPUBLISH_AFTER", default=5)
+# The offline fallback (notifications/offline.py): a notification no page acknowledged and nobody read is pushed
+# after NOTIFICATION_PUSH_DELAY seconds and emailed after NOTIFICATION_EMAIL_DELAY.
+NOTIFICATION_EMAIL_DELAY = env.float("NOTIFICATION_EMAIL_DELAY", default=120.0)
+NOTIFICATION_PUSH_DELAY = env.float("NOTIFICATION_PUSH_DELAY", default=10.0)
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 # A client that missed more than this gets {"type": "reset"} and refetches the page.
 NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)

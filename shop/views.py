@@ -41,9 +41,7 @@ def cart_add(request, slug):
 def cart_detail(request):
     cart = Cart(request.session)
     lines = cart.lines()
-    return render(
-        request, "shop/cart.html", {"lines": lines, "total": sum(line.line_total for line in lines)}
-    )
+    return render(request, "shop/cart.html", {"lines": lines, "total": sum(line.line_total for line in lines)})
 
 
 @require_POST
@@ -67,9 +65,7 @@ def checkout(request):
     form = CheckoutForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            order = order_place(
-                customer=request.user, quantities=cart.as_quantities(), note=form.cleaned_data["note"]
-            )
+            order = order_place(customer=request.user, quantities=cart.as_quantities(), note=form.cleaned_data["note"])
         except CheckoutError as error:
             form.add_error(None, str(error))
         else:

@@ -1,4 +1,5 @@
 """WSGI entry point, for HTTP-only servers; daphne serves `shop.asgi` for HTTP and WebSocket."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

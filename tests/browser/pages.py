@@ -177,6 +177,4 @@ def admin_hide_nav_sidebar(page: Page) -> None:
 
 def admin_row(page: Page, order) -> Locator:
     """The change list row of `order`."""
-    return page.locator("#result_list tbody tr").filter(
-        has=page.locator(f'input.action-select[value="{order.pk}"]')
-    )
+    return page.locator("#result_list tbody tr").filter(has=page.locator(f'input.action-select[value="{order.pk}"]'))

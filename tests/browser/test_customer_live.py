@@ -79,9 +79,7 @@ def test_order_page_shows_a_toast_and_a_timeline_step_within_two_seconds_of_a_st
     screenshot(customer_tab, "order-page-toast")
 
 
-def test_tab_back_online_shows_both_changes_it_missed_once_each_and_in_order(
-    open_session, screenshot, customer, order
-):
+def test_tab_back_online_shows_both_changes_it_missed_once_each_and_in_order(open_session, screenshot, customer, order):
     session = open_session("customer")
     tab = customer_login(session, customer)
     tab.goto(order.get_absolute_url())
@@ -287,8 +285,14 @@ def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
                 "seq": last_seq + 1,
                 "kind": "order.status_changed",
                 "created_at": datetime.now(UTC).isoformat(),
-                "order": {"id": order.pk, "number": XSS, "status": 'paid"><img src=x onerror=alert(2)>',
-                          "status_label": XSS, "previous_status": "paid", "version": 99},  # fmt: skip
+                "order": {
+                    "id": order.pk,
+                    "number": XSS,
+                    "status": 'paid"><img src=x onerror=alert(2)>',
+                    "status_label": XSS,
+                    "previous_status": "paid",
+                    "version": 99,
+                },  # fmt: skip
                 "title": XSS,
                 "body": XSS,
                 "message": XSS,

@@ -45,7 +45,7 @@ document.addEventListener("securitypolicyviolation", (event) => window.reportVio
 """
 # What an attacker's stored markup would try: an inline script and an inline event handler.
 INJECTED = (
-    '<script>window.injectedScriptRan = true;</script>'
+    "<script>window.injectedScriptRan = true;</script>"
     '<img id="injected" src="/static/favicon.svg" onload="window.injectedHandlerRan = true">'
 )
 # Chromium's console line for each refusal.

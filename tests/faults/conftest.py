@@ -60,9 +60,7 @@ class Cluster:
             CELERY_VISIBILITY_TIMEOUT="3",
         )
 
-    def web(
-        self, name: str = "daphne", settings_module: str | None = None, extra_env: dict | None = None
-    ) -> WebServer:
+    def web(self, name: str = "daphne", settings_module: str | None = None, extra_env: dict | None = None) -> WebServer:
         env = {
             **self.env,
             **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}),

@@ -18,9 +18,7 @@ from tests.live.servers import live_db
 pytestmark = [live_db, requires_postgres(), requires_redis()]
 
 
-async def test_change_committed_by_a_process_killed_before_publishing_still_reaches_the_customer(
-    cluster, servers_user
-):
+async def test_change_committed_by_a_process_killed_before_publishing_still_reaches_the_customer(cluster, servers_user):
     doomed = cluster.web("daphne-doomed", settings_module="tests.faults.settings_kill_before_publish")
     survivor = cluster.web("daphne-survivor")
     cluster.worker()

@@ -92,8 +92,12 @@ class HttpLog:
             return None
         ended = time.monotonic()
         location = response.headers.get("location", "")
-        if response.status_code == 200 and method == "GET" or response.status_code == 302 and expect and (
-            location.startswith(expect)
+        if (
+            response.status_code == 200
+            and method == "GET"
+            or response.status_code == 302
+            and expect
+            and (location.startswith(expect))
         ):
             self.exchanges.append(Exchange(label, started, ended, "ok", clean=True))
             return response

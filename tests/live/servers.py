@@ -74,7 +74,13 @@ E2E_SECRET_KEY = settings.SECRET_KEY
 live_db = pytest.mark.django_db(
     transaction=True,
     available_apps=[
-        "accounts", "shop", "orders", "notifications", "axes", "django.contrib.admin", "django.contrib.sessions"
+        "accounts",
+        "shop",
+        "orders",
+        "notifications",
+        "axes",
+        "django.contrib.admin",
+        "django.contrib.sessions",
     ],
 )
 

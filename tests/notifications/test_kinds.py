@@ -57,8 +57,7 @@ def test_no_module_under_notifications_imports_orders():
     assert len(files) > 20, "the walk found the package's modules and migrations"
 
     importing_orders = {
-        str(path.relative_to(ROOT)): sorted(filter(is_orders, imported_modules(path.read_text())))
-        for path in files
+        str(path.relative_to(ROOT)): sorted(filter(is_orders, imported_modules(path.read_text()))) for path in files
     }
 
     assert {path: modules for path, modules in importing_orders.items() if modules} == {}

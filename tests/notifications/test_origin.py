@@ -153,4 +153,3 @@ async def test_an_origin_csrf_trusts_may_open_it(customer_session, settings, ori
 async def test_an_origin_beside_the_trusted_ones_is_refused(customer_session, settings, origin):
     settings.CSRF_TRUSTED_ORIGINS = TRUSTED
     assert not await accepted(handshake(customer_session, scheme="wss", host="testserver", origins=[origin]))
-

@@ -255,9 +255,7 @@ def test_a_payload_the_frames_cannot_be_built_from_is_isolated_like_one_that_can
     assert (broken.publish_attempts, broken.publish_error) == (1, "KeyError: 'order'")
 
 
-def test_the_layer_being_down_counts_no_attempt_and_stops_the_sweep_until_the_next_beat(
-    customer, settings, caplog
-):
+def test_the_layer_being_down_counts_no_attempt_and_stops_the_sweep_until_the_next_beat(customer, settings, caplog):
     record_unpublished(recipient=customer, payload=poison_payload(place_order(customer=customer)))
     for _ in range(2):
         place_order(customer=UserFactory(), status=OrderStatus.PAID)
@@ -266,9 +264,10 @@ def test_the_layer_being_down_counts_no_attempt_and_stops_the_sweep_until_the_ne
     assert notifications_publish_pending(older_than=timedelta(0), chunk_size=1) == 0
 
     assert caplog.text.count("the sweeper will retry") == 1  # the first chunk failed; the sweep stopped there
-    assert list(Notification.objects.values_list("publish_attempts", "publish_claimed_until", "quarantined_at")) == [
-        (0, None, None)
-    ] * 3
+    assert (
+        list(Notification.objects.values_list("publish_attempts", "publish_claimed_until", "quarantined_at"))
+        == [(0, None, None)] * 3
+    )
 
 
 # A quarantined row's seq is not a hole: its frame is built from the database row, as for any seq a socket

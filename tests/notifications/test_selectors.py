@@ -16,9 +16,7 @@ def record(user, count: int) -> None:
         notification_record_order_status_change(order=order, previous_status=None)
 
 
-def test_live_state_is_the_last_seq_and_unread_count_with_its_version_in_one_query(
-    customer, django_assert_num_queries
-):
+def test_live_state_is_the_last_seq_and_unread_count_with_its_version_in_one_query(customer, django_assert_num_queries):
     record(customer, 5)  # versions 1 to 5
     notifications_mark_read(user_id=customer.pk, seq=2)  # 6
     notifications_mark_read(user_id=customer.pk, seq=4)  # 7

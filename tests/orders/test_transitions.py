@@ -97,9 +97,7 @@ def test_bulk_transition_changes_the_allowed_and_reports_the_rest():
     )
 
     assert sorted(order.pk for order in result.changed) == sorted(order.pk for order in paid)
-    assert result.skipped == [
-        (delivered.number, f"Order {delivered.number} cannot go from delivered to processing.")
-    ]
+    assert result.skipped == [(delivered.number, f"Order {delivered.number} cannot go from delivered to processing.")]
     delivered.refresh_from_db()
     assert delivered.status == OrderStatus.DELIVERED
 

@@ -12,9 +12,7 @@ from tests.factories import ProductFactory, StaffFactory, UserFactory, place_ord
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = hypothesis_settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+FUZZ = hypothesis_settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # What a tampering client might put in any field.
 values = st.one_of(
     st.text(max_size=30),

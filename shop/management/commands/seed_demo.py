@@ -53,9 +53,7 @@ class Command(BaseCommand):
             if customer.orders.exists():
                 continue
             for index, status in enumerate(statuses):
-                place_order(
-                    customer=customer, products=products[index : index + 2], status=status
-                )
+                place_order(customer=customer, products=products[index : index + 2], status=status)
 
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Customers: alice, bob, carol   password: {DEFAULT_PASSWORD}")
