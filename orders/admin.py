@@ -114,7 +114,9 @@ class ShipOrdersForm(forms.Form):
                 label=f"Carrier of {order.number}", choices=[("", "as above"), *carrier_choices()], required=False
             )
             self.fields[f"number_{order.pk}"] = forms.CharField(
-                label=f"Tracking number of {order.number}", required=False
+                label=f"Tracking number of {order.number}",
+                required=False,
+                widget=forms.TextInput(attrs={"size": 30, "autocomplete": "off"}),
             )
 
     def rows(self):
@@ -241,7 +243,8 @@ def mark_shipped(modeladmin, request, queryset):
         return None
     selected = list(queryset.select_related("customer").order_by("pk"))
     shippable = [order for order in selected if can_transition(order.status, OrderStatus.SHIPPED)]
-    form = ShipOrdersForm(request.POST if "ship" in request.POST else None, orders=shippable)
+    confirmed = "ship" in request.POST or not shippable  # with no order that can ship there is nothing to ask
+    form = ShipOrdersForm(request.POST if confirmed else None, orders=shippable)
     if form.is_valid():
         result = orders_transition_bulk(
             order_ids=[order.pk for order in selected],

@@ -217,6 +217,20 @@ def test_mark_shipped_with_bad_tracking_shows_the_page_again_with_the_error_and_
     assert stored(first, second) == before
 
 
+def test_mark_shipped_with_no_order_that_can_ship_says_why_at_once(staff_client):
+    pending, delivered = place_order(), place_order(status=OrderStatus.DELIVERED)
+    before = stored(pending, delivered)
+
+    response = ship_page(staff_client, [pending, delivered])
+
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        f"2 order(s) skipped: Order {pending.number} cannot go from pending payment to shipped. "
+        f"Order {delivered.number} cannot go from delivered to shipped."
+    ]
+    assert stored(pending, delivered) == before
+
+
 def test_mark_shipped_reports_an_order_someone_else_shipped_after_the_page_was_shown(staff_client):
     mine, theirs = (place_order(status=OrderStatus.PROCESSING) for _ in range(2))
     assert ship_page(staff_client, [mine, theirs]).status_code == 200
