@@ -3,7 +3,7 @@
 from itertools import product as pairs
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Notification
@@ -217,3 +217,11 @@ def test_bulk_shipping_gives_each_order_its_own_tracking_and_ships_the_rest_with
     assert len(result.changed) == 3 and result.skipped == []
     shipped = {order.pk: (order.carrier, order.tracking_number) for order in Order.objects.all()}
     assert shipped == {first.pk: ("dhl", DHL_NUMBER), second.pk: ("ups", "1Z999AA10123456784"), untracked.pk: ("", "")}
+
+
+@pytest.mark.parametrize(("carrier", "number"), [("dhl", ""), ("", DHL_NUMBER)])
+def test_the_database_refuses_a_carrier_without_a_number_and_a_number_without_a_carrier(carrier, number):
+    order = place_order(status=OrderStatus.SHIPPED)
+
+    with pytest.raises(IntegrityError, match="order_tracking_carrier_and_number_together"), transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(carrier=carrier, tracking_number=number)
