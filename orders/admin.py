@@ -5,10 +5,24 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
 from django.utils.text import capfirst
 
+from orders.carriers import Tracking, TrackingInvalid, carrier_choices
 from orders.models import Order, OrderEvent, OrderItem, OrderStatus
-from orders.transitions import StaleOrder, can_transition, next_statuses, order_transition, orders_transition_bulk
+from orders.transitions import (
+    BulkTransitionResult,
+    StaleOrder,
+    can_transition,
+    next_statuses,
+    order_tracking_validate,
+    order_transition,
+    orders_transition_bulk,
+)
+
+# The most orders the "mark shipped" page lists at once, each with its own tracking number field.
+SHIP_AT_ONCE_MAX = 100
 
 
 class OrderAdminForm(forms.ModelForm):
@@ -33,6 +47,12 @@ class OrderAdminForm(forms.ModelForm):
         required=False,
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    carrier = forms.ChoiceField(label="Carrier", choices=[("", "—"), *carrier_choices()], required=False)
+    tracking_number = forms.CharField(
+        label="Tracking number",
+        help_text="With the move to shipped: the customer gets the carrier's tracking link.",
+        required=False,
     )
 
     class Meta:
@@ -62,6 +82,70 @@ class OrderAdminForm(forms.ModelForm):
                 f"{OrderStatus(status).label.lower()}.",
                 code="invalid_transition",
             )
+        if "carrier" in cleaned:  # else its choice was refused already
+            try:
+                order_tracking_validate(
+                    to_status=status if status != current.status else "",
+                    carrier=cleaned["carrier"],
+                    tracking_number=cleaned.get("tracking_number", ""),
+                )
+            except TrackingInvalid as error:
+                self.add_error(error.field, str(error))
+        return cleaned
+
+
+class ShipOrdersForm(forms.Form):
+    """The "mark shipped" page: one carrier for all the orders, or a row's own, and each order's tracking number.
+
+    Rows come from the selected orders as the server reads them, never from the posted data. An order left without
+    a number ships without tracking.
+    """
+
+    carrier = forms.ChoiceField(
+        label="Carrier", choices=[("", "—"), *carrier_choices()], required=False, help_text="For every order below"
+    )
+
+    def __init__(self, *args, orders: list[Order], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.orders = orders
+        self.tracking: dict[int, Tracking] = {}  # by order id, once valid
+        for order in orders:
+            self.fields[f"carrier_{order.pk}"] = forms.ChoiceField(
+                label=f"Carrier of {order.number}", choices=[("", "as above"), *carrier_choices()], required=False
+            )
+            self.fields[f"number_{order.pk}"] = forms.CharField(
+                label=f"Tracking number of {order.number}",
+                required=False,
+                widget=forms.TextInput(attrs={"size": 30, "autocomplete": "off"}),
+            )
+
+    def rows(self):
+        """(order, its carrier field, its number field), for the template."""
+        return [(order, self[f"carrier_{order.pk}"], self[f"number_{order.pk}"]) for order in self.orders]
+
+    def clean(self):
+        cleaned = super().clean()
+        carrier_above_used = False
+        for order in self.orders:
+            carrier_field, number_field = f"carrier_{order.pk}", f"number_{order.pk}"
+            if carrier_field not in cleaned or "carrier" not in cleaned:
+                continue  # an unknown carrier, refused already
+            number = cleaned.get(number_field, "")
+            # The carrier above counts for the rows that have a number; a row's own carrier always does.
+            carrier = cleaned[carrier_field]
+            if not carrier and number.strip():
+                carrier, carrier_above_used = cleaned["carrier"], True
+            try:
+                tracking = order_tracking_validate(
+                    to_status=OrderStatus.SHIPPED, carrier=carrier, tracking_number=number
+                )
+            except TrackingInvalid as error:
+                self.add_error(carrier_field if error.field == "carrier" else number_field, str(error))
+            else:
+                if tracking is not None:
+                    self.tracking[order.pk] = tracking
+        if cleaned.get("carrier") and not carrier_above_used and not self.errors:
+            self.add_error("carrier", "Enter the tracking numbers of the orders that ship with this carrier.")
         return cleaned
 
 
@@ -82,11 +166,36 @@ class OrderItemInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+def tracking_link(tracking: Tracking | None):
+    """A carrier's tracking link as the admin shows it: label and number as text, the URL built from them."""
+    if tracking is None:
+        return "—"
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener noreferrer">{} {}</a>',
+        tracking.url,
+        tracking.carrier.label,
+        tracking.number,
+    )
+
+
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     verbose_name_plural = "History"
-    fields = ["created_at", "type", "old_status", "new_status", "actor", "customer_message", "internal_note"]
+    fields = [
+        "created_at",
+        "type",
+        "old_status",
+        "new_status",
+        "actor",
+        "customer_message",
+        "internal_note",
+        "tracking",
+    ]
     readonly_fields = fields
+
+    @admin.display(description="tracking")
+    def tracking(self, event):
+        return tracking_link(event.tracking)
 
 
 class OrderChangeList(ChangeList):
@@ -106,20 +215,55 @@ def _bulk_transition_action(to_status: OrderStatus):
         result = orders_transition_bulk(
             order_ids=list(queryset.values_list("pk", flat=True)), to_status=to_status, actor=request.user
         )
-        label = to_status.label.lower()
-        if result.changed:
-            modeladmin.message_user(request, f"{len(result.changed)} order(s) marked {label}.", messages.SUCCESS)
-        if result.skipped:
-            reasons = " ".join(reason for _, reason in result.skipped[:10])
-            more = f" …and {len(result.skipped) - 10} more." if len(result.skipped) > 10 else ""
-            modeladmin.message_user(
-                request, f"{len(result.skipped)} order(s) skipped: {reasons}{more}", messages.WARNING
-            )
+        _report_bulk(modeladmin, request, result, to_status)
 
     action.__name__ = f"mark_{to_status.value}"
     return admin.action(description=f"Mark selected orders as {to_status.label.lower()}", permissions=["change"])(
         action
     )
+
+
+def _report_bulk(modeladmin, request, result: BulkTransitionResult, to_status: OrderStatus) -> None:
+    label = to_status.label.lower()
+    if result.changed:
+        modeladmin.message_user(request, f"{len(result.changed)} order(s) marked {label}.", messages.SUCCESS)
+    if result.skipped:
+        reasons = " ".join(reason for _, reason in result.skipped[:10])
+        more = f" …and {len(result.skipped) - 10} more." if len(result.skipped) > 10 else ""
+        modeladmin.message_user(request, f"{len(result.skipped)} order(s) skipped: {reasons}{more}", messages.WARNING)
+
+
+@admin.action(description="Mark selected orders as shipped", permissions=["change"])
+def mark_shipped(modeladmin, request, queryset):
+    """Ship the selected orders after a page that takes each one's tracking number (Django's confirmation style)."""
+    if queryset.count() > SHIP_AT_ONCE_MAX:
+        modeladmin.message_user(
+            request, f"Select at most {SHIP_AT_ONCE_MAX} orders to ship at once; nothing was changed.", messages.ERROR
+        )
+        return None
+    selected = list(queryset.select_related("customer").order_by("pk"))
+    shippable = [order for order in selected if can_transition(order.status, OrderStatus.SHIPPED)]
+    confirmed = "ship" in request.POST or not shippable  # with no order that can ship there is nothing to ask
+    form = ShipOrdersForm(request.POST if confirmed else None, orders=shippable)
+    if form.is_valid():
+        result = orders_transition_bulk(
+            order_ids=[order.pk for order in selected],
+            to_status=OrderStatus.SHIPPED,
+            actor=request.user,
+            tracking=form.tracking,
+        )
+        _report_bulk(modeladmin, request, result, OrderStatus.SHIPPED)
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Mark orders as shipped",
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "selected": selected,
+        "skipped": [order for order in selected if order not in shippable],
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/orders/order/ship_orders.html", context)
 
 
 @admin.register(Order)
@@ -130,16 +274,36 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ["number", "customer__email"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
-    readonly_fields = ["number", "customer", "total", "note", "created_at", "updated_at", "version"]
-    fieldsets = [
-        (None, {"fields": ["number", "customer", "total", "note", "created_at", "updated_at"]}),
-        ("Status", {"fields": ["status", "customer_message", "internal_note", "loaded_version", "version"]}),
-    ]
+    readonly_fields = ["number", "customer", "total", "note", "created_at", "updated_at", "version", "tracking"]
     inlines = [OrderItemInline, OrderEventInline]
     actions = [
-        _bulk_transition_action(status)
-        for status in (OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.CANCELLED)
+        _bulk_transition_action(OrderStatus.PROCESSING),
+        mark_shipped,
+        _bulk_transition_action(OrderStatus.DELIVERED),
+        _bulk_transition_action(OrderStatus.CANCELLED),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        # The tracking inputs while the order can still ship; its tracking link once it has one.
+        can_ship = obj is not None and can_transition(obj.status, OrderStatus.SHIPPED)
+        shipping = ["carrier", "tracking_number"] if can_ship else ["tracking"] if obj and obj.tracking else []
+        return [
+            (None, {"fields": ["number", "customer", "total", "note", "created_at", "updated_at"]}),
+            (
+                "Status",
+                {"fields": ["status", *shipping, "customer_message", "internal_note", "loaded_version", "version"]},
+            ),
+        ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # Only the status is written through the model form; the other inputs are order_transition's arguments
+        # (the order's own carrier and number fields must not take posted values before they are checked).
+        kwargs["fields"] = ["status"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    @admin.display(description="tracking")
+    def tracking(self, order):
+        return tracking_link(order.tracking)
 
     def get_changelist(self, request, **kwargs):
         return OrderChangeList
@@ -171,6 +335,8 @@ class OrderAdmin(admin.ModelAdmin):
             customer_message=form.cleaned_data["customer_message"],
             internal_note=form.cleaned_data["internal_note"],
             expected_version=form.cleaned_data["loaded_version"],
+            carrier=form.cleaned_data["carrier"],
+            tracking_number=form.cleaned_data["tracking_number"],
         )
         obj.refresh_from_db()
 

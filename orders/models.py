@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from orders.carriers import TRACKING_NUMBER_MAX_LENGTH, Tracking, tracking_of
+
 
 class OrderStatus(models.TextChoices):
     """An order's lifecycle. Which move is allowed lives in `orders.transitions`."""
@@ -77,12 +79,22 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Bumped by every transition: a form that loaded version N cannot overwrite N+1.
     version = models.PositiveIntegerField(default=1)
+    # Given with the move to shipped (orders/carriers.py checks them) and kept by every later status.
+    carrier = models.CharField(max_length=20, blank=True)
+    tracking_number = models.CharField(max_length=TRACKING_NUMBER_MAX_LENGTH, blank=True)
 
     objects = OrderQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["customer", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(carrier="", tracking_number="")
+                | (~models.Q(carrier="") & ~models.Q(tracking_number="")),
+                name="order_tracking_carrier_and_number_together",
+            )
+        ]
 
     def __str__(self):
         return self.number or f"Order #{self.pk}"
@@ -107,6 +119,11 @@ class Order(models.Model):
     def loaded_status(self) -> str | None:
         """The status this instance had when it was read from the database (None if new)."""
         return getattr(self, "_loaded_status", None)
+
+    @property
+    def tracking(self) -> Tracking | None:
+        """The shipment's carrier, number and tracking link, once it shipped with them."""
+        return tracking_of(carrier=self.carrier, number=self.tracking_number)
 
 
 def format_order_number(pk: int) -> str:
@@ -151,6 +168,9 @@ class OrderEvent(models.Model):
     customer_message = models.TextField("message to the customer (shown to them)", blank=True, max_length=1000)
     # Staff only: never in a customer's page, notification payload or socket frame.
     internal_note = models.TextField("internal note (never shown to the customer)", blank=True, max_length=1000)
+    # What staff entered with the move to shipped, as the order got it.
+    carrier = models.CharField(max_length=20, blank=True)
+    tracking_number = models.CharField(max_length=TRACKING_NUMBER_MAX_LENGTH, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -164,3 +184,8 @@ class OrderEvent(models.Model):
         if not self._state.adding:
             raise ValueError("OrderEvent rows are append-only")
         super().save(*args, **kwargs)
+
+    @property
+    def tracking(self) -> Tracking | None:
+        """What the order shipped with, when this is the move to shipped and staff gave it."""
+        return tracking_of(carrier=self.carrier, number=self.tracking_number)

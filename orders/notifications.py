@@ -41,13 +41,17 @@ def order_status_payload(order: Order, *, previous_status: str | None, customer_
     so what staff wrote as an internal note cannot reach them: it is never an argument here.
     """
     title, body = ORDER_STATUS_MESSAGES[order.status]
-    return {
+    payload = {
         "order": order_summary(order, previous_status=previous_status),
         "title": title.format(number=order.number),
         "body": body,
         "message": customer_message,
         "url": order.get_absolute_url(),
     }
+    # From shipped on, once it shipped with one: the carrier's label, the number and the link built from them.
+    if (tracking := order.tracking) is not None:
+        payload["tracking"] = tracking.payload()
+    return payload
 
 
 def order_changed_frame(notification: Notification) -> dict:

@@ -5,12 +5,14 @@ bulk admin actions, scheduled tasks — goes through `order_transition`, so the 
 the history and the notification can never be skipped.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import F
 
 from notifications.services import notifications_batched
+from orders.carriers import Tracking, TrackingInvalid, tracking_validate
 from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
 from shop.models import Product
 
@@ -70,6 +72,8 @@ def order_transition(
     internal_note: str = "",
     expected_version: int | None = None,
     expected_status: str | None = None,
+    carrier: str = "",
+    tracking_number: str = "",
 ) -> Order:
     """Move one order to `to_status`: lock, validate, record the event, save.
 
@@ -78,7 +82,9 @@ def order_transition(
     a redelivered task). The order's post_save signal records the customer's
     notification in this same transaction; it is published only after commit.
     `customer_message` reaches the customer (order page, notification); `internal_note` stays with staff.
+    `carrier` and `tracking_number` go with the move to shipped only (`order_tracking_validate`).
     """
+    tracking = order_tracking_validate(to_status=to_status, carrier=carrier, tracking_number=tracking_number)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
         if (expected_version is not None and order.version != expected_version) or (
@@ -98,13 +104,27 @@ def order_transition(
             actor=actor,
             customer_message=customer_message,
             internal_note=internal_note,
+            carrier=tracking.carrier.code if tracking else "",
+            tracking_number=tracking.number if tracking else "",
         )
         order.status = to_status
         order.version += 1
-        order.save(update_fields=["status", "version", "updated_at"])
+        changed = ["status", "version", "updated_at"]
+        if tracking is not None:
+            order.carrier, order.tracking_number = tracking.carrier.code, tracking.number
+            changed += ["carrier", "tracking_number"]
+        order.save(update_fields=changed)
         if to_status == S.CANCELLED:
             _restock(order)
     return order
+
+
+def order_tracking_validate(*, to_status: str, carrier: str, tracking_number: str) -> Tracking | None:
+    """The tracking staff gave with a move to `to_status`, checked; `TrackingInvalid` if wrong or not shipping."""
+    tracking = tracking_validate(carrier=carrier, number=tracking_number)
+    if tracking is not None and to_status != S.SHIPPED:
+        raise TrackingInvalid("A tracking number is given when the order is marked shipped.", field="tracking_number")
+    return tracking
 
 
 def _restock(order: Order) -> None:
@@ -121,14 +141,21 @@ class BulkTransitionResult:
 
 
 def orders_transition_bulk(
-    *, order_ids, to_status: str, actor=None, customer_message: str = "", internal_note: str = ""
+    *,
+    order_ids,
+    to_status: str,
+    actor=None,
+    customer_message: str = "",
+    internal_note: str = "",
+    tracking: Mapping[int, Tracking] | None = None,
 ) -> BulkTransitionResult:
     """Move many orders to `to_status`, each through `order_transition`.
 
     Each order changes in its own savepoint, so one refused order is reported and
     skipped without undoing the others; their notifications go out in one batch
-    after commit.
+    after commit. `tracking` gives some of them (by id) their shipment's tracking.
     """
+    tracking = tracking or {}
     result = BulkTransitionResult()
     with notifications_batched(), transaction.atomic():
         for order_id in sorted(order_ids):
@@ -140,9 +167,14 @@ def orders_transition_bulk(
                         actor=actor,
                         customer_message=customer_message,
                         internal_note=internal_note,
+                        **_tracking_arguments(tracking.get(order_id)),
                     )
             except OrderTransitionError as error:
                 result.skipped.append((error.order.number, str(error)))
             else:
                 result.changed.append(order)
     return result
+
+
+def _tracking_arguments(tracking: Tracking | None) -> dict[str, str]:
+    return {"carrier": tracking.carrier.code, "tracking_number": tracking.number} if tracking else {}

@@ -46,12 +46,20 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
 
 def place_order(
-    *, customer=None, products=None, quantity: int = 1, status: str = OrderStatus.PENDING_PAYMENT, actor=None
+    *,
+    customer=None,
+    products=None,
+    quantity: int = 1,
+    status: str = OrderStatus.PENDING_PAYMENT,
+    actor=None,
+    carrier: str = "",
+    tracking_number: str = "",
 ):
     """An order placed through checkout, then moved along the lifecycle to `status`.
 
     Orders are built through the real services, not a model factory, so their
-    history and stock are exactly what production would produce.
+    history and stock are exactly what production would produce. `carrier` and
+    `tracking_number` go with its move to shipped, if its path has one.
     """
     from orders.services import order_place
     from orders.transitions import order_transition
@@ -60,7 +68,8 @@ def place_order(
     products = products or [ProductFactory()]
     order = order_place(customer=customer, quantities={product.pk: quantity for product in products})
     for step in path_to(status):
-        order = order_transition(order_id=order.pk, to_status=step, actor=actor)
+        tracking = {"carrier": carrier, "tracking_number": tracking_number} if step == OrderStatus.SHIPPED else {}
+        order = order_transition(order_id=order.pk, to_status=step, actor=actor, **tracking)
     return order
 
 

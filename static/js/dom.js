@@ -14,6 +14,15 @@ export function safeHref(url) {
   return typeof url === "string" && url.startsWith("/") && !url.startsWith("//") ? url : "#";
 }
 
+export function httpsHref(url) {
+  // A carrier's page the server built (orders/carriers.py): https only, so no javascript: or data: link gets in.
+  try {
+    return new URL(url).protocol === "https:" ? url : null;
+  } catch {
+    return null;
+  }
+}
+
 export function safeToken(value) {
   return String(value).replace(/[^a-z_]/g, "");
 }

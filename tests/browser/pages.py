@@ -150,14 +150,25 @@ def admin_change_url(order) -> str:
 
 
 def admin_change_status(
-    page: Page, order, status: str, *, customer_message: str = "", internal_note: str = ""
+    page: Page,
+    order,
+    status: str,
+    *,
+    customer_message: str = "",
+    internal_note: str = "",
+    carrier: str = "",
+    tracking_number: str = "",
 ) -> float:
-    """Open the order's change form in the admin, pick `status`, write the message and the note, save.
+    """Open the order's change form in the admin, pick `status`, write the message, the note and tracking, save.
 
     Returns when Save was clicked (time.monotonic()), for tests that time what follows.
     """
     page.goto(admin_change_url(order))
     page.locator("#id_status").select_option(status)
+    if carrier:
+        page.locator("#id_carrier").select_option(carrier)
+    if tracking_number:
+        page.locator("#id_tracking_number").fill(tracking_number)
     if customer_message:
         page.locator("#id_customer_message").fill(customer_message)
     if internal_note:

@@ -118,3 +118,43 @@ def test_change_list_updates_live_when_another_staff_member_runs_a_bulk_action(
     expect(admin_row(change_list, left_alone).locator("td.field-status")).to_have_text("Paid")
     expect_not_reloaded(change_list)
     screenshot(change_list, "change-list-bulk-action")
+
+
+def test_mark_shipped_asks_each_orders_tracking_number_on_one_page_then_ships_them(
+    open_session, screenshot, customer, staff
+):
+    by_dhl, by_ups = (place(customer=customer, status=OrderStatus.PROCESSING) for _ in range(2))
+    pending = place(customer=customer, status=OrderStatus.PENDING_PAYMENT)
+    page = staff_login(open_session("staff"), staff)
+    page.goto(CHANGE_LIST)
+    for order in (by_dhl, by_ups, pending):
+        admin_row(page, order).locator("input.action-select").check()
+    page.locator('select[name="action"]').select_option("mark_shipped")
+    with page.expect_navigation():
+        page.locator('button[name="index"]').click()
+
+    rows = page.locator("#ship-orders tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#ship-orders-skipped")).to_have_text(f"{pending.number} (pending payment)")
+    page.get_by_label("Carrier:").select_option("dhl")
+    page.get_by_label(f"Tracking number of {by_dhl.number}").fill("0034 0434 1610 9404 2557")
+    page.get_by_label(f"Carrier of {by_ups.number}").select_option("ups")
+    page.get_by_label(f"Tracking number of {by_ups.number}").fill("1Z999AA10123456784<")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Mark shipped").click()
+
+    # A number the carrier does not issue: the page again, with the error beside it, and nothing shipped.
+    expect(rows.nth(1).locator(".errorlist")).to_contain_text("That is not a UPS tracking number")
+    expect(page.get_by_label(f"Tracking number of {by_dhl.number}")).to_have_value("0034 0434 1610 9404 2557")
+    screenshot(page, "ship-orders-error")
+    page.get_by_label(f"Tracking number of {by_ups.number}").fill("1Z999AA10123456784")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Mark shipped").click()
+
+    expect(page.locator("ul.messagelist li.success")).to_have_text("2 order(s) marked shipped.")
+    expect(page.locator("ul.messagelist li.warning")).to_contain_text(f"Order {pending.number} cannot go")
+    page.goto(admin_change_url(by_ups))
+    expect(page.locator(".field-tracking .readonly a")).to_have_text("UPS 1Z999AA10123456784")
+    expect(page.locator(".field-tracking .readonly a")).to_have_attribute(
+        "href", "https://www.ups.com/track?tracknum=1Z999AA10123456784"
+    )

@@ -21,6 +21,7 @@ from orders.models import Order, OrderStatus
 from tests.browser.data import place, transition
 from tests.browser.pages import (
     admin_change_status,
+    admin_change_url,
     customer_login,
     expect_live,
     expect_not_reloaded,
@@ -77,6 +78,35 @@ def test_order_page_shows_a_toast_and_a_timeline_step_within_two_seconds_of_a_st
     expect(customer_tab.locator("#order-status")).to_have_class(re.compile(r"\bstatus-paid\b"))
     expect_not_reloaded(customer_tab)
     screenshot(customer_tab, "order-page-toast")
+
+
+def test_order_page_shows_the_tracking_link_staff_entered_when_shipping_without_reloading(
+    open_session, screenshot, customer, staff
+):
+    order = place(customer=customer, status=OrderStatus.PROCESSING)
+    tab = customer_login(open_session("customer"), customer)
+    tab.goto(order.get_absolute_url())
+    expect_live(tab)
+    tracking = tab.locator("#order-tracking")
+    expect(tracking).to_be_hidden()
+    mark_page(tab)
+
+    staff_tab = staff_login(open_session("staff"), staff)
+    admin_change_status(staff_tab, order, OrderStatus.SHIPPED, carrier="ups", tracking_number="1z999aa1 0123456784")
+
+    expect(tab.locator("#order-status")).to_have_text("Shipped")
+    expect(tracking).to_be_visible()
+    expect(tab.locator("#order-tracking-term")).to_be_visible()
+    expect(tracking).to_have_text("UPS 1Z999AA10123456784")
+    link = tracking.locator("a.tracking-link")
+    expect(link).to_have_attribute("href", "https://www.ups.com/track?tracknum=1Z999AA10123456784")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect_not_reloaded(tab)
+    screenshot(tab, "order-page-tracking")
+
+    # The admin shows it too: the order's tracking and its history's shipped step.
+    staff_tab.goto(admin_change_url(order))
+    expect(staff_tab.locator('a[href="https://www.ups.com/track?tracknum=1Z999AA10123456784"]')).to_have_count(2)
 
 
 def test_tab_back_online_shows_both_changes_it_missed_once_each_and_in_order(open_session, screenshot, customer, order):
@@ -297,6 +327,7 @@ def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
                 "body": XSS,
                 "message": XSS,
                 "url": "javascript:alert(3)",
+                "tracking": {"carrier": XSS, "number": XSS, "url": "javascript:alert(4)"},
                 "unread": 2,
             }
         )
@@ -310,6 +341,10 @@ def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
     expect(timeline_steps(tab).last.locator(".note")).to_have_text(XSS)
     expect(tab.locator("#order-status")).to_have_text(XSS)
     expect(tab.locator("#order-status")).to_have_class("status status-paidimgsrcxonerroralert")
+    # Tracking with markup everywhere and a link that is not https: text only, and no link at all.
+    expect(tab.locator("#order-tracking .carrier")).to_have_text(XSS)
+    expect(tab.locator("#order-tracking .tracking-number")).to_have_text(XSS)
+    expect(tab.locator("#order-tracking a")).to_have_count(0)
     screenshot(tab, "xss-as-text")
 
     assert tab.locator('img[src="x"]').count() == 0

@@ -142,9 +142,12 @@ def test_orders_cannot_be_added_or_deleted_in_the_admin(staff_client):
 def test_bulk_action_moves_each_order_and_records_each_event(staff_client, staff, action, from_status, to_status):
     orders = [place_order(status=from_status) for _ in range(3)]
 
+    # Shipping asks for tracking numbers first (tests/orders/test_admin_tracking.py); confirmed without, it ships.
+    confirmed = {"ship": "Mark shipped"} if action == "mark_shipped" else {}
+
     response = staff_client.post(
         reverse("admin:orders_order_changelist"),
-        {"action": action, "_selected_action": [order.pk for order in orders]},
+        {"action": action, "_selected_action": [order.pk for order in orders], **confirmed},
     )
 
     assert response.status_code == 302
@@ -161,7 +164,11 @@ def test_bulk_action_reports_how_many_changed_and_why_others_were_skipped(staff_
 
     response = staff_client.post(
         reverse("admin:orders_order_changelist"),
-        {"action": "mark_shipped", "_selected_action": [order.pk for order in [*processing, pending]]},
+        {
+            "action": "mark_shipped",
+            "_selected_action": [order.pk for order in [*processing, pending]],
+            "ship": "Mark shipped",
+        },
     )
 
     assert messages_of(response) == [

@@ -2,8 +2,10 @@
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from orders.models import OrderStatus
+from orders.transitions import order_transition
 from tests.factories import place_order
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +48,36 @@ def test_order_pages_render_the_seq_read_before_the_order(customer_client, custo
     order = place_order(customer=customer, status=OrderStatus.PAID)
     for url in (order.get_absolute_url(), reverse("orders:list"), reverse("notifications:list")):
         assert customer_client.get(url).context["live_last_seq"] == 1
+
+
+def test_a_shipped_order_page_links_to_the_carriers_tracking_page(customer_client, customer):
+    order = place_order(
+        customer=customer, status=OrderStatus.DELIVERED, carrier="colissimo", tracking_number="6A12345678901"
+    )
+
+    content = customer_client.get(order.get_absolute_url()).content.decode()
+
+    assert (
+        '<dd id="order-tracking"><span class="carrier">La Poste / Colissimo</span> <a class="tracking-link" '
+        'href="https://www.laposte.fr/outils/suivre-vos-envois?code=6A12345678901" target="_blank" '
+        'rel="noopener noreferrer">6A12345678901</a></dd>'
+    ) in content
+
+
+def test_an_order_without_tracking_keeps_the_tracking_entry_hidden_and_empty(customer_client, customer):
+    order = place_order(customer=customer, status=OrderStatus.SHIPPED)
+
+    content = customer_client.get(order.get_absolute_url()).content.decode()
+
+    assert '<dt id="order-tracking-term" hidden>Tracking</dt>' in content
+    assert '<dd id="order-tracking" hidden></dd>' in content
+
+
+def test_a_carrier_label_with_markup_is_text_on_the_order_page(customer_client, customer, markup_carrier):
+    order = place_order(customer=customer, status=OrderStatus.PROCESSING)
+    order_transition(order_id=order.pk, to_status=OrderStatus.SHIPPED, carrier="probe", tracking_number="PROBE1")
+
+    content = customer_client.get(order.get_absolute_url()).content.decode()
+
+    assert f'<span class="carrier">{escape(markup_carrier.label)}</span>' in content
+    assert markup_carrier.label not in content

@@ -9,6 +9,8 @@ from notifications.groups import STAFF_GROUP
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
 from orders.notifications import ORDER_STATUS_MESSAGES, order_status_fanout, order_status_payload
+from orders.transitions import order_transition
+from tests.factories import place_order
 
 ORDER = {"pk": 7, "number": "SO-000007", "version": 3}
 
@@ -55,3 +57,40 @@ def test_staff_hear_of_the_change_with_who_made_it_and_no_message(actor, actor_n
             },
         )
     ]
+
+
+@pytest.mark.parametrize("status", [OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.REFUNDED])
+def test_from_shipped_on_the_payload_carries_the_carrier_label_the_number_and_the_link(status):
+    order = Order(**ORDER, status=status, carrier="royal_mail", tracking_number="AB123456789GB")
+
+    payload = order_status_payload(order, previous_status="processing")
+
+    assert payload["tracking"] == {
+        "carrier": "Royal Mail",
+        "number": "AB123456789GB",
+        "url": "https://www.royalmail.com/track-your-item#/tracking-results/AB123456789GB",
+    }
+
+
+@pytest.mark.django_db
+def test_the_shipped_notification_stored_for_the_customer_carries_the_tracking():
+    order = place_order(status=OrderStatus.PROCESSING)
+
+    order_transition(order_id=order.pk, to_status=OrderStatus.SHIPPED, carrier="dpd", tracking_number="01234567890123")
+
+    notification = Notification.objects.filter(recipient=order.customer).latest("seq")
+    assert notification.payload["order"]["status"] == "shipped"
+    assert notification.payload["tracking"] == {
+        "carrier": "DPD",
+        "number": "01234567890123",
+        "url": "https://tracking.dpd.de/status/en_US/parcel/01234567890123",
+    }
+
+
+@pytest.mark.django_db
+def test_an_order_shipped_without_tracking_has_no_tracking_in_its_payload():
+    order = place_order(status=OrderStatus.SHIPPED)
+
+    notification = Notification.objects.filter(recipient=order.customer).latest("seq")
+    assert notification.payload["order"]["status"] == "shipped"
+    assert "tracking" not in notification.payload

@@ -3,11 +3,12 @@
 from itertools import product as pairs
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Notification
-from orders.models import OrderEvent, OrderEventType, OrderStatus
+from orders.carriers import TrackingInvalid, tracking_validate
+from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
 from orders.transitions import (
     TRANSITIONS,
     InvalidTransition,
@@ -118,3 +119,109 @@ def test_order_events_are_append_only():
     event.internal_note = "rewritten"
     with pytest.raises(ValueError, match="append-only"):
         event.save()
+
+
+DHL_NUMBER = "00340434161094042557"
+
+
+def stored(order) -> tuple:
+    """What a refused change must leave as it was: the order's row and its history."""
+    row = Order.objects.values("status", "version", "carrier", "tracking_number").get(pk=order.pk)
+    return row, OrderEvent.objects.filter(order=order).count(), Notification.objects.count()
+
+
+def test_shipping_with_tracking_stores_it_on_the_order_and_its_history_event(staff):
+    order = place_order(status=OrderStatus.PROCESSING)
+
+    shipped = order_transition(
+        order_id=order.pk, to_status=OrderStatus.SHIPPED, actor=staff, carrier="dhl", tracking_number=DHL_NUMBER
+    )
+
+    shipped.refresh_from_db()
+    assert (shipped.status, shipped.carrier, shipped.tracking_number) == ("shipped", "dhl", DHL_NUMBER)
+    assert shipped.tracking == tracking_validate(carrier="dhl", number=DHL_NUMBER)
+    event = shipped.events.last()
+    assert (event.new_status, event.carrier, event.tracking_number) == ("shipped", "dhl", DHL_NUMBER)
+
+
+def test_shipping_stores_the_number_as_checked_without_spaces_and_in_capitals():
+    order = place_order(status=OrderStatus.PROCESSING)
+
+    order_transition(
+        order_id=order.pk, to_status=OrderStatus.SHIPPED, carrier="ups", tracking_number="1z999aa1 0123456784"
+    )
+
+    assert Order.objects.get(pk=order.pk).tracking_number == "1Z999AA10123456784"
+
+
+def test_shipping_without_tracking_still_ships():
+    order = place_order(status=OrderStatus.PROCESSING)
+
+    shipped = order_transition(order_id=order.pk, to_status=OrderStatus.SHIPPED)
+
+    assert (shipped.status, shipped.tracking) == (OrderStatus.SHIPPED, None)
+
+
+@pytest.mark.parametrize(
+    "later", [[OrderStatus.DELIVERED], [OrderStatus.REFUNDED], [OrderStatus.DELIVERED, OrderStatus.REFUNDED]]
+)
+def test_the_statuses_after_shipped_keep_the_tracking_and_their_events_do_not_repeat_it(later):
+    order = place_order(status=OrderStatus.PROCESSING)
+    order_transition(order_id=order.pk, to_status=OrderStatus.SHIPPED, carrier="dhl", tracking_number=DHL_NUMBER)
+
+    for status in later:
+        order_transition(order_id=order.pk, to_status=status)
+
+    order.refresh_from_db()
+    assert (order.status, order.carrier, order.tracking_number) == (later[-1], "dhl", DHL_NUMBER)
+    assert [event.tracking_number for event in order.events.all()][-len(later) :] == [""] * len(later)
+
+
+@pytest.mark.parametrize(("from_status", "to_status"), [(a, b) for a, b in ALLOWED if b != OrderStatus.SHIPPED])
+def test_tracking_with_any_move_but_to_shipped_is_refused_and_writes_nothing(from_status, to_status):
+    order = place_order(status=from_status)
+    before = stored(order)
+
+    with pytest.raises(TrackingInvalid, match="when the order is marked shipped"):
+        order_transition(order_id=order.pk, to_status=to_status, carrier="dhl", tracking_number=DHL_NUMBER)
+
+    assert stored(order) == before
+
+
+@pytest.mark.parametrize(
+    ("carrier", "number"),
+    [("hermes", DHL_NUMBER), ("dhl", "0034<0434"), ("dhl", "1" * 41), ("", DHL_NUMBER), ("dhl", "")],
+    ids=["unknown-carrier", "markup", "too-long", "number-without-carrier", "carrier-without-number"],
+)
+def test_invalid_tracking_refuses_the_move_to_shipped_and_writes_nothing(carrier, number):
+    order = place_order(status=OrderStatus.PROCESSING)
+    before = stored(order)
+
+    with pytest.raises(TrackingInvalid):
+        order_transition(order_id=order.pk, to_status=OrderStatus.SHIPPED, carrier=carrier, tracking_number=number)
+
+    assert stored(order) == before
+
+
+def test_bulk_shipping_gives_each_order_its_own_tracking_and_ships_the_rest_without():
+    first, second, untracked = (place_order(status=OrderStatus.PROCESSING) for _ in range(3))
+    tracking = {
+        first.pk: tracking_validate(carrier="dhl", number=DHL_NUMBER),
+        second.pk: tracking_validate(carrier="ups", number="1Z999AA10123456784"),
+    }
+
+    result = orders_transition_bulk(
+        order_ids=[first.pk, second.pk, untracked.pk], to_status=OrderStatus.SHIPPED, tracking=tracking
+    )
+
+    assert len(result.changed) == 3 and result.skipped == []
+    shipped = {order.pk: (order.carrier, order.tracking_number) for order in Order.objects.all()}
+    assert shipped == {first.pk: ("dhl", DHL_NUMBER), second.pk: ("ups", "1Z999AA10123456784"), untracked.pk: ("", "")}
+
+
+@pytest.mark.parametrize(("carrier", "number"), [("dhl", ""), ("", DHL_NUMBER)])
+def test_the_database_refuses_a_carrier_without_a_number_and_a_number_without_a_carrier(carrier, number):
+    order = place_order(status=OrderStatus.SHIPPED)
+
+    with pytest.raises(IntegrityError, match="order_tracking_carrier_and_number_together"), transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(carrier=carrier, tracking_number=number)

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from orders.carriers import CARRIERS, tracking_validate
 from orders.models import Order, OrderEvent, OrderStatus
 from shop.models import Product
 from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
@@ -104,3 +105,57 @@ def test_admin_bulk_action_with_any_action_or_ids_never_errors(client, action, i
     client.force_login(StaffFactory(username="bulk-fuzzer"))
     response = client.post(reverse("admin:orders_order_changelist"), {"action": action, "_selected_action": ids})
     assert response.status_code in ((400,) if "\x00" in action + "".join(ids) else (200, 302))
+
+
+# Tracking numbers near the carriers' forms: digits, the letters they use, spaces, markup and URL characters.
+tracking_numbers = values | st.text(alphabet="0123456789JDZSGBUF <>&\"'/?#%", max_size=24)
+carriers = values | st.sampled_from(list(CARRIERS))
+
+
+def assert_shipped_as_entered_or_untouched(response, order, before, *, carrier: str, number: str) -> None:
+    """A save ships the order with exactly the tracking the check makes of the input; anything else writes nothing."""
+    order.refresh_from_db()
+    if response.status_code == 302:
+        assert order.status == OrderStatus.SHIPPED
+        expected = tracking_validate(carrier=carrier, number=number) if carrier or number.strip() else None
+        assert order.tracking == expected
+    else:
+        assert (order.status, order.tracking, state()) == (OrderStatus.PROCESSING, None, before)
+
+
+@FUZZ
+@given(carrier=carriers, number=tracking_numbers)
+def test_admin_shipping_with_any_carrier_or_tracking_number_never_errors(client, carrier, number):
+    client.force_login(StaffFactory(username="fuzzing-shipper"))
+    order = place_order(status=OrderStatus.PROCESSING)
+    before = state()
+    data = {
+        "status": "shipped",
+        "loaded_version": order.version,
+        "carrier": carrier,
+        "tracking_number": number,
+        **{f"{prefix}-{field}": "0" for prefix in ("items", "events") for field in ("TOTAL_FORMS", "INITIAL_FORMS")},
+    }
+
+    response = client.post(reverse("admin:orders_order_change", args=[order.pk]), data)
+
+    assert response.status_code in ((400,) if "\x00" in carrier + number else (200, 302))
+    assert_shipped_as_entered_or_untouched(response, order, before, carrier=carrier, number=number)
+
+
+@FUZZ
+@given(above=carriers, carrier=carriers, number=tracking_numbers)
+def test_admin_mark_shipped_page_with_any_carriers_or_tracking_number_never_errors(client, above, carrier, number):
+    client.force_login(StaffFactory(username="fuzzing-bulk-shipper"))
+    order = place_order(status=OrderStatus.PROCESSING)
+    before = state()
+    data = {"carrier": above, f"carrier_{order.pk}": carrier, f"number_{order.pk}": number, "ship": "Mark shipped"}
+
+    response = client.post(
+        reverse("admin:orders_order_changelist"), {"action": "mark_shipped", "_selected_action": [order.pk], **data}
+    )
+
+    assert response.status_code in ((400,) if "\x00" in above + carrier + number else (200, 302))
+    if response.status_code == 302 and not carrier and number.strip():
+        carrier = above  # the row names no carrier: the one above counts for it
+    assert_shipped_as_entered_or_untouched(response, order, before, carrier=carrier, number=number)

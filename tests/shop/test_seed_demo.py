@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, OrderStatus
 from shop.models import Product
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +28,17 @@ def test_seed_demo_creates_staff_customers_catalog_and_orders(settings, capsys):
     assert Product.objects.count() == 8
     assert Order.objects.filter(customer__username="alice").count() == 3
     assert "password" in capsys.readouterr().out
+
+
+def test_seed_demo_ships_its_shipped_and_delivered_orders_with_tracking_and_the_others_without(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+
+    tracked = {order.status: order.tracking for order in Order.objects.all()}
+    for status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+        assert tracked[status] is not None and tracked[status].url.startswith("https://")
+    for status in (OrderStatus.PAID, OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED):
+        assert tracked[status] is None
 
 
 def test_seed_demo_is_idempotent(settings):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from orders.models import OrderStatus
-from shop.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, place_order
+from shop.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, path_to, place_order
 
 CATALOG = [
     ("Espresso Cup Set", "Four stoneware cups, 80 ml each.", "24.00", 40),
@@ -20,12 +20,20 @@ CATALOG = [
     ("Last Bag of Geisha", "Only one left, for testing sold-out checkouts.", "45.00", 1),
 ]
 
+# What the demo's shipped (and delivered) orders were sent with, in turn: real carriers' sample numbers.
+DEMO_TRACKING = [("dhl", "00340434161094042557"), ("ups", "1Z999AA10123456784"), ("royal_mail", "AB123456789GB")]
+
 CUSTOMERS = [
     # username, first name, the statuses of the orders they already have
     ("alice", "Alice", [OrderStatus.DELIVERED, OrderStatus.SHIPPED, OrderStatus.PAID]),
     ("bob", "Bob", [OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED]),
     ("carol", "Carol", []),
 ]
+
+
+def ships(status: str) -> bool:
+    """Whether an order on its way to `status` passes through shipped."""
+    return OrderStatus.SHIPPED in path_to(status)
 
 
 class Command(BaseCommand):
@@ -53,7 +61,14 @@ class Command(BaseCommand):
             if customer.orders.exists():
                 continue
             for index, status in enumerate(statuses):
-                place_order(customer=customer, products=products[index : index + 2], status=status)
+                carrier, tracking_number = DEMO_TRACKING[index % len(DEMO_TRACKING)] if ships(status) else ("", "")
+                place_order(
+                    customer=customer,
+                    products=products[index : index + 2],
+                    status=status,
+                    carrier=carrier,
+                    tracking_number=tracking_number,
+                )
 
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Customers: alice, bob, carol   password: {DEFAULT_PASSWORD}")

@@ -2,13 +2,15 @@
 
 import { element, messageNote, safeToken, timeElement } from "../dom.js";
 import { isNewer, statusBadge } from "./order-status.js";
+import { showTracking } from "./order-tracking.js";
 
 export function listen(connection) {
   const detail = document.getElementById("order-status");
   if (!detail) return;
-  connection.on("notification", ({ order, created_at: createdAt, message }) => {
+  connection.on("notification", ({ order, created_at: createdAt, message, tracking }) => {
     if (!order || detail.dataset.orderId !== String(order.id) || !isNewer(detail, order)) return;
     statusBadge(detail, order);
+    showTracking(tracking);
     const timeline = document.getElementById("order-timeline");
     if (!timeline) return;
     const badge = element("span");
