@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.email import notification_email
 from notifications.kinds import Channel, UnknownNotificationKind, notification_topic
 from notifications.models import (
     DeliveryState,
@@ -109,6 +110,13 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
                 notification.recipient_id,
             ],
         )  # fmt: skip
+
+
+def offline_deliveries_skip(*, recipient_id: int) -> int:
+    """Skip every pending offline delivery of one user (history that is no news, such as seeded demo orders)."""
+    return NotificationDelivery.objects.filter(
+        notification__recipient_id=recipient_id, state=DeliveryState.PENDING
+    ).update(state=DeliveryState.SKIPPED, finished_at=timezone.now())
 
 
 # --- At due time ---------------------------------------------------------------------------------
@@ -200,8 +208,6 @@ def _email_recipient_lock(due) -> int | None:
 
 def _email_send(claim: _Claim, *, run: DeliveriesRun) -> None:
     """Send one customer's email; marked sent right after the server accepted it, retried if it did not."""
-    from notifications.email import notification_email
-
     try:
         message = notification_email(
             recipient=claim.recipient,
@@ -261,7 +267,7 @@ def _push_claim(*, run: DeliveriesRun) -> list[_Claim] | None:
 
 def _push_send(claim: _Claim, *, run: DeliveriesRun) -> None:
     """Push one notification to the customer's browsers (notifications/push.py); retried if it fails."""
-    from notifications.push import push_deliver
+    from notifications.push import push_deliver  # when used: the push channel's module may import this one
 
     [delivery] = claim.deliveries
     try:

@@ -330,8 +330,8 @@ NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_I
 # django-environ's format: smtp://user:pass@host:587, smtp+tls://…, smtp+ssl://…, consolemail://. Embedded mode prints
 # emails on the console; a deployment (REDIS_URL set) defaults to a relay on this machine's port 25, Django's own
 # default, so a forgotten EMAIL_URL shows as failed deliveries with their error rather than mail printed to a log.
-EMAIL_URL = env.str("EMAIL_URL", default="smtp://localhost:25" if REDIS_URL else "consolemail://")
-vars().update({name: value for name, value in env.email_url_config(EMAIL_URL).items() if value is not None})
+_email = env.email_url("EMAIL_URL", default="smtp://localhost:25" if REDIS_URL else "consolemail://")
+vars().update({name: value for name, value in _email.items() if value is not None})
 # Seconds each SMTP exchange may wait (Django's default is forever: a silent server would hold a worker).
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@localhost>")

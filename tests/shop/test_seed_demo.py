@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from notifications.models import DeliveryState, NotificationDelivery
 from orders.models import Order, OrderEvent
 from shop.models import Product
 
@@ -28,6 +29,13 @@ def test_seed_demo_creates_staff_customers_catalog_and_orders(settings, capsys):
     assert Product.objects.count() == 8
     assert Order.objects.filter(customer__username="alice").count() == 3
     assert "password" in capsys.readouterr().out
+
+
+def test_seed_demo_emails_nobody_about_the_orders_it_made(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    deliveries = NotificationDelivery.objects.filter(notification__recipient__username="alice")
+    assert deliveries.exists() and set(deliveries.values_list("state", flat=True)) == {DeliveryState.SKIPPED}
 
 
 def test_seed_demo_is_idempotent(settings):
