@@ -76,7 +76,11 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
     One statement whatever the channels, as a bulk change records thousands of notifications in one transaction:
     `offline_channels_for`'s rule (a choice, else the default) in SQL, and push only if a browser is subscribed now.
     """
-    topic = notification_topic(notification.kind, notification.payload)
+    try:
+        topic = notification_topic(notification.kind, notification.payload)
+    except Exception:  # a payload its kind cannot place (the kind's bug): in-app only, and the change still commits
+        logger.warning("No offline delivery for notification %s: its topic failed", notification.pk, exc_info=True)
+        return
     if topic is None:
         return
     due = {

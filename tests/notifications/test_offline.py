@@ -7,7 +7,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -15,6 +15,7 @@ from notifications.kinds import Channel, notification_topic
 from notifications.models import DeliveryState, Notification, NotificationDelivery, NotificationPreference
 from notifications.offline import offline_deliveries_plan, offline_deliveries_run
 from notifications.preferences import offline_channels_for
+from notifications.services import notification_record
 from notifications.tasks import deliver_notifications
 from orders.models import Order, OrderStatus
 from orders.notifications import order_status_payload
@@ -125,6 +126,18 @@ def test_a_notification_of_no_topic_gets_no_delivery_and_costs_no_query():
 
     assert len(queries) == 0
     assert not NotificationDelivery.objects.filter(notification=notification).exists()
+
+
+def test_a_payload_its_kind_cannot_place_under_a_topic_is_recorded_in_app_only(caplog):
+    customer = UserFactory()
+    with transaction.atomic():
+        notification = notification_record(
+            recipient_id=customer.pk, kind="order.status_changed", payload={"title": "An order changed"}
+        )
+
+    assert Notification.objects.filter(pk=notification.pk).exists()
+    assert not NotificationDelivery.objects.filter(notification=notification).exists()
+    assert "its topic failed" in caplog.text
 
 
 def test_a_bulk_change_plans_each_customers_email():
