@@ -5,6 +5,7 @@ Emails go to a real SMTP server (aiosmtpd, the `smtp` fixture) and are read back
 
 import itertools
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
@@ -319,3 +320,66 @@ def test_two_runs_at_once_send_one_email(smtp, now_due):
     assert sum(run.sent for run in outcomes) == 3
     assert smtp.data_commands == len(smtp.received) == 1
     assert {email_of(notification).state for notification in notifications} == {DeliveryState.SENT}
+
+
+# --- Push: handed to notifications/push.py (the push channel's own module) -------------------------
+
+
+@pytest.fixture
+def pushed(monkeypatch):
+    """What push_deliver was handed: this branch's push.py is a stub until the push channel lands, so the
+    contract is checked with a recording stand-in (the channel's own tests push for real)."""
+    from notifications import push
+
+    handed = []
+
+    def push_deliver(*, delivery):
+        handed.append(delivery)
+        if getattr(push_deliver, "fails", False):
+            raise ConnectionError("push service unreachable")
+
+    monkeypatch.setattr(push, "push_deliver", push_deliver)
+    return SimpleNamespace(handed=handed, deliver=push_deliver)
+
+
+def subscribed_customer():
+    customer = UserFactory()
+    customer.push_subscriptions.create(endpoint=f"https://push.example/{customer.pk}", p256dh="k", auth="a")
+    return customer
+
+
+def push_of(notification: Notification) -> NotificationDelivery:
+    return NotificationDelivery.objects.get(notification=notification, channel=Channel.PUSH)
+
+
+def test_a_due_push_is_handed_to_the_push_channel_once_under_a_claim_and_marked_sent(smtp, now_due, pushed):
+    notification = ship(processing_order(subscribed_customer()))
+
+    offline_deliveries_run()
+    offline_deliveries_run()
+
+    [delivery] = pushed.handed
+    assert delivery.notification_id == notification.pk and delivery.claimed_until is not None
+    assert (push_of(notification).state, push_of(notification).attempts) == (DeliveryState.SENT, 1)
+
+
+def test_an_acknowledged_push_is_skipped_without_reaching_the_push_channel(smtp, now_due, pushed):
+    notification = ship(processing_order(subscribed_customer()))
+    Notification.objects.filter(pk=notification.pk).update(delivered_at=timezone.now())
+
+    offline_deliveries_run()
+
+    assert pushed.handed == [] and push_of(notification).state == DeliveryState.SKIPPED
+
+
+def test_a_push_that_fails_is_retried_after_a_wait_and_the_email_goes_regardless(smtp, now_due, pushed, settings):
+    settings.NOTIFICATION_DELIVERY_RETRY_DELAY = 60
+    pushed.deliver.fails = True
+    notification = ship(processing_order(subscribed_customer()))
+
+    offline_deliveries_run()
+
+    delivery = push_of(notification)
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 1)
+    assert "push service unreachable" in delivery.error and delivery.next_attempt_at > timezone.now()
+    assert len(smtp.received) == 1
