@@ -100,7 +100,7 @@ def order_status_email_context(notification: Notification) -> dict:
     )
     tracking = payload.get("tracking")
     if isinstance(tracking, dict) and not str(tracking.get("url", "")).startswith("https://"):
-        tracking = {**tracking, "url": ""}  # only a web address is a link; anything else shows as text, never as href
+        tracking = {**tracking, "url": ""}  # only a web address becomes a link; anything else is dropped
     return {
         "items": items,
         "total": sum((item["line_total"] for item in items), start=Decimal("0.00")),
