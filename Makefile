@@ -18,7 +18,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
-# Embedded mode (no REDIS_URL): daphne alone, in-memory channel layer, tasks run in-process.
+# Embedded mode (no REDIS_URL): daphne, in-memory channel layer, tasks run in-process, and the offline fallback's
+# loop (emails to the console) beside it under honcho (Procfile.embedded).
 # Full stack (REDIS_URL set): daphne, a Celery worker and beat under honcho (Procfile).
 run: export DEBUG ?= true
 run: install
@@ -29,7 +30,7 @@ run: install
 ifdef REDIS_URL
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --procfile Procfile start
 else
-	$(BIN)/python -m shop.web
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --procfile Procfile.embedded start
 endif
 
 test: install

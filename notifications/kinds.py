@@ -50,6 +50,7 @@ class NotificationKind:
     `fanout`, if any, builds the frames that go live, with no seq, to other groups (staff, say) when a
     notification of this kind is published; the consumer forwards them as they are. `topics` and `topic_of`
     say what the customer's channel preferences apply to (the preferences page lists every kind's topics).
+    `email_template` and `email_context` say how one of its notifications looks in an email (notifications/email.py).
     """
 
     name: str
@@ -57,6 +58,10 @@ class NotificationKind:
     # The topics its notifications fall under, and which one a given payload is; none means it never goes offline.
     topics: tuple[Topic, ...] = ()
     topic_of: Callable[[dict], str] | None = None
+    # Its part of an email, `<email_template>.html` and `.txt` (the generic title and body if empty), and the
+    # context those need beyond `notification`, `payload` and `url` (the absolute link to what it is about).
+    email_template: str = ""
+    email_context: Callable[["Notification"], dict] | None = None
 
 
 class UnknownNotificationKind(LookupError):

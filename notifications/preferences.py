@@ -50,12 +50,13 @@ def notification_preferences_save(*, user_id: int, chosen: dict[str, set[Channel
 
 
 def notification_preference_turn_off(*, user_id: int, topic: str, channel: Channel) -> bool:
-    """Turn one topic's channel off (the one-click unsubscribe); True if it was on until now."""
+    """Turn one topic's channel off (the one-click unsubscribe); True if it was on (else nothing is written)."""
     topics = {topic.key: topic for topic in notification_topics()}
     if topic not in topics:
         raise ValueError(f"Unknown notification topic: {topic}")
     was_on = channel in offline_channels_for(user_id=user_id, topic=topics[topic])
-    NotificationPreference.objects.update_or_create(
-        user_id=user_id, topic=topic, channel=channel, defaults={"enabled": False}
-    )
+    if was_on:
+        NotificationPreference.objects.update_or_create(
+            user_id=user_id, topic=topic, channel=channel, defaults={"enabled": False}
+        )
     return was_on

@@ -28,6 +28,7 @@ from notifications.frames import notification_frame, unread_frame
 from notifications.groups import user_group
 from notifications.kinds import notification_kind
 from notifications.models import Notification, NotificationCounter
+from notifications.offline import offline_deliveries_plan
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
 from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
 
@@ -87,6 +88,7 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
         payload=payload,
         actor=actor,
     )
+    offline_deliveries_plan(notification=notification)
     batch = _batch.get()
     if batch is not None:
         batch.append(notification.pk)

@@ -1,12 +1,19 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 
 from notifications.forms import MarkReadForm
 from notifications.models import Notification
 from notifications.selectors import last_seq
 from notifications.services import notifications_mark_read
+from notifications.unsubscribe import (
+    UnsubscribeLinkInvalid,
+    notification_unsubscribe,
+    unsubscribe_read,
+    unsubscribe_topics_on,
+)
 
 
 @login_required
@@ -32,3 +39,20 @@ def notification_mark_read(request):
     if form.is_valid():
         notifications_mark_read(user_id=request.user.pk, seq=form.cleaned_data["seq"])
     return redirect("notifications:list")
+
+
+# Mail providers send RFC 8058's one-click POST with no cookie and no CSRF token; the signed link is what authorises it.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token):
+    """An email's unsubscribe link: GET asks to confirm (mail scanners follow links), POST turns that email off."""
+    try:
+        link = unsubscribe_read(token=token)
+    except UnsubscribeLinkInvalid as error:
+        return render(request, "notifications/unsubscribe.html", {"state": "invalid", "error": error}, status=400)
+    if request.method == "POST":
+        turned_off = notification_unsubscribe(unsubscribe=link)
+        state = "done" if turned_off else "already"
+    else:
+        state = "confirm" if unsubscribe_topics_on(unsubscribe=link) else "already"
+    return render(request, "notifications/unsubscribe.html", {"state": state, "topics": link.topics})

@@ -4,11 +4,13 @@ Registered with the notifications service from `OrdersConfig.ready()`: its wordi
 its fan-out, the live `order_changed` frame every staff socket gets for any customer's order.
 """
 
+from decimal import Decimal
+
 from notifications.groups import STAFF_GROUP
 from notifications.kinds import Channel, NotificationKind, Topic
 from notifications.models import Notification
 from notifications.services import notification_record
-from orders.models import Order, OrderStatus
+from orders.models import Order, OrderItem, OrderStatus
 
 # Title and body of the notification a customer gets when their order enters a status.
 ORDER_STATUS_MESSAGES: dict[str, tuple[str, str]] = {
@@ -89,8 +91,34 @@ def order_status_topic(payload: dict) -> str:
     return f"order.{payload['order']['status']}"
 
 
+def order_status_email_context(notification: Notification) -> dict:
+    """An order's part of an email: its items with quantities and prices, and the tracking link once shipped.
+
+    From the payload and the order's items only, like every channel: what staff wrote as an internal note is never read.
+    """
+    payload = notification.payload
+    items = list(
+        OrderItem.objects.filter(order_id=payload["order"]["id"])
+        .order_by("pk")
+        .values("product_name", "quantity", "unit_price", "line_total")
+    )
+    tracking = payload.get("tracking")
+    if isinstance(tracking, dict) and not str(tracking.get("url", "")).startswith("https://"):
+        tracking = {**tracking, "url": ""}  # only a web address becomes a link; anything else is dropped
+    return {
+        "items": items,
+        "total": sum((item["line_total"] for item in items), start=Decimal("0.00")),
+        "tracking": tracking if isinstance(tracking, dict) else None,
+    }
+
+
 ORDER_STATUS_CHANGED = NotificationKind(
-    name="order.status_changed", fanout=order_status_fanout, topics=ORDER_STATUS_TOPICS, topic_of=order_status_topic
+    name="order.status_changed",
+    fanout=order_status_fanout,
+    topics=ORDER_STATUS_TOPICS,
+    topic_of=order_status_topic,
+    email_template="orders/email/order_status_changed",
+    email_context=order_status_email_context,
 )
 
 

@@ -296,6 +296,14 @@ NOTIFICATION_REPUBLISH_AFTER = env.int("NOTIFICATION_REPUBLISH_AFTER", default=5
 # after NOTIFICATION_PUSH_DELAY seconds and emailed after NOTIFICATION_EMAIL_DELAY.
 NOTIFICATION_EMAIL_DELAY = env.float("NOTIFICATION_EMAIL_DELAY", default=120.0)
 NOTIFICATION_PUSH_DELAY = env.float("NOTIFICATION_PUSH_DELAY", default=10.0)
+# A run of the fallback (the beat task, or `manage.py notifications_deliver --loop` in embedded mode) every this
+# many seconds; the rows it sends are its own for NOTIFICATION_DELIVERY_LEASE seconds, which must outlast the longest
+# send (EMAIL_TIMEOUT for each of an SMTP session's ten or so exchanges): a run killed mid-send is taken over after it.
+NOTIFICATION_DELIVERY_INTERVAL = env.float("NOTIFICATION_DELIVERY_INTERVAL", default=5.0)
+NOTIFICATION_DELIVERY_LEASE = env.float("NOTIFICATION_DELIVERY_LEASE", default=120.0)
+# Tries of one delivery (SMTP down or refusing) before it is `failed`; the wait before each retry doubles from this.
+NOTIFICATION_DELIVERY_MAX_ATTEMPTS = env.int("NOTIFICATION_DELIVERY_MAX_ATTEMPTS", default=5)
+NOTIFICATION_DELIVERY_RETRY_DELAY = env.float("NOTIFICATION_DELIVERY_RETRY_DELAY", default=60.0)
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 # A client that missed more than this gets {"type": "reset"} and refetches the page.
 NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
@@ -317,6 +325,23 @@ NOTIFICATION_UNREAD_FRAME_INTERVAL = env.float("NOTIFICATION_UNREAD_FRAME_INTERV
 # WebSocket handshakes set up at once per process; the rest wait in line (notifications.middleware.ConnectGate).
 NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT", default=32)
 
+# --- Email ------------------------------------------------------------------------
+
+# django-environ's format: smtp://user:pass@host:587, smtp+tls://…, smtp+ssl://…, consolemail://. Embedded mode prints
+# emails on the console; a deployment (REDIS_URL set) defaults to a relay on this machine's port 25, Django's own
+# default, so a forgotten EMAIL_URL shows as failed deliveries with their error rather than mail printed to a log.
+_email = env.email_url("EMAIL_URL", default="smtp://localhost:25" if REDIS_URL else "consolemail://")
+vars().update({name: value for name, value in _email.items() if value is not None})
+# Seconds each SMTP exchange may wait (Django's default is forever: a silent server would hold a worker).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Shop <shop@localhost>")
+# Where links in emails point (the order page, unsubscribe): the address customers reach the shop at.
+SITE_URL = env.str(
+    "SITE_URL",
+    default=f"{'https' if HTTPS else 'http'}://{(ALLOWED_HOSTS or ['localhost'])[0].lstrip('.')}"
+    + (f":{WEB_PORT}" if DEBUG else ""),
+).rstrip("/")
+
 # --- Demo order simulation (Celery) ------------------------------------------------
 
 # Simulated payment and fulfilment need a real worker; off in embedded mode by default.
@@ -330,6 +355,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.republish_notifications",
         "schedule": float(NOTIFICATION_REPUBLISH_AFTER),
         "options": {"expires": NOTIFICATION_REPUBLISH_AFTER},
+    },
+    "deliver-notifications": {
+        "task": "notifications.tasks.deliver_notifications",
+        "schedule": NOTIFICATION_DELIVERY_INTERVAL,
+        "options": {"expires": NOTIFICATION_DELIVERY_INTERVAL},
     },
     "cancel-unpaid-orders": {
         "task": "orders.tasks.cancel_unpaid_orders",

@@ -2,6 +2,7 @@
 
 import os
 
+import environ
 import pytest
 import redis
 from asgiref.sync import SyncToAsync
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory
+from tests.smtp_server import SMTPServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -67,6 +69,16 @@ def requires_postgres():
 
 def requires_redis():
     return pytest.mark.skipif(not REDIS_AVAILABLE and not IN_CI, reason="needs Redis (set REDIS_URL)")
+
+
+@pytest.fixture
+def smtp(settings):
+    """A real SMTP server on loopback (tests/smtp_server.py) that Django's email goes to, as EMAIL_URL sets it."""
+    server = SMTPServer().start()
+    for name, value in environ.Env.email_url_config(f"smtp://127.0.0.1:{server.port}").items():
+        setattr(settings, name, value)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

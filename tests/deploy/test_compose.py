@@ -21,8 +21,12 @@ def load_compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def procfile_web() -> str:
-    return next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+def procfile_line(name: str, procfile: str = "Procfile") -> str:
+    return next(line for line in (ROOT / procfile).read_text().splitlines() if line.startswith(f"{name}:"))
+
+
+def procfile_web(procfile: str = "Procfile") -> str:
+    return procfile_line("web", procfile)
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -108,8 +112,8 @@ def test_every_web_process_is_python_m_shop_web_with_no_daphne_arguments():
     """Compose, the image, the Procfile and `make run` (both modes) start it one way; shop/web.py has the rest."""
     assert load_compose()["services"]["web"]["command"] == WEB_COMMAND
     assert image_command() == WEB_COMMAND
-    assert procfile_web() == "web: python -m shop.web"
-    assert make_run_recipe(REDIS_URL="")[-1] == ".venv/bin/python -m shop.web"
+    assert procfile_web() == procfile_web("Procfile.embedded") == "web: python -m shop.web"
+    assert make_run_recipe(REDIS_URL="")[-1].endswith("honcho --procfile Procfile.embedded start")
     assert make_run_recipe(REDIS_URL="redis://127.0.0.1:6379/9")[-1].endswith("honcho --procfile Procfile start")
 
 

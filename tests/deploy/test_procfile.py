@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import requires_postgres
-from tests.deploy.test_compose import procfile_web
+from tests.deploy.test_compose import make_run_recipe, procfile_line, procfile_web
 from tests.live.servers import ManagedProcess, server_env, wait_until_serving
 
 pytestmark = [pytest.mark.e2e, requires_postgres()]
@@ -46,3 +46,23 @@ def test_the_procfiles_web_line_serves_the_shop_on_the_environments_address_with
         process.stop()
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())  # the kernel's cap on any backlog
     assert backlog == min(2048, somaxconn)
+
+
+def test_make_run_without_redis_runs_the_offline_fallback_loop_beside_the_web_process(django_db_setup, e2e_workdir):
+    """Embedded mode has no beat: Procfile.embedded's second line is the documented command, looping."""
+    assert make_run_recipe(REDIS_URL="")[-1].endswith("honcho --procfile Procfile.embedded start")
+    command = procfile_line("deliver", "Procfile.embedded").removeprefix("deliver:").strip()
+    assert command == "python manage.py notifications_deliver --loop"
+    env = server_env(
+        REDIS_URL="",
+        NOTIFICATION_DELIVERY_INTERVAL="0.2",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    process = ManagedProcess("procfile-deliver", ["sh", "-c", f"exec {command}"], env, e2e_workdir / "deliver.log")
+    process.start()
+    try:
+        process.wait_for_log(r"Delivering offline notifications every 0\.2s")
+        assert process.is_running()  # it loops: a run found nothing due and it went on
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log_text()

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from notifications.models import DeliveryState, NotificationDelivery
 from orders.models import Order, OrderEvent, OrderStatus
 from shop.models import Product
 
@@ -39,6 +40,13 @@ def test_seed_demo_ships_its_shipped_and_delivered_orders_with_tracking_and_the_
         assert tracked[status] is not None and tracked[status].url.startswith("https://")
     for status in (OrderStatus.PAID, OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED):
         assert tracked[status] is None
+
+
+def test_seed_demo_emails_nobody_about_the_orders_it_made(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    deliveries = NotificationDelivery.objects.filter(notification__recipient__username="alice")
+    assert deliveries.exists() and set(deliveries.values_list("state", flat=True)) == {DeliveryState.SKIPPED}
 
 
 def test_seed_demo_is_idempotent(settings):

@@ -1,6 +1,8 @@
 """Settings come from the environment, and production refuses to start without a real secret."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -188,3 +190,48 @@ def test_the_csrf_cookie_is_http_only_and_the_form_carries_the_token(client):
     response = client.get("/accounts/login/")
     assert response.cookies["csrftoken"]["httponly"] is True
     assert b'name="csrfmiddlewaretoken"' in response.content
+
+
+def email_settings_in(environment: dict) -> dict:
+    script = (
+        "import django, json; from django.conf import settings; django.setup();"
+        "print(json.dumps({name: getattr(settings, name, None) for name in ('EMAIL_BACKEND', 'EMAIL_HOST',"
+        " 'EMAIL_PORT', 'EMAIL_HOST_USER', 'EMAIL_HOST_PASSWORD', 'EMAIL_USE_TLS', 'EMAIL_TIMEOUT', 'SITE_URL')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean_env(environment), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_embedded_mode_prints_emails_on_the_console_and_a_deployment_relays_to_its_own_port_25():
+    embedded = email_settings_in({"DEBUG": "true"})
+    deployed = email_settings_in({**PRODUCTION, "DEBUG": "false", "REDIS_URL": "redis://127.0.0.1:1/0"})
+
+    assert embedded["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert embedded["SITE_URL"] == "http://127.0.0.1:8000"
+    assert deployed["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (deployed["EMAIL_HOST"], deployed["EMAIL_PORT"], deployed["EMAIL_TIMEOUT"]) == ("localhost", 25, 10.0)
+    assert deployed["SITE_URL"] == "https://shop.example.com"
+
+
+def test_email_url_configures_the_smtp_server_and_site_url_the_links():
+    configured = email_settings_in(
+        {**PRODUCTION, "DEBUG": "false", "EMAIL_URL": "smtp+tls://mailer:s3cret@smtp.example.com:587",
+         "SITE_URL": "https://shop.example.com/"}
+    )  # fmt: skip
+
+    assert configured["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (configured["EMAIL_HOST"], configured["EMAIL_PORT"]) == ("smtp.example.com", 587)
+    assert (configured["EMAIL_HOST_USER"], configured["EMAIL_HOST_PASSWORD"]) == ("mailer", "s3cret")
+    assert configured["EMAIL_USE_TLS"] is True
+    assert configured["SITE_URL"] == "https://shop.example.com"
+
+
+def test_every_variable_the_settings_read_is_in_the_readmes_configuration_table():
+    read = set(re.findall(r'env\.[a-z_]+\(\s*"([A-Z][A-Z0-9_]*)"', (ROOT / "shop" / "settings.py").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Production")]
+
+    assert read and {name for name in read if f"`{name}`" not in table} == set()
