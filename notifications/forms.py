@@ -2,7 +2,7 @@ from django import forms
 
 from notifications.kinds import Channel, Topic
 
-CHANNEL_LABELS = {Channel.IN_APP: "In the shop", Channel.EMAIL: "Email", Channel.PUSH: "Browser"}
+CHANNEL_LABELS = {Channel.EMAIL: "Email", Channel.PUSH: "Browser"}
 
 
 class MarkReadForm(forms.Form):

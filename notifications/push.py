@@ -112,12 +112,15 @@ def push_deliver(*, delivery: NotificationDelivery) -> None:
     if not push_enabled():
         raise PushFailed("browser push is off: the WEBPUSH_ settings are not set")
     notification = delivery.notification
+    subscriptions = list(PushSubscription.objects.filter(user_id=notification.recipient_id).order_by("pk"))
+    if not subscriptions:
+        return
     data = json.dumps(push_message(notification), separators=(",", ":"))
     vapid = Vapid.from_string(settings.WEBPUSH_VAPID_PRIVATE_KEY)
     failures = []
     with requests.Session() as session:
         session.max_redirects = 0  # a push service answers; one sending us on could point anywhere (SSRF)
-        for subscription in PushSubscription.objects.filter(user_id=notification.recipient_id).order_by("pk"):
+        for subscription in subscriptions:
             send = _push_send_claim(delivery=delivery, subscription=subscription)
             if send is None:
                 continue

@@ -224,6 +224,18 @@ def test_a_push_service_that_cannot_be_reached_is_tried_again_next_time(push_key
 
 
 @pytest.mark.django_db
+def test_a_customer_with_no_browser_subscribed_gets_no_push_and_nothing_fails(push_keys, push_service, customer,
+                                                                               other_customer):  # fmt: skip
+    subscribe(other_customer, push_service, "someone-else")
+    delivery = push_delivery(customer)
+
+    push_deliver(delivery=delivery)
+
+    assert not push_service.requests
+    assert not PushSend.objects.exists()
+
+
+@pytest.mark.django_db
 def test_with_push_off_a_delivery_fails_saying_why(customer, settings):
     settings.WEBPUSH_VAPID_PRIVATE_KEY = ""
 

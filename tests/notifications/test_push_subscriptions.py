@@ -6,6 +6,8 @@ import json
 
 import pytest
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from notifications.models import PushSubscription
 from notifications.push_subscriptions import (
@@ -251,3 +253,29 @@ def test_a_loopback_endpoint_passes_only_where_the_setting_allows_it(settings):
 def test_the_push_services_of_the_browsers_pass(endpoint, settings):
     settings.WEBPUSH_ALLOW_LOOPBACK_ENDPOINTS = False
     assert push_subscription_parse(data=subscription(endpoint)).endpoint == endpoint
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=6,
+)
+BASE64URL_TEXT = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=", max_size=100)
+SUBSCRIPTION_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "endpoint": JSON_VALUES | st.text(max_size=60).map(lambda tail: ENDPOINT + tail),
+        "keys": JSON_VALUES | st.fixed_dictionaries({}, optional={"p256dh": JSON_VALUES | BASE64URL_TEXT,
+                                                                  "auth": JSON_VALUES | BASE64URL_TEXT}),
+    },
+)  # fmt: skip
+
+
+@given(data=JSON_VALUES | SUBSCRIPTION_LIKE)
+def test_whatever_a_page_sends_is_a_checked_subscription_or_a_refusal_saying_why(data):
+    try:
+        parsed = push_subscription_parse(data=data)
+    except PushSubscriptionInvalid as error:
+        assert str(error)
+    else:
+        assert parsed.endpoint == data["endpoint"] and len(parsed.endpoint) <= ENDPOINT_MAX_LENGTH
