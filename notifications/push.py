@@ -53,7 +53,7 @@ def push_message(notification: Notification) -> dict:
         "body": str(payload.get("body") or ""),
         "url": _same_origin_path(payload.get("url")),
         "tag": f"notification-{notification.seq}",
-        "icon": static("favicon.svg"),
+        "icon": static("icons/notification-192.png"),  # a bitmap: system notifications show no SVG
     }
     tracking = payload.get("tracking")
     if isinstance(tracking, dict):

@@ -1,12 +1,14 @@
 """Browser push in Chromium: the preferences page's switch, and the service worker showing what the shop pushed.
 
 A web server of this module's own runs with VAPID keys (push is off in the shared stack). Chromium's real
-`PushManager.subscribe()` needs Google's push service, out of reach here, so the page subscribes through a
-stand-in PushManager (`FAKE_PUSH_MANAGER`) holding keys the test made; everything else is real: the page's
-permission request and service worker registration, its CSRF-checked POST and DELETE, the form, the shop's
-encrypted request (to a push service of the test's own, which decrypts it with those keys), and the service
-worker's `push` handler, given that message by the DevTools protocol (`ServiceWorker.deliverPushMessage`).
-A system notification cannot be captured headless: the screenshot draws what `getNotifications()` returned.
+`PushManager.subscribe()` cannot work here: headless Debian Chromium answers "AbortError: Registration failed -
+permission denied" even with notifications granted, and it would need Google's push service, out of reach. So
+the page subscribes through a stand-in PushManager (`FAKE_PUSH_MANAGER`) holding keys the test made; everything
+else is real: the page's permission request and service worker registration, its CSRF-checked POST and DELETE,
+the form, the shop's encrypted request (to a push service of the test's own, which decrypts it with those keys),
+and the service worker's `push` handler, given that message by the DevTools protocol
+(`ServiceWorker.deliverPushMessage`). A system notification cannot be captured headless: the screenshot draws
+what `getNotifications()` returned.
 """
 
 import html
@@ -36,6 +38,7 @@ pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]
 
 CONTACT = "mailto:ops@example.com"
 PREFERENCES = "/notifications/preferences/"
+NOTIFICATION_PICTURE = {"width": 620, "height": 230}
 
 # Stands in for Chromium's PushManager (whose subscribe() needs Google's push service): a subscription with
 # the endpoint and keys the test made, kept in sessionStorage across the page's reloads, and a record of what
@@ -140,9 +143,26 @@ def with_push(context: BrowserContext, origin: str, keys: BrowserKeys, endpoint:
     context.add_init_script(FAKE_PUSH_MANAGER % json.dumps(keys.subscription_json(endpoint)))
 
 
+def turn_on_button(page: Page):
+    return page.get_by_role("button", name="Turn on browser notifications")
+
+
+def turn_off_button(page: Page):
+    return page.get_by_role("button", name="Turn off browser notifications")
+
+
+def expect_push(page: Page, *, on: bool) -> None:
+    """The switch shows this browser's state, with the one button that changes it."""
+    expect(page.locator("#push-status")).to_have_text(
+        f"Browser notifications are {'on' if on else 'off'} in this browser."
+    )
+    expect(turn_off_button(page) if on else turn_on_button(page)).to_be_visible()
+    expect(turn_on_button(page) if on else turn_off_button(page)).to_be_hidden()
+
+
 def turn_push_on(page: Page) -> None:
-    page.get_by_role("button", name="Turn on browser notifications").click()
-    expect(page.locator("#push-status")).to_have_text("Browser notifications are on in this browser.")
+    turn_on_button(page).click()
+    expect_push(page, on=True)
 
 
 def push_box(page: Page, topic: str):
@@ -166,8 +186,11 @@ class ServiceWorker:
         """Deliver `data` as its push service would; the notifications the worker then shows."""
         self.cdp.send("ServiceWorker.deliverPushMessage",
                       {"origin": self.origin, "registrationId": self.registration_id, "data": data})  # fmt: skip
-        self.page.wait_for_function(f"({SHOWN_NOTIFICATIONS})().then((shown) => shown.length > 0)")
-        return self.page.evaluate(SHOWN_NOTIFICATIONS)
+        deadline = time.monotonic() + EXPECT_TIMEOUT_MS / 1000
+        while not (shown := self.page.evaluate(SHOWN_NOTIFICATIONS)):
+            assert time.monotonic() < deadline, "the service worker showed no notification"
+            self.page.wait_for_timeout(50)
+        return shown
 
 
 def service_worker(page: Page, origin: str) -> ServiceWorker:
@@ -204,7 +227,7 @@ def draw_notification(page: Page, notification: dict, origin: str) -> None:
       .notification img {{ width: 40px; height: 40px; flex: none; }}
       .title {{ font-weight: 700; margin: 0 0 2px; }} .body {{ margin: 0; white-space: pre-line; color: #333; }}
       .origin {{ margin: 6px 0 0; color: #777; font-size: 12px; }}
-      .caption {{ position: absolute; bottom: 16px; left: 24px; color: #cfd6dd; font-size: 13px; }}
+      .caption {{ position: absolute; bottom: 10px; left: 24px; right: 24px; color: #cfd6dd; font-size: 12px; }}
     </style></head><body>
       <div class="notification" role="alert"><img src="{escape(notification["icon"])}" alt="">
         <div><p class="title">{escape(notification["title"])}</p><p class="body">{escape(notification["body"])}</p>
@@ -250,6 +273,7 @@ def test_the_shops_push_reaches_the_service_worker_which_shows_it_and_keeps_the_
         }
     ]
     picture = session.new_page()
+    picture.set_viewport_size(NOTIFICATION_PICTURE)
     draw_notification(picture, shown[0], origin)
     screenshot(picture, "push-notification")
 
@@ -288,7 +312,7 @@ def test_the_preferences_page_turns_browser_notifications_on_saves_the_choices_a
     with_push(session.context, push_server.base_url, browser_keys, "https://push.example.com/send/chromium")
     page = customer_login(session, customer)
     page.goto(PREFERENCES)
-    expect(page.locator("#push-status")).to_have_text("Browser notifications are off in this browser.")
+    expect_push(page, on=False)
     expect(push_box(page, "order.shipped")).to_be_disabled()
     expect(push_box(page, "order.shipped")).to_be_checked()  # the default, shown before it can be changed
 
@@ -311,12 +335,12 @@ def test_the_preferences_page_turns_browser_notifications_on_saves_the_choices_a
     assert chosen["order.delivered"] == {Channel.EMAIL}
     assert chosen["order.paid"] == {Channel.EMAIL, Channel.PUSH}
     assert chosen["order.shipped"] == {Channel.EMAIL, Channel.PUSH}
-    expect(page.locator("#push-status")).to_have_text("Browser notifications are on in this browser.")
+    expect_push(page, on=True)  # the same subscription, sent again on load
     expect(push_box(page, "order.paid")).to_be_checked()
     screenshot(page, "preferences")
 
-    page.get_by_role("button", name="Turn off browser notifications").click()
-    expect(page.locator("#push-status")).to_have_text("Browser notifications are off in this browser.")
+    turn_off_button(page).click()
+    expect_push(page, on=False)
     expect(push_box(page, "order.paid")).to_be_disabled()
     assert not PushSubscription.objects.filter(user=customer).exists()
     assert offline_channels_chosen(user_id=customer.pk)["order.paid"] == {Channel.EMAIL, Channel.PUSH}

@@ -74,7 +74,7 @@ test("a push shows its title, body with the tracking number, icon, tag and the p
   const { calls, dispatch } = worker();
   const message = {
     title: "Order SO-1 has shipped", body: "On its way.", url: "/orders/1/", tag: "notification-4",
-    icon: "/static/favicon.svg", tracking: { carrier: "DHL", number: "JD01", url: "https://www.dhl.com/" },
+    icon: "/static/icons/notification-192.png", tracking: { carrier: "DHL", number: "JD01", url: "https://www.dhl.com/" },
   };
 
   await dispatch("push", { data: { json: () => message } });
@@ -82,7 +82,7 @@ test("a push shows its title, body with the tracking number, icon, tag and the p
   assert.deepEqual(calls.shown, [{
     title: "Order SO-1 has shipped",
     options: {
-      body: "On its way.\nDHL JD01", icon: `${ORIGIN}/static/favicon.svg`, tag: "notification-4",
+      body: "On its way.\nDHL JD01", icon: `${ORIGIN}/static/icons/notification-192.png`, tag: "notification-4",
       data: { url: `${ORIGIN}/orders/1/` },
     },
   }]);

@@ -72,7 +72,7 @@ def expected_message(delivery, payload=PAYLOAD) -> dict:
         "body": payload["body"],
         "url": payload["url"],
         "tag": f"notification-{delivery.notification.seq}",
-        "icon": "/static/favicon.svg",
+        "icon": "/static/icons/notification-192.png",
         "tracking": {"carrier": "DHL", "number": "JD014600006281", "url": "https://www.dhl.com/track?n=JD014600006281"},
     }
 
@@ -129,7 +129,7 @@ def test_the_message_carries_title_body_and_url_of_the_payload_and_nothing_else_
         "body": "Hello",
         "url": "/support/",
         "tag": f"notification-{delivery.notification.seq}",
-        "icon": "/static/favicon.svg",
+        "icon": "/static/icons/notification-192.png",
     }
 
 
