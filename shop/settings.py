@@ -13,6 +13,7 @@ import limits
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from notifications.vapid import vapid_settings_check
 from shop.channel_layers import channel_layers_config
 from shop.proxy import proxy_networks_parse
 
@@ -304,6 +305,23 @@ NOTIFICATION_DELIVERY_LEASE = env.float("NOTIFICATION_DELIVERY_LEASE", default=1
 # Tries of one delivery (SMTP down or refusing) before it is `failed`; the wait before each retry doubles from this.
 NOTIFICATION_DELIVERY_MAX_ATTEMPTS = env.int("NOTIFICATION_DELIVERY_MAX_ATTEMPTS", default=5)
 NOTIFICATION_DELIVERY_RETRY_DELAY = env.float("NOTIFICATION_DELIVERY_RETRY_DELAY", default=60.0)
+# Browser push (Web Push with VAPID, notifications/push.py): a key pair from `manage.py webpush_keys` and a way
+# to reach the shop's operator (mailto: or https:), sent to the push services. Unset, push is off.
+WEBPUSH_VAPID_PRIVATE_KEY = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="")
+WEBPUSH_VAPID_PUBLIC_KEY = env.str("WEBPUSH_VAPID_PUBLIC_KEY", default="")
+WEBPUSH_CONTACT = env.str("WEBPUSH_CONTACT", default="")
+try:
+    vapid_settings_check(
+        private_key=WEBPUSH_VAPID_PRIVATE_KEY, public_key=WEBPUSH_VAPID_PUBLIC_KEY, contact=WEBPUSH_CONTACT
+    )
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+# How long a push service keeps a message for a browser that is offline, and how long we wait for its answer.
+WEBPUSH_TTL = env.int("WEBPUSH_TTL", default=24 * 3600)
+WEBPUSH_TIMEOUT = env.float("WEBPUSH_TIMEOUT", default=10.0)
+# Subscription endpoints are https: URLs of a push service; a plain-HTTP one on 127.0.0.1 (a test's own push
+# service) is accepted only when this is on, as it is under DEBUG and in the tests.
+WEBPUSH_ALLOW_LOOPBACK_ENDPOINTS = env.bool("WEBPUSH_ALLOW_LOOPBACK_ENDPOINTS", default=DEBUG)
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 # A client that missed more than this gets {"type": "reset"} and refetches the page.
 NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from notifications.views import service_worker
 from shop import views
 
 storefront = [
@@ -17,5 +18,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("orders/", include("orders.urls")),
     path("notifications/", include("notifications.urls")),
+    # At the root, so the service worker may control every page of the site.
+    path("sw.js", service_worker, name="service_worker"),
     path("admin/", admin.site.urls),
 ]

@@ -35,3 +35,6 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # The test client speaks plain HTTP.
 SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
+
+# The push tests run a push service of their own on 127.0.0.1, over plain HTTP.
+WEBPUSH_ALLOW_LOOPBACK_ENDPOINTS = True
