@@ -39,6 +39,7 @@ from notifications.models import (
     PushSubscription,
 )
 from notifications.preferences import offline_channels_chosen
+from notifications.push import push_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
     """Write `notification`'s offline deliveries in the caller's transaction: one per channel on for its topic.
 
     One statement whatever the channels, as a bulk change records thousands of notifications in one transaction:
-    `offline_channels_for`'s rule (a choice, else the default) in SQL, and push only if a browser is subscribed now.
+    `offline_channels_for`'s rule (a choice, else the default) in SQL, and push only if the shop has push keys
+    and a browser is subscribed now.
     """
     try:
         topic = notification_topic(notification.kind, notification.payload)
@@ -102,7 +104,7 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
             f"LEFT JOIN {preferences} AS preference ON preference.user_id = %s AND preference.topic = %s "
             "AND preference.channel = offline.channel "
             "WHERE COALESCE(preference.enabled, offline.by_default) "
-            f"AND (offline.channel <> %s OR EXISTS (SELECT 1 FROM {subscriptions} WHERE user_id = %s))",
+            f"AND (offline.channel <> %s OR (%s AND EXISTS (SELECT 1 FROM {subscriptions} WHERE user_id = %s)))",
             [
                 notification.pk,
                 DeliveryState.PENDING,
@@ -111,6 +113,7 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
                 notification.recipient_id,
                 topic.key,
                 Channel.PUSH.value,
+                push_enabled(),
                 notification.recipient_id,
             ],
         )  # fmt: skip

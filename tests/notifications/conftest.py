@@ -8,8 +8,12 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from notifications.vapid import vapid_keys_generate
 from shop.channel_layers import channel_layers_config
+from tests.notifications.push_service import LocalPushService
 from tests.redis_server import RedisServer
+
+PUSH_CONTACT = "mailto:ops@example.com"
 
 
 @pytest.fixture
@@ -108,3 +112,21 @@ async def group_members(group: str) -> set[str]:
         members = await layer.connection(layer.consistent_hash(group)).zrange(layer._group_key(group), 0, -1)
         return {member.decode() for member in members}
     return set(layer.groups.get(group, ()))  # the in-memory layer of embedded mode
+
+
+@pytest.fixture
+def push_keys(settings):
+    """The shop's VAPID keys: browser push on."""
+    keys = vapid_keys_generate()
+    settings.WEBPUSH_VAPID_PRIVATE_KEY = keys.private_key
+    settings.WEBPUSH_VAPID_PUBLIC_KEY = keys.public_key
+    settings.WEBPUSH_CONTACT = PUSH_CONTACT
+    return keys
+
+
+@pytest.fixture
+def push_service():
+    """A push service on 127.0.0.1 that records what it receives (tests/notifications/push_service.py)."""
+    service = LocalPushService().start()
+    yield service
+    service.stop()

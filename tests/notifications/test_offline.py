@@ -5,7 +5,6 @@ Emails go to a real SMTP server (aiosmtpd, the `smtp` fixture) and are read back
 
 import itertools
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
@@ -16,6 +15,7 @@ from notifications.kinds import Channel, notification_topic
 from notifications.models import DeliveryState, Notification, NotificationDelivery, NotificationPreference
 from notifications.offline import offline_deliveries_plan, offline_deliveries_run
 from notifications.preferences import offline_channels_for
+from notifications.push_subscriptions import push_subscription_parse, push_subscription_save
 from notifications.services import notification_record
 from notifications.tasks import deliver_notifications
 from orders.models import Order, OrderStatus
@@ -24,6 +24,7 @@ from orders.transitions import order_transition, orders_transition_bulk
 from tests.concurrency import run_concurrently
 from tests.factories import UserFactory, place_order
 from tests.faults.client import wait_until_sync
+from tests.notifications.push_service import BrowserKeys, LocalPushService
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,7 @@ def test_a_notification_gets_one_delivery_per_channel_its_customer_has_on_and_pu
 ):
     """Every combination of a topic's default, the customer's choice per channel, and a push subscription."""
     settings.NOTIFICATION_EMAIL_DELAY, settings.NOTIFICATION_PUSH_DELAY = 120, 10
+    settings.WEBPUSH_VAPID_PRIVATE_KEY = "set"  # the shop can push (only whether it is set counts here)
     customer = UserFactory()
     order = place_order(customer=customer, status=OrderStatus.PENDING_PAYMENT)
     topic_key = f"order.{status}"
@@ -95,6 +97,21 @@ def test_a_notification_gets_one_delivery_per_channel_its_customer_has_on_and_pu
     for channel, delivery in deliveries.items():
         assert delivery.due_at == notification.created_at + delays[channel]
         assert (delivery.state, delivery.attempts, delivery.claimed_until) == (DeliveryState.PENDING, 0, None)
+
+
+def test_a_shop_without_push_keys_plans_no_push_even_for_a_subscribed_browser(settings):
+    settings.WEBPUSH_VAPID_PRIVATE_KEY = ""
+    customer = UserFactory()
+    customer.push_subscriptions.create(endpoint=f"https://push.example/{customer.pk}", p256dh="k", auth="a")
+    order = place_order(customer=customer, status=OrderStatus.PENDING_PAYMENT)
+
+    for step in [OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.SHIPPED]:
+        order_transition(order_id=order.pk, to_status=step)
+
+    shipped = Notification.objects.get(recipient=customer, payload__order__status=OrderStatus.SHIPPED)
+    assert set(NotificationDelivery.objects.filter(notification=shipped).values_list("channel", flat=True)) == {
+        Channel.EMAIL
+    }
 
 
 def test_planning_a_notifications_deliveries_is_one_statement():
@@ -326,25 +343,16 @@ def test_two_runs_at_once_send_one_email(smtp, now_due):
 
 
 @pytest.fixture
-def pushed(monkeypatch):
-    """What push_deliver was handed: this branch's push.py is a stub until the push channel lands, so the
-    contract is checked with a recording stand-in (the channel's own tests push for real)."""
-    from notifications import push
-
-    handed = []
-
-    def push_deliver(*, delivery):
-        handed.append(delivery)
-        if getattr(push_deliver, "fails", False):
-            raise ConnectionError("push service unreachable")
-
-    monkeypatch.setattr(push, "push_deliver", push_deliver)
-    return SimpleNamespace(handed=handed, deliver=push_deliver)
+def pushed(push_keys, push_service):
+    """Browser push on, with a real push service on 127.0.0.1 that the customers' browsers subscribed at."""
+    return push_service
 
 
-def subscribed_customer():
+def subscribed_customer(service: LocalPushService):
     customer = UserFactory()
-    customer.push_subscriptions.create(endpoint=f"https://push.example/{customer.pk}", p256dh="k", auth="a")
+    keys = BrowserKeys.generate()
+    push_subscription_save(user_id=customer.pk, subscription=push_subscription_parse(
+        data=keys.subscription_json(service.endpoint(str(customer.pk)))))  # fmt: skip
     return customer
 
 
@@ -353,33 +361,34 @@ def push_of(notification: Notification) -> NotificationDelivery:
 
 
 def test_a_due_push_is_handed_to_the_push_channel_once_under_a_claim_and_marked_sent(smtp, now_due, pushed):
-    notification = ship(processing_order(subscribed_customer()))
+    customer = subscribed_customer(pushed)
+    notification = ship(processing_order(customer))
 
     offline_deliveries_run()
     offline_deliveries_run()
 
-    [delivery] = pushed.handed
-    assert delivery.notification_id == notification.pk and delivery.claimed_until is not None
+    assert len(pushed.requests_to(str(customer.pk))) == 1
     assert (push_of(notification).state, push_of(notification).attempts) == (DeliveryState.SENT, 1)
 
 
 def test_an_acknowledged_push_is_skipped_without_reaching_the_push_channel(smtp, now_due, pushed):
-    notification = ship(processing_order(subscribed_customer()))
+    notification = ship(processing_order(subscribed_customer(pushed)))
     Notification.objects.filter(pk=notification.pk).update(delivered_at=timezone.now())
 
     offline_deliveries_run()
 
-    assert pushed.handed == [] and push_of(notification).state == DeliveryState.SKIPPED
+    assert pushed.requests == [] and push_of(notification).state == DeliveryState.SKIPPED
 
 
 def test_a_push_that_fails_is_retried_after_a_wait_and_the_email_goes_regardless(smtp, now_due, pushed, settings):
     settings.NOTIFICATION_DELIVERY_RETRY_DELAY = 60
-    pushed.deliver.fails = True
-    notification = ship(processing_order(subscribed_customer()))
+    customer = subscribed_customer(pushed)
+    pushed.answers[f"/push/{customer.pk}"] = 503
+    notification = ship(processing_order(customer))
 
     offline_deliveries_run()
 
     delivery = push_of(notification)
     assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 1)
-    assert "push service unreachable" in delivery.error and delivery.next_attempt_at > timezone.now()
+    assert "HTTP 503" in delivery.error and delivery.next_attempt_at > timezone.now()
     assert len(smtp.received) == 1

@@ -18,11 +18,11 @@ from notifications.models import NotificationDelivery, PushSend, PushSubscriptio
 from notifications.push import PushFailed, push_deliver, push_message
 from notifications.push_subscriptions import push_subscription_parse, push_subscription_save
 from notifications.services import notification_record
-from notifications.vapid import vapid_keys_generate
+from tests.notifications.conftest import PUSH_CONTACT
 from tests.notifications.push_service import BrowserKeys, LocalPushService, vapid_claims
 from tests.notifications.support_replies import SUPPORT_REPLY
 
-CONTACT = "mailto:ops@example.com"
+CONTACT = PUSH_CONTACT
 PAYLOAD = {
     "title": "Order SO-100001 has shipped",
     "body": "It's on its way to you.",
@@ -30,22 +30,6 @@ PAYLOAD = {
     "message": "Left at the door",
     "tracking": {"carrier": "DHL", "number": "JD014600006281", "url": "https://www.dhl.com/track?n=JD014600006281"},
 }
-
-
-@pytest.fixture
-def push_keys(settings):
-    keys = vapid_keys_generate()
-    settings.WEBPUSH_VAPID_PRIVATE_KEY = keys.private_key
-    settings.WEBPUSH_VAPID_PUBLIC_KEY = keys.public_key
-    settings.WEBPUSH_CONTACT = CONTACT
-    return keys
-
-
-@pytest.fixture
-def push_service():
-    service = LocalPushService().start()
-    yield service
-    service.stop()
 
 
 def push_delivery(recipient, payload=PAYLOAD) -> NotificationDelivery:
