@@ -24,7 +24,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from notifications.claims import notification_publish_failure_record, notifications_claim, notifications_claim_release
-from notifications.frames import notification_frame, unread_frame
+from notifications.frames import fanout_frame_check, notification_frame, notification_payload_check, unread_frame
 from notifications.groups import user_group
 from notifications.kinds import notification_kind
 from notifications.models import Notification, NotificationCounter
@@ -76,7 +76,10 @@ def notification_seq_next(*, recipient_id: int) -> int:
 
 def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=None) -> Notification:
     """Write a notification of a registered kind in the current transaction and publish it once that commits."""
-    notification_kind(kind)  # an unregistered kind is refused before anything is written
+    # An unregistered kind, or a payload its frame cannot carry (a reserved key, a url off the site), is refused
+    # before anything is written.
+    notification_kind(kind)
+    notification_payload_check(payload)
     if not transaction.get_connection().in_atomic_block:
         # The seq lock and the outbox guarantee both need the caller's transaction.
         raise RuntimeError("notification_record must run inside the transaction that makes the change")
@@ -160,7 +163,7 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
             built[notification.pk] = _notification_messages(
                 notification, unread=unread.get(notification.recipient_id, NO_UNREAD)
             )
-        except Exception as error:  # a payload no frame can be made from, or a kind no app registers: the row's fault
+        except Exception as error:  # a payload no frame can be made from, or a fan-out frame refused: the row's fault
             failures[notification.pk] = error
     claimed_until = timezone.now() + _claim_lease(messages=sum(map(len, built.values())))
     try:
@@ -220,7 +223,10 @@ def _notification_messages(notification: Notification, *, unread: UnreadState) -
     fanout = notification_kind(notification.kind).fanout
     if fanout is not None:
         # Live frames with no seq: the consumer forwards them as they are, whatever the kind.
-        messages += [(group, {"type": "frame.forward", "frame": frame}) for group, frame in fanout(notification)]
+        messages += [
+            (group, {"type": "frame.forward", "frame": fanout_frame_check(frame)})
+            for group, frame in fanout(notification)
+        ]
     return messages
 
 
