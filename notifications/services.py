@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from notifications.claims import notification_publish_failure_record, notifications_claim, notifications_claim_release
 from notifications.frames import fanout_frame_check, notification_frame, notification_payload_check, unread_frame
 from notifications.groups import user_group
-from notifications.kinds import notification_kind
+from notifications.kinds import UnknownNotificationKind, notification_kind
 from notifications.models import Notification, NotificationCounter
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
 from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
@@ -149,6 +149,7 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
     are sent: one that another path is publishing or has published is left to it. A row whose
     frames cannot be built or sent is counted against it alone (claims.py); the others go out.
     """
+    notifications = _of_known_kinds(notifications)
     if not notifications:
         return Published(0)
     try:
@@ -202,6 +203,31 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
         # over, and each socket drops a seq it has already delivered.
         logger.exception("Marking %d notification(s) published failed; the sweeper will resend", len(claimed))
     return Published(len(sent))
+
+
+_unknown_kinds_logged: set[str] = set()
+
+
+def _of_known_kinds(notifications: list[Notification]) -> list[Notification]:
+    """The notifications whose kind this process knows; the others are left as they are, with no attempt counted.
+
+    In a rolling deploy a newer version's kind can reach an older sweeper: a process that knows it publishes it.
+    """
+    known = []
+    for notification in notifications:
+        try:
+            notification_kind(notification.kind)
+        except UnknownNotificationKind:
+            if notification.kind not in _unknown_kinds_logged:
+                _unknown_kinds_logged.add(notification.kind)
+                logger.warning(
+                    "Left notifications of kind %r unpublished: this process does not know the kind, a process that "
+                    "does will publish them (logged once per kind)",
+                    notification.kind,
+                )
+        else:
+            known.append(notification)
+    return known
 
 
 def _claim_lease(*, messages: int) -> timedelta:
@@ -291,6 +317,7 @@ def notifications_publish_pending(*, older_than: timedelta | None = None, chunk_
     Covers a process killed between commit and publish, and Redis outages. Rows another path has
     claimed are left to it; one that cannot be sent is passed over, each sweep trying it once, and
     quarantined after NOTIFICATION_PUBLISH_MAX_ATTEMPTS, so it never holds up the rows after it.
+    A row of a kind this process does not know (a newer version's) is passed over with no attempt counted.
     """
     older_than = older_than if older_than is not None else timedelta(seconds=settings.NOTIFICATION_REPUBLISH_AFTER)
     cutoff = timezone.now() - older_than
