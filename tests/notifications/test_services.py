@@ -146,8 +146,6 @@ def test_recording_outside_a_transaction_is_refused(customer):
         notification_record(recipient_id=customer.pk, kind="order.status_changed", payload={})
 
 
-@requires_postgres()
-@pytest.mark.django_db(transaction=True)
 def assert_recording_refused_before_anything_is_written(customer, payload, *, match: str, on_commit) -> None:
     with on_commit() as callbacks, transaction.atomic():
         with pytest.raises(ValueError, match=match):
@@ -194,6 +192,8 @@ def test_a_notification_with_a_path_on_this_site_is_recorded(customer):
     assert Notification.objects.get(recipient=customer).payload == {"url": "/support/?q=1#a"}
 
 
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_transactions_for_one_customer_get_distinct_consecutive_seqs():
     customer = UserFactory()
     orders = [place_order(customer=customer) for _ in range(8)]
