@@ -19,7 +19,7 @@ from accounts.selectors import session_authenticates
 from notifications import layer_watch
 from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
-from notifications.groups import STAFF_GROUP, user_group
+from notifications.groups import user_groups
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
 from notifications.user_limits import rate_limits, user_message_allow, user_socket_register, user_socket_unregister
@@ -130,7 +130,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             return
         self.user_id = user.pk
         self.session_digest = session_digest(session_socket_id(self.scope["session"]))  # for `session_ended`
-        self.groups_joined = [user_group(user.pk), *([STAFF_GROUP] if user.is_staff else [])]
+        self.groups_joined = user_groups(user)
         self.rate_limits = rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
         self.strikes = 0
         # Join before reading the backlog, so nothing committed in between is missed;

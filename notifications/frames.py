@@ -3,7 +3,36 @@
 A kind's payload and its fan-out frames are its own app's (notifications/kinds.py).
 """
 
+import re
+
 from notifications.selectors import UnreadState
+
+# What notification_frame sets around a payload: a payload key of the same name would overwrite or be overwritten.
+NOTIFICATION_FRAME_KEYS = frozenset({"type", "seq", "kind", "created_at", "unread", "unread_version"})
+# The frame types the protocol and the client's connection own (docs/protocol.md; static/js/connection.js adds
+# `pong` and `state`): a kind's fan-out frame of one of these types would be taken for the protocol's own.
+PROTOCOL_FRAME_TYPES = frozenset({"hello", "notification", "unread", "reset", "error", "pong", "state"})
+# A path on this site: one "/" then anything but a second "/" or a "\" (browsers read "//host" and "/\host" as
+# another host), and no control characters (browsers drop tabs and newlines, so "/\t/host" is "//host").
+SAME_SITE_PATH = re.compile(r"/(?![/\\])[^\x00-\x1f\x7f]*")
+
+
+def notification_payload_check(payload) -> None:
+    """Refuse, with a ValueError, a payload no `notification` frame can carry as it is."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"A notification's payload is a dict, not {type(payload).__name__}")
+    reserved = sorted(NOTIFICATION_FRAME_KEYS & payload.keys())
+    if reserved:
+        raise ValueError(f"A notification's payload cannot hold {', '.join(reserved)}: the frame sets those keys")
+    if "url" in payload and not (isinstance(payload["url"], str) and SAME_SITE_PATH.fullmatch(payload["url"])):
+        raise ValueError(f"A notification's url is a path on this site (such as /orders/), not {payload['url']!r}")
+
+
+def fanout_frame_check(frame: dict) -> dict:
+    """Refuse, with a ValueError, a kind's fan-out frame that would pass for one of the protocol's own."""
+    if frame.get("type") in PROTOCOL_FRAME_TYPES:
+        raise ValueError(f"A fan-out frame cannot be of type {frame['type']!r}: the protocol reserves it")
+    return frame
 
 
 def notification_frame(notification, *, unread: UnreadState) -> dict:

@@ -24,9 +24,9 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from notifications.claims import notification_publish_failure_record, notifications_claim, notifications_claim_release
-from notifications.frames import notification_frame, unread_frame
+from notifications.frames import fanout_frame_check, notification_frame, notification_payload_check, unread_frame
 from notifications.groups import user_group
-from notifications.kinds import notification_kind
+from notifications.kinds import UnknownNotificationKind, notification_kind
 from notifications.models import Notification, NotificationCounter
 from notifications.offline import offline_deliveries_plan
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
@@ -77,7 +77,10 @@ def notification_seq_next(*, recipient_id: int) -> int:
 
 def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=None) -> Notification:
     """Write a notification of a registered kind in the current transaction and publish it once that commits."""
-    notification_kind(kind)  # an unregistered kind is refused before anything is written
+    # An unregistered kind, or a payload its frame cannot carry (a reserved key, a url off the site), is refused
+    # before anything is written.
+    notification_kind(kind)
+    notification_payload_check(payload)
     if not transaction.get_connection().in_atomic_block:
         # The seq lock and the outbox guarantee both need the caller's transaction.
         raise RuntimeError("notification_record must run inside the transaction that makes the change")
@@ -148,6 +151,7 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
     are sent: one that another path is publishing or has published is left to it. A row whose
     frames cannot be built or sent is counted against it alone (claims.py); the others go out.
     """
+    notifications = _of_known_kinds(notifications)
     if not notifications:
         return Published(0)
     try:
@@ -162,7 +166,7 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
             built[notification.pk] = _notification_messages(
                 notification, unread=unread.get(notification.recipient_id, NO_UNREAD)
             )
-        except Exception as error:  # a payload no frame can be made from, or a kind no app registers: the row's fault
+        except Exception as error:  # a payload no frame can be made from, or a fan-out frame refused: the row's fault
             failures[notification.pk] = error
     claimed_until = timezone.now() + _claim_lease(messages=sum(map(len, built.values())))
     try:
@@ -203,6 +207,31 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
     return Published(len(sent))
 
 
+_unknown_kinds_logged: set[str] = set()
+
+
+def _of_known_kinds(notifications: list[Notification]) -> list[Notification]:
+    """The notifications whose kind this process knows; the others are left as they are, with no attempt counted.
+
+    In a rolling deploy a newer version's kind can reach an older sweeper: a process that knows it publishes it.
+    """
+    known = []
+    for notification in notifications:
+        try:
+            notification_kind(notification.kind)
+        except UnknownNotificationKind:
+            if notification.kind not in _unknown_kinds_logged:
+                _unknown_kinds_logged.add(notification.kind)
+                logger.warning(
+                    "Left notifications of kind %r unpublished: this process does not know the kind, a process that "
+                    "does will publish them (logged once per kind)",
+                    notification.kind,
+                )
+        else:
+            known.append(notification)
+    return known
+
+
 def _claim_lease(*, messages: int) -> timedelta:
     """How long a publish of up to `messages` holds its rows: past the longest its send may take."""
     return timedelta(seconds=_send_timeout(messages=messages) + LOOP_GRACE + CLAIM_MARGIN_SECONDS)
@@ -222,7 +251,10 @@ def _notification_messages(notification: Notification, *, unread: UnreadState) -
     fanout = notification_kind(notification.kind).fanout
     if fanout is not None:
         # Live frames with no seq: the consumer forwards them as they are, whatever the kind.
-        messages += [(group, {"type": "frame.forward", "frame": frame}) for group, frame in fanout(notification)]
+        messages += [
+            (group, {"type": "frame.forward", "frame": fanout_frame_check(frame)})
+            for group, frame in fanout(notification)
+        ]
     return messages
 
 
@@ -287,6 +319,7 @@ def notifications_publish_pending(*, older_than: timedelta | None = None, chunk_
     Covers a process killed between commit and publish, and Redis outages. Rows another path has
     claimed are left to it; one that cannot be sent is passed over, each sweep trying it once, and
     quarantined after NOTIFICATION_PUBLISH_MAX_ATTEMPTS, so it never holds up the rows after it.
+    A row of a kind this process does not know (a newer version's) is passed over with no attempt counted.
     """
     older_than = older_than if older_than is not None else timedelta(seconds=settings.NOTIFICATION_REPUBLISH_AFTER)
     cutoff = timezone.now() - older_than

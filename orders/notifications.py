@@ -1,7 +1,8 @@
 """The orders' notification kind: a customer's order changed status (frames in docs/protocol.md).
 
 Registered with the notifications service from `OrdersConfig.ready()`: its wording and payload here, and
-its fan-out, the live `order_changed` frame every staff socket gets for any customer's order.
+its fan-out, the live `order_changed` frame every staff socket gets for any customer's order (the staff
+audience, registered there too).
 """
 
 from decimal import Decimal
@@ -66,6 +67,11 @@ def order_changed_frame(notification: Notification) -> dict:
         "actor": actor.get_username() if actor else None,
         "created_at": notification.created_at.isoformat(timespec="microseconds"),
     }
+
+
+def staff_member(user) -> bool:
+    """Who is in the staff audience (notifications/groups.py): the users who work in the admin."""
+    return user.is_staff
 
 
 def order_status_fanout(notification: Notification) -> list[tuple[str, dict]]:

@@ -4,12 +4,14 @@
     .venv/bin/python scripts/listen.py alice            # password: the demo password
     .venv/bin/python scripts/listen.py alice --after 0  # replay everything first
 
-Then change one of alice's orders in the admin (http://127.0.0.1:8000/admin/, user staff).
+It connects to the port `python -m shop.web` listens on (WEB_PORT, else 8000); --port or --base say otherwise.
+Then change one of alice's orders in the admin (/admin/ on that port, user staff).
 """
 
 import argparse
 import asyncio
 import http.cookiejar
+import os
 import re
 import sys
 import urllib.parse
@@ -47,10 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("username")
     parser.add_argument("--password", default=DEMO_PASSWORD)
-    parser.add_argument("--base", default="http://127.0.0.1:8000")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("WEB_PORT") or 8000))
+    parser.add_argument("--base", help="the shop's address (default: http://127.0.0.1:<port>)")
     parser.add_argument("--after", type=int)
     args = parser.parse_args()
-    asyncio.run(listen(args.base, log_in(args.base, args.username, args.password), args.after))
+    base = args.base or f"http://127.0.0.1:{args.port}"
+    asyncio.run(listen(base, log_in(base, args.username, args.password), args.after))
 
 
 if __name__ == "__main__":

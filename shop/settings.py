@@ -58,11 +58,11 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Pages read the token from their forms (static/js/live.js too): no script needs the cookie.
+# Pages read the token from their forms (static/js/pages/ too): no script needs the cookie.
 CSRF_COOKIE_HTTPONLY = True
 # Scripts, styles and connections from the shop's own origin only: an injected <script>, inline handler or
 # style attribute does not run, and no script on a page can open a socket or send a request elsewhere
-# ('self' covers ws:/wss: to the same host in CSP Level 3 browsers). The admin and live.js need nothing inline.
+# ('self' covers ws:/wss: to the same host in CSP Level 3 browsers). The admin and static/js/ need nothing inline.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

@@ -9,9 +9,14 @@ export function element(tag, { className, text, attrs } = {}, children = []) {
   return node;
 }
 
+// A path on this site: one "/" then anything but a second "/" or a "\" (browsers read "//host" and "/\host" as
+// another host), and no control characters (browsers drop tabs and newlines, so "/<tab>/host" is "//host").
+// The server refuses any other url when it records a notification (notifications/frames.py, SAME_SITE_PATH).
+const SAME_SITE_PATH = /^\/(?![/\\])[^\x00-\x1f\x7f]*$/;
+
 export function safeHref(url) {
   // Only same-site paths: a payload can never smuggle in a javascript: or foreign link.
-  return typeof url === "string" && url.startsWith("/") && !url.startsWith("//") ? url : "#";
+  return typeof url === "string" && SAME_SITE_PATH.test(url) ? url : "#";
 }
 
 export function httpsHref(url) {
@@ -38,7 +43,8 @@ const DATE_OPTIONS = {
   day: "numeric", month: "numeric", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
 };
 const DATE_PARTS = (() => {
-  const timeZone = document.querySelector('meta[name="live-time-zone"]')?.content || undefined;
+  // No document under `node --test`, where the browser-free helpers here are tested.
+  const timeZone = globalThis.document?.querySelector('meta[name="live-time-zone"]')?.content || undefined;
   try {
     return new Intl.DateTimeFormat("en-GB", { ...DATE_OPTIONS, timeZone });
   } catch {

@@ -1,16 +1,15 @@
 // Live notifications on every page of a signed-in user: one connection (connection.js, no DOM) that the page
 // modules (pages/) listen to. Protocol: docs/protocol.md. No build step, no dependencies.
+// Only what every page shows listens here; a page of one app loads its own module, which imports `connection`.
 
 import { LiveConnection } from "./connection.js";
-import * as admin from "./pages/admin.js";
 import * as header from "./pages/header.js";
-import * as myOrders from "./pages/my-orders.js";
 import * as notificationCentre from "./pages/notification-centre.js";
-import * as orderPage from "./pages/order-page.js";
 import * as toasts from "./pages/toasts.js";
 
 const liveUrl = document.querySelector('meta[name="live-url"]')?.content;
-if (liveUrl) start(liveUrl);
+// Null on a page with no live URL (signed out): page modules then have nothing to listen to.
+export const connection = liveUrl ? start(liveUrl) : null;
 
 function start(path) {
   const url = new URL(path, window.location.href);
@@ -21,14 +20,16 @@ function start(path) {
     lastSeq: Number(document.querySelector('meta[name="live-last-seq"]')?.content || 0),
     isOnline: () => navigator.onLine,
   });
-  for (const page of [header, toasts, orderPage, myOrders, notificationCentre, admin]) page.listen(connection);
+  for (const page of [header, toasts, notificationCentre]) page.listen(connection);
   // Too much was missed to replay: the page itself is the fresh state.
   connection.on("reset", () => window.location.reload());
   connection.on("error", (frame) => console.warn("live notifications:", frame.code, frame.detail));
 
-  connection.connect();
+  // Deferred module scripts all run before DOMContentLoaded: the page's own modules listen from the first frame.
+  document.addEventListener("DOMContentLoaded", () => connection.connect(), { once: true });
   const visible = () => document.visibilityState === "visible";
   document.addEventListener("visibilitychange", () => visible() && connection.reconnectNow({ visible: true }));
   window.addEventListener("online", () => connection.reconnectNow({ visible: visible() }));
   window.addEventListener("offline", () => connection.drop());
+  return connection;
 }

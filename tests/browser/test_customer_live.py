@@ -272,6 +272,72 @@ def test_logout_in_one_tab_signs_the_other_tab_out_and_it_never_reconnects(open_
     expect(other_tab.locator("#live-indicator")).to_have_attribute("data-state", "signed-out")
 
 
+def order_news_frame(order, *, seq: int, kind: str, status: str, version: int) -> str:
+    """A `notification` frame that names `order`, as a kind other than the order's own may (a support reply)."""
+    return json.dumps(
+        {
+            "type": "notification",
+            "seq": seq,
+            "kind": kind,
+            "created_at": datetime.now(UTC).isoformat(),
+            "order": {
+                "id": order.pk,
+                "number": order.number,
+                "status": status,
+                "status_label": OrderStatus(status).label,
+                "previous_status": order.status,
+                "version": version,
+            },
+            "title": f"{kind} about {order.number}",
+            "body": "",
+            "url": order.get_absolute_url(),
+            "unread": seq,
+        }
+    )
+
+
+ORDER_PAGES = {
+    "the order page": (lambda order: order.get_absolute_url(), lambda order: "#order-status"),
+    "My orders": (
+        lambda order: "/orders/",
+        lambda order: f'tr[data-order-id="{order.pk}"] [data-role="status"] .status',
+    ),
+}
+
+
+@pytest.mark.parametrize("order_page", ORDER_PAGES.values(), ids=ORDER_PAGES.keys())
+def test_an_order_page_changes_on_its_orders_status_change_and_on_no_other_kind_of_notification(
+    open_session, customer, order, order_page
+):
+    path, status_selector = order_page
+    tab = customer_login(open_session("customer"), customer)
+    routes: list[WebSocketRoute] = []
+
+    def pass_through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        routes.append(route)
+
+    tab.route_web_socket(re.compile(r"/ws/notifications/"), pass_through)
+    tab.goto(path(order))
+    expect_live(tab)
+    mark_page(tab)
+    status = tab.locator(status_selector(order))
+    expect(status).to_have_text("Pending payment")
+    last_seq = Notification.objects.filter(recipient=customer).aggregate(last=Max("seq"))["last"] or 0
+
+    routes[-1].send(
+        order_news_frame(order, seq=last_seq + 1, kind="support.reply", status=OrderStatus.SHIPPED, version=99)
+    )
+    expect(toasts(tab)).to_have_count(1)  # it arrived, and every listener has had it
+    expect(status).to_have_text("Pending payment")
+
+    routes[-1].send(
+        order_news_frame(order, seq=last_seq + 2, kind="order.status_changed", status=OrderStatus.PAID, version=99)
+    )
+    expect(status).to_have_text("Paid")
+    expect_not_reloaded(tab)
+
+
 def test_markup_in_a_product_name_an_order_note_and_live_frames_renders_as_text(
     open_session, screenshot, customer, staff
 ):

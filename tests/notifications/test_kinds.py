@@ -2,9 +2,11 @@
 
 import ast
 import json
+import logging
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -187,20 +189,32 @@ async def test_a_kind_registered_by_its_own_app_is_delivered_fanned_out_and_resu
 
 
 @pytest.mark.django_db
-def test_a_stored_row_of_a_kind_no_app_registers_any_more_fails_alone_and_the_others_go_out(
-    listen, customer, django_capture_on_commit_callbacks
+def test_a_stored_row_of_a_kind_this_process_does_not_know_is_left_for_one_that_does_with_no_attempt_counted(
+    listen, customer, caplog, django_capture_on_commit_callbacks
 ):
-    """As after a deploy that retired a kind with rows still unpublished: the sweeper sends the rest."""
+    """As in a rolling deploy, when a newer version's kind reaches an older sweeper: it sends the rest, and the
+    rows of that kind wait, unharmed, for a process that knows it."""
+    newer_kind = f"tests.newer_{uuid.uuid4().hex[:8]}"  # unknown kinds are logged once per process: a new name
     with django_capture_on_commit_callbacks(execute=False):  # their publish never ran: the process died
-        retired = record_support_reply(customer_id=customer.pk, reply="Answered before the kind was retired.")
+        newer = [record_support_reply(customer_id=customer.pk, reply=f"From a newer version {i}.") for i in (1, 2)]
         record_support_reply(customer_id=customer.pk, reply="Still a kind we have.")
-    Notification.objects.filter(pk=retired.pk).update(kind="tests.retired")
+    Notification.objects.filter(pk__in=[notification.pk for notification in newer]).update(kind=newer_kind)
     listener = listen(user_group(customer.pk))
 
-    assert notifications_publish_pending(older_than=timedelta(0)) == 1
+    with caplog.at_level(logging.WARNING, logger="notifications.services"):
+        assert notifications_publish_pending(older_than=timedelta(0)) == 1
+        assert notifications_publish_pending(older_than=timedelta(0)) == 0
 
-    assert listener.receive()["frame"]["seq"] == 2
+    assert listener.receive()["frame"]["seq"] == 3
     assert listener.receive_nothing()
-    retired.refresh_from_db()
-    assert (retired.published_at, retired.publish_attempts) == (None, 1)
-    assert retired.publish_error.startswith("UnknownNotificationKind: Unknown notification kind 'tests.retired'")
+    left = Notification.objects.filter(kind=newer_kind).values_list(
+        "published_at", "publish_attempts", "publish_error", "quarantined_at"
+    )
+    assert list(left) == [(None, 0, "", None)] * 2
+    warnings = [record.getMessage() for record in caplog.records if newer_kind in record.getMessage()]
+    assert len(warnings) == 1 and "does not know" in warnings[0]
+
+    # The newer version's process knows the kind: its sweep publishes them.
+    notification_kind_register(NotificationKind(name=newer_kind))
+    assert notifications_publish_pending(older_than=timedelta(0)) == 2
+    assert [listener.receive()["frame"]["seq"] for _ in newer] == [1, 2]

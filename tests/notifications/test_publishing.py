@@ -10,7 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications import services
+from notifications.frames import PROTOCOL_FRAME_TYPES
 from notifications.groups import STAFF_GROUP, user_group
+from notifications.kinds import NotificationKind, notification_kind_register
 from notifications.models import Notification
 from notifications.publishing_loop import LOOP_GRACE
 from notifications.services import notification_record, notifications_publish_pending
@@ -253,6 +255,34 @@ def test_a_payload_the_frames_cannot_be_built_from_is_isolated_like_one_that_can
     assert [message["frame"]["seq"] for message in messages_for(listener)] == [1]
     broken.refresh_from_db()
     assert (broken.publish_attempts, broken.publish_error) == (1, "KeyError: 'order'")
+
+
+def _kind_fanning_out(frame_type: str) -> NotificationKind:
+    """A test app's kind whose fan-out sends staff a frame of `frame_type`."""
+    return notification_kind_register(
+        NotificationKind(
+            name=f"tests.fanout_{frame_type}", fanout=lambda notification: [(STAFF_GROUP, {"type": frame_type})]
+        )
+    )
+
+
+@pytest.mark.parametrize("frame_type", sorted(PROTOCOL_FRAME_TYPES))
+def test_a_kind_whose_fan_out_sends_a_frame_type_the_protocol_reserves_fails_that_row_alone(
+    listen, customer, frame_type
+):
+    kind = _kind_fanning_out(frame_type)
+    with transaction.atomic():  # its after-commit publish never runs here: the sweeper finds it
+        impostor = notification_record(recipient_id=customer.pk, kind=kind.name, payload={"title": "?"})
+    place_order(customer=UserFactory(), status=OrderStatus.PAID)
+    customer_listener, staff_listener = listen(user_group(customer.pk)), listen(STAFF_GROUP)
+
+    assert sweep() == 1
+
+    assert messages_for(customer_listener) == []
+    assert [message["frame"]["type"] for message in messages_for(staff_listener)] == ["order_changed"]
+    impostor.refresh_from_db()
+    assert impostor.published_at is None
+    assert impostor.publish_error.startswith(f"ValueError: A fan-out frame cannot be of type '{frame_type}'")
 
 
 def test_the_layer_being_down_counts_no_attempt_and_stops_the_sweep_until_the_next_beat(customer, settings, caplog):

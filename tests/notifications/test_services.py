@@ -6,8 +6,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.frames import NOTIFICATION_FRAME_KEYS
 from notifications.groups import STAFF_GROUP, user_group
-from notifications.models import Notification
+from notifications.models import Notification, NotificationCounter
 from notifications.selectors import UnreadState
 from notifications.services import (
     notification_record,
@@ -21,6 +22,7 @@ from orders.transitions import order_transition, orders_transition_bulk
 from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres
 from tests.factories import UserFactory, place_order
+from tests.notifications.support_replies import SUPPORT_REPLY
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +144,52 @@ def test_a_rolled_back_notification_gives_its_seq_back(customer):
 def test_recording_outside_a_transaction_is_refused(customer):
     with pytest.raises(RuntimeError, match="inside the transaction"):
         notification_record(recipient_id=customer.pk, kind="order.status_changed", payload={})
+
+
+def assert_recording_refused_before_anything_is_written(customer, payload, *, match: str, on_commit) -> None:
+    with on_commit() as callbacks, transaction.atomic():
+        with pytest.raises(ValueError, match=match):
+            notification_record(recipient_id=customer.pk, kind=SUPPORT_REPLY.name, payload=payload)
+
+    assert callbacks == []
+    assert not Notification.objects.exists()
+    assert not NotificationCounter.objects.exists()  # no seq was taken either
+
+
+# Protocol-relative ("//", and "/\" which browsers read the same), absolute, script, and a tab that browsers
+# drop, turning "/<tab>/host" into "//host".
+OFF_SITE_URLS = [
+    "//evil.example/",
+    "/\\evil.example/",
+    "/\t/evil.example/",
+    "https://evil.example/",
+    "javascript:alert(1)",
+]
+
+
+@pytest.mark.parametrize("url", [*OFF_SITE_URLS, "orders/", "", None, 42])
+def test_a_notification_whose_url_is_no_path_on_this_site_is_refused_before_anything_is_written(
+    customer, url, django_capture_on_commit_callbacks
+):
+    assert_recording_refused_before_anything_is_written(
+        customer, {"title": "?", "url": url}, match="path on this site", on_commit=django_capture_on_commit_callbacks
+    )
+
+
+@pytest.mark.parametrize("key", sorted(NOTIFICATION_FRAME_KEYS))
+def test_a_payload_holding_a_key_the_frame_sets_is_refused_before_anything_is_written(
+    customer, key, django_capture_on_commit_callbacks
+):
+    assert_recording_refused_before_anything_is_written(
+        customer, {"title": "?", key: 1}, match=f"cannot hold {key}", on_commit=django_capture_on_commit_callbacks
+    )
+
+
+def test_a_notification_with_a_path_on_this_site_is_recorded(customer):
+    with transaction.atomic():
+        notification_record(recipient_id=customer.pk, kind=SUPPORT_REPLY.name, payload={"url": "/support/?q=1#a"})
+
+    assert Notification.objects.get(recipient=customer).payload == {"url": "/support/?q=1#a"}
 
 
 @requires_postgres()

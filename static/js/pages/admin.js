@@ -1,7 +1,11 @@
 // Staff in the Django admin: another's change marks the order's row in the change list, and an open change form
 // of that order warns that saving it would be refused. The only module that knows the admin's (stock) markup.
+// Loaded by the orders' admin templates (templates/admin/orders/order/).
 
 import { element } from "../dom.js";
+import { connection } from "../live.js";
+
+if (connection) listen(connection);
 
 const CHANGE_FORM_PATH = /\/orders\/order\/(\d+)\/change\/$/;
 

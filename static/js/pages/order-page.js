@@ -1,14 +1,18 @@
 // The order page: its status badge changes and its timeline gets a step for each change of this order.
+// Loaded by templates/orders/order_detail.html.
 
 import { element, messageNote, safeToken, timeElement } from "../dom.js";
-import { isNewer, statusBadge } from "./order-status.js";
+import { connection } from "../live.js";
+import { ORDER_STATUS_CHANGED, isNewer, statusBadge } from "./order-status.js";
 import { showTracking } from "./order-tracking.js";
+
+if (connection) listen(connection);
 
 export function listen(connection) {
   const detail = document.getElementById("order-status");
   if (!detail) return;
-  connection.on("notification", ({ order, created_at: createdAt, message, tracking }) => {
-    if (!order || detail.dataset.orderId !== String(order.id) || !isNewer(detail, order)) return;
+  connection.on("notification", ({ kind, order, created_at: createdAt, message, tracking }) => {
+    if (kind !== ORDER_STATUS_CHANGED || !order || detail.dataset.orderId !== String(order.id) || !isNewer(detail, order)) return;
     statusBadge(detail, order);
     showTracking(tracking);
     const timeline = document.getElementById("order-timeline");

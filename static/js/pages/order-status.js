@@ -2,6 +2,9 @@
 
 import { safeToken } from "../dom.js";
 
+// The one kind of notification these pages act on; others (a support reply, say) may carry an `order` too.
+export const ORDER_STATUS_CHANGED = "order.status_changed";
+
 export function statusBadge(badge, order) {
   badge.className = `status status-${safeToken(order.status)}`;
   badge.textContent = order.status_label;
