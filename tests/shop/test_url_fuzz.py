@@ -13,6 +13,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from notifications.kinds import Channel
+from notifications.unsubscribe import unsubscribe_token
 from orders.models import OrderStatus
 from shop.asgi import application
 from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
@@ -61,6 +63,7 @@ def world():
         "content_type_id": "1",
         "app_label": "orders",
         "url": "nowhere/",
+        "token": unsubscribe_token(user_id=customer.pk, topics=["order.shipped"], channel=Channel.EMAIL),
     }
     return {"customer": customer, "staff": StaffFactory(username="fuzz-staff"), "samples": samples}
 
