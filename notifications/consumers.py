@@ -20,6 +20,7 @@ from notifications import layer_watch
 from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
+from notifications.receipts import notifications_mark_delivered
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
 from notifications.user_limits import rate_limits, user_message_allow, user_socket_register, user_socket_unregister
@@ -110,6 +111,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     unread_pending: dict | None = None  # the newest `unread` frame held back, merged with those it replaced
     unread_flush: asyncio.Task | None = None
     unread_sent_at = float("-inf")
+    acked_seq = 0  # the highest seq this socket's page acknowledged: a lower or equal ack writes nothing
 
     closing = False  # the server closed it: client messages still in flight are not acted on
 
@@ -215,9 +217,12 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_json(error_frame("invalid_message", 'Messages are objects with a string "type".'))
             return
-        handler = {"ping": self._ping, "mark_read": self._mark_read, "mark_all_read": self._mark_all_read}.get(
-            content["type"]
-        )
+        handler = {
+            "ping": self._ping,
+            "ack": self._ack,
+            "mark_read": self._mark_read,
+            "mark_all_read": self._mark_all_read,
+        }.get(content["type"])
         if handler is None:
             await self.send_json(error_frame("unknown_type", "Unknown message type."))
             return
@@ -225,6 +230,24 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def _ping(self, content):
         await self.send_json({"type": "pong"})
+
+    async def _ack(self, content):
+        """The page showed everything up to `seq`: one write per ack that says something new, none for a repeat."""
+        seq = client_int(content.get("seq"), minimum=1)
+        if seq is None:
+            await self.send_json(error_frame("invalid_field", '"seq" must be an integer from 1 to 2**63-1.'))
+            return
+        if seq > self.last_sent_seq:
+            # Only what this socket delivered can have been shown through it: nothing from the future or elsewhere.
+            detail = f"Acknowledge at most seq {self.last_sent_seq}, the last this socket sent."
+            await self.send_json(error_frame("invalid_ack", detail))
+            return
+        if seq <= self.acked_seq:
+            return
+        await database_sync_to_async(notifications_mark_delivered)(
+            user_id=self.user_id, up_to_seq=seq, after_seq=self.acked_seq
+        )
+        self.acked_seq = seq
 
     async def _mark_read(self, content):
         seq = client_int(content.get("seq"), minimum=1)
