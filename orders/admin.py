@@ -5,9 +5,11 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.utils import formats, timezone
 from django.utils.text import capfirst
 
-from orders.models import Order, OrderEvent, OrderItem, OrderStatus
+from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus
+from orders.selectors import order_status_changes_seen
 from orders.transitions import StaleOrder, can_transition, next_statuses, order_transition, orders_transition_bulk
 
 
@@ -85,8 +87,26 @@ class OrderItemInline(ReadOnlyInline):
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     verbose_name_plural = "History"
-    fields = ["created_at", "type", "old_status", "new_status", "actor", "customer_message", "internal_note"]
+    fields = [
+        "created_at", "type", "old_status", "new_status", "actor", "customer_message", "internal_note", "seen",
+    ]  # fmt: skip
     readonly_fields = fields
+    seen_at: dict = {}
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # Read once for the whole history (this inline is made for each request), not once per event.
+        self.seen_at = order_status_changes_seen(order=obj) if obj is not None else {}
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Seen by the customer")
+    def seen(self, event: OrderEvent) -> str:
+        """When a page of the customer's first showed this change's notification (its delivery receipt)."""
+        if event.type != OrderEventType.STATUS_CHANGED:
+            return "—"
+        seen_at = self.seen_at.get((event.old_status, event.new_status))
+        if seen_at is None:
+            return "not yet"
+        return f"seen by the customer at {formats.date_format(timezone.localtime(seen_at), 'DATETIME_FORMAT')}"
 
 
 class OrderChangeList(ChangeList):
