@@ -93,6 +93,10 @@ class OrderEventInline(ReadOnlyInline):
     readonly_fields = fields
     seen_at: dict = {}
 
+    def get_queryset(self, request):
+        # Each row is titled with the event's str(), which names its order: one join, not a query per event.
+        return super().get_queryset(request).select_related("order", "actor")
+
     def get_formset(self, request, obj=None, **kwargs):
         # Read once for the whole history (this inline is made for each request), not once per event.
         self.seen_at = order_status_changes_seen(order=obj) if obj is not None else {}
