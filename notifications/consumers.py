@@ -11,8 +11,6 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from accounts.selectors import session_authenticates
@@ -23,7 +21,13 @@ from notifications.groups import STAFF_GROUP, user_group
 from notifications.receipts import notifications_mark_delivered
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
-from notifications.user_limits import rate_limits, user_message_allow, user_socket_register, user_socket_unregister
+from notifications.user_limits import (
+    SocketWindows,
+    rate_limits,
+    user_message_allow,
+    user_socket_register,
+    user_socket_unregister,
+)
 from shop.sessions import session_socket_id
 
 logger = logging.getLogger(__name__)
@@ -40,9 +44,6 @@ CLOSE_SERVICE_RESTART = layer_watch.CLOSE_SERVICE_RESTART  # 4012: the channel l
 CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
 CLOSE_REPLACED = 4409  # the user opened more than NOTIFICATION_SOCKETS_PER_USER: this, the oldest, made room
 CLOSE_INTERNAL_ERROR = 4011  # 1011, a bug in a handler: reconnect with backoff and resume
-
-# One store per process: limits are per connection, keyed by channel name.
-_rate_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
 class DirectDispatchMixin:
@@ -112,6 +113,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     unread_flush: asyncio.Task | None = None
     unread_sent_at = float("-inf")
     acked_seq = 0  # the highest seq this socket's page acknowledged: a lower or equal ack writes nothing
+    windows: SocketWindows | None = None  # made at the first message: most sockets never send one
 
     closing = False  # the server closed it: client messages still in flight are not acted on
 
@@ -261,9 +263,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def _within_rate_limit(self) -> bool:
         """A flooding client (or user, over all their sockets) gets an error, then is closed after repeated offences."""
-        for limit in self.rate_limits:
-            if not await _rate_limiter.hit(limit, self.channel_name):
-                return await self._rate_limited()
+        if self.windows is None:
+            self.windows = SocketWindows(self.rate_limits)
+        if not self.windows.hit(asyncio.get_running_loop().time()):
+            return await self._rate_limited()
         if not await user_message_allow(user_id=self.user_id):
             return await self._rate_limited()
         return True
