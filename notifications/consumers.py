@@ -18,7 +18,7 @@ from notifications import layer_watch
 from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
 from notifications.groups import STAFF_GROUP, user_group
-from notifications.receipts import notifications_mark_delivered
+from notifications.receipts import receipt_gather
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
 from notifications.user_limits import (
@@ -234,7 +234,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def _ack(self, content):
-        """The page showed everything up to `seq`: one write per ack that says something new, none for a repeat."""
+        """The page showed everything up to `seq`: gathered to be written with others, unless it says nothing new."""
         seq = client_int(content.get("seq"), minimum=1)
         if seq is None:
             await self.send_json(error_frame("invalid_field", '"seq" must be an integer from 1 to 2**63-1.'))
@@ -246,9 +246,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             return
         if seq <= self.acked_seq:
             return
-        await database_sync_to_async(notifications_mark_delivered)(
-            user_id=self.user_id, up_to_seq=seq, after_seq=self.acked_seq
-        )
+        receipt_gather(user_id=self.user_id, up_to_seq=seq)
         self.acked_seq = seq
 
     async def _mark_read(self, content):

@@ -1,4 +1,7 @@
-"""Delivery receipts over a real socket: `ack` marks what this socket delivered, once, and refuses the rest."""
+"""Delivery receipts over a real socket: `ack` marks what this socket delivered, once, and refuses the rest.
+
+The consumer runs on the test's event loop, so the test can wait for the acks it gathered to be written.
+"""
 
 import asyncio
 
@@ -6,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from notifications.models import Notification
+from notifications.receipts import receipts_written
 from orders.models import OrderStatus
 from tests.notifications.test_consumer import make_user, open_socket, place
 
@@ -23,9 +27,10 @@ def forget_deliveries(user) -> None:
 
 
 async def handled(communicator) -> None:
-    """Wait until the consumer has handled everything sent before: it answers a ping in order."""
+    """Wait until the consumer has handled everything sent before (it answers a ping in order), and written it."""
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    await receipts_written()
 
 
 async def test_an_ack_marks_every_seq_up_to_it_delivered_and_a_later_one_keeps_the_first_times():
@@ -146,4 +151,5 @@ async def test_acks_count_against_the_rate_limit_like_any_message():
                 frames.append(output["text"])
     assert close_code == 4429
     assert sum('"rate_limited"' in frame for frame in frames) == 1
+    await receipts_written()
     assert None not in (await delivered_at(customer)).values()  # the acks within the limit were taken

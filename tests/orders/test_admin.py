@@ -195,7 +195,7 @@ def test_bulk_action_with_tampered_ids_is_refused_with_a_message(staff_client):
 
 def test_history_shows_when_the_customer_saw_each_status_change(staff_client):
     order = place_order(status=OrderStatus.SHIPPED)  # the customer's seqs 1-3: paid, processing, shipped
-    notifications_mark_delivered(user_id=order.customer_id, up_to_seq=2)
+    notifications_mark_delivered(up_to_seqs={order.customer_id: 2})
     delivered = order.customer.notifications.get(seq=2).delivered_at
     response = staff_client.get(change_url(order))
     content = response.content.decode()
@@ -207,7 +207,7 @@ def test_history_shows_when_the_customer_saw_each_status_change(staff_client):
 def test_history_reads_the_receipts_in_one_query_however_long_it_is(staff_client):
     short, long = place_order(status=OrderStatus.PAID), place_order(status=OrderStatus.DELIVERED)
     for order in (short, long):
-        notifications_mark_delivered(user_id=order.customer_id, up_to_seq=9)
+        notifications_mark_delivered(up_to_seqs={order.customer_id: 9})
     counts = []
     for order in (short, long):
         with CaptureQueriesContext(connection) as queries:

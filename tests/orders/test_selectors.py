@@ -19,7 +19,7 @@ def test_each_acknowledged_status_change_is_seen_at_its_notifications_delivery_i
     earlier = place_order(customer=customer, status=S.PAID)  # seq 1: another order of the same customer
     order = place_order(customer=customer, status=S.SHIPPED)  # seqs 2-4: paid, processing, shipped
     place_order(status=S.SHIPPED)  # someone else's
-    notifications_mark_delivered(user_id=customer.pk, up_to_seq=3)
+    notifications_mark_delivered(up_to_seqs={customer.pk: 3})
     with django_assert_num_queries(1):
         seen = order_status_changes_seen(order=order)
     assert set(seen) == {(S.PENDING_PAYMENT, S.PAID), (S.PAID, S.PROCESSING)}
