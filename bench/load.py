@@ -101,6 +101,15 @@ class Generators(_Helpers):
                     total[key][kind] = total[key].get(kind, 0) + count
         return total
 
+    def acks(self, on: bool) -> None:
+        """From now on every client acknowledges each notification as the page does (`on`), or none does."""
+        self.ask_all({"cmd": "acks", "on": on})
+
+    def ack_stats(self) -> tuple[int, int]:
+        """Acks sent so far, and clients still within the interval after one (another may follow)."""
+        replies = self.ask_all({"cmd": "stats"})
+        return sum(reply["acks_sent"] for reply in replies), sum(reply["acks_pending"] for reply in replies)
+
     def open_sockets(self) -> int:
         return self.stats()["open"]
 

@@ -8,6 +8,8 @@ their frames) and drives them over stdin/stdout, one JSON object per line:
                           -> from now on a dropped socket comes back like the page's
     {"cmd": "stats"}      -> sockets open, close codes seen, reconnects, this process's CPU seconds
     {"cmd": "collect"}    -> the notification frames received since the last collect
+    {"cmd": "acks", "on": true}
+                          -> from now on every client acknowledges what it receives, as the page does
     {"cmd": "close"}      -> closes every socket and exits
 
 Each client behaves like static/js/connection.js on its first connect: the session cookie,
@@ -15,7 +17,9 @@ the site's Origin, permessage-deflate offered as browsers do, no client pings (b
 send none), and it counts as connected only once the server's `hello` arrived. After
 `reconnect_to`, a socket the server drops comes back as the page's does: exponential
 backoff with full jitter (connection.js's base and cap), to the next target, resuming with
-?after=<last seq>; only a `hello` resets the backoff.
+?after=<last seq>; only a `hello` resets the backoff. After `acks`, each client sends the
+page's delivery receipt for every notification it receives (a visible tab's): `{"type": "ack",
+"seq": N}` at once, then at most one per ACK_INTERVAL for what came meanwhile.
 """
 
 import asyncio
@@ -34,6 +38,7 @@ HANDSHAKE_TIMEOUT = 60
 PAGE_BACKOFF_BASE = 0.5
 PAGE_BACKOFF_CAP = 30.0
 PAGE_STOP_CODES = {4401, 4403}
+ACK_INTERVAL = 1.0  # static/js/connection.js: ACK_INTERVAL_MS
 
 
 class HandshakeFailed(Exception):
@@ -57,6 +62,11 @@ class LoadGenerator:
         self.reconnects = 0
         self.reconnect_failures: Counter = Counter()
         self.closing = False
+        self.acking = False
+        self.shown: dict[int, int] = {}  # user_id -> newest seq received while acking
+        self.acked: dict[int, int] = {}  # user_id -> newest seq acknowledged
+        self.ackers: dict[int, asyncio.Task] = {}  # user_id -> its ack and the interval after it
+        self.acks_sent = 0
 
     async def connect(self, clients: list[list], concurrency: int) -> dict:
         gate = asyncio.Semaphore(concurrency)
@@ -156,6 +166,8 @@ class LoadGenerator:
                     order = frame["order"]
                     self.received.append([user_id, order["id"], order["version"], frame["seq"], received_at])
                     self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), frame["seq"])
+                    if self.acking:
+                        self._shown(user_id, socket, frame["seq"])
                 elif frame["type"] in ("order_changed", "hello"):
                     self.foreign.append(frame)  # staff news, or a second hello, on a customer's socket
         except ConnectionClosed:
@@ -167,6 +179,25 @@ class LoadGenerator:
                 self.reconnecting.add(user_id)
                 _spawn(self._come_back(user_id), self.comebacks)
 
+    def _shown(self, user_id: int, socket, seq: int) -> None:
+        self.shown[user_id] = max(self.shown.get(user_id, 0), seq)
+        if user_id not in self.ackers:
+            self.ackers[user_id] = asyncio.create_task(self._acknowledge(user_id, socket))
+
+    async def _acknowledge(self, user_id: int, socket) -> None:
+        """The page's receipts: one ack of everything shown, then none for ACK_INTERVAL (connection.js's sendAck)."""
+        try:
+            while self.shown[user_id] > self.acked.get(user_id, 0):
+                seq = self.shown[user_id]
+                await socket.send(json.dumps({"type": "ack", "seq": seq}))
+                self.acked[user_id] = seq
+                self.acks_sent += 1
+                await asyncio.sleep(ACK_INTERVAL)
+        except ConnectionClosed:
+            pass
+        finally:
+            del self.ackers[user_id]  # no await since the last look at `shown`: nothing shown is left unacked
+
     def stats(self) -> dict:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
@@ -175,6 +206,8 @@ class LoadGenerator:
             "reconnects": self.reconnects,
             "reconnecting": len(self.reconnecting),
             "reconnect_failures": dict(self.reconnect_failures),
+            "acks_sent": self.acks_sent,
+            "acks_pending": len(self.ackers),
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "max_rss_kb": usage.ru_maxrss,
         }
@@ -186,7 +219,7 @@ class LoadGenerator:
 
     async def close(self) -> dict:
         self.closing = True
-        for task in list(self.comebacks):
+        for task in [*self.comebacks, *self.ackers.values()]:
             task.cancel()
         sockets = list(self.sockets.values())
         await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
@@ -217,6 +250,9 @@ async def main() -> None:
                 reply = generator.stats()
             case "collect":
                 reply = generator.collect()
+            case "acks":
+                generator.acking = command["on"]
+                reply = {}
             case "close":
                 reply = await generator.close()
                 _reply(reply)

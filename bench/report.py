@@ -54,11 +54,28 @@ def results_markdown(report: dict) -> str:
     scale_out = scale_out_markdown(report["results"])
     if scale_out:
         lines += ["", scale_out]
+    receipts = acks_markdown(report["results"][0].get("acks"))
+    if receipts:
+        lines += ["", receipts]
     if report.get("ladder"):
         lines += ["", *ladder_markdown(report["ladder"])]
     lines += ["", "![Latency percentiles vs connections](performance/latency-vs-connections.png)", ""]
     lines += ["![Burst throughput vs K](performance/burst-throughput.png)", ""]
     return "\n".join(lines) + "\n"
+
+
+def acks_markdown(acks: dict | None) -> str | None:
+    """What delivery receipts cost the web server per notification, from the back-to-back latency runs."""
+    if not acks or acks.get("overhead") is None:
+        return None
+    return (
+        "Delivery receipts (the first configuration): with every client acknowledging each notification, the web "
+        f"server spent {acks['acked_server_cpu_ms_per_notification']:.3f} ms of CPU per notification, against "
+        f"{acks['plain_server_cpu_ms_per_notification']:.3f} ms without ({acks['overhead']:+.1%}); "
+        f"{acks['rounds']} round(s) of {acks['seconds']:.0f} s at {acks['rate']:.0f}/s without then with acks, "
+        f"{acks['clients']:,} sockets, {acks['acks_sent']:,} acks, {acks['recorded_delivered']:,} of "
+        f"{acks['received_with_acks']:,} notifications recorded delivered."
+    )
 
 
 def scale_out_markdown(results: list[dict]) -> str | None:

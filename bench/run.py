@@ -1,12 +1,14 @@
 """`make bench`: the full stack under load, written up in docs/performance.md.
 
     python -m bench.run [--sockets 10000] [--hold 300] [--rate 200] [--burst 10000] ...
+    python -m bench.run --acks-only [--sockets 10000] [--ack-rounds 2]   # what delivery receipts cost, alone
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
 and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
 RedisPubSubChannelLayer, then the best server on two processes), connects N logged-in
 customers from separate load-generator processes and measures the connect storm, the
-idle hold, commit-to-client latency and a bulk burst. Results go to
+idle hold, commit-to-client latency (the default configuration's also with every client
+acknowledging each notification, back to back: what receipts cost) and a bulk burst. Results go to
 docs/performance/results.json, two plots next to it, and the table in docs/performance.md.
 
 It needs its own database (BENCH_DATABASE_URL, dropped and recreated each run) and a
@@ -14,6 +16,7 @@ Redis (BENCH_REDIS_URL); it never touches the shop's data.
 """
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -55,11 +58,24 @@ def parse_args(argv):
     )
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
     parser.add_argument(
+        "--ack-rounds",
+        type=int,
+        default=1,
+        help="latency runs without then with every client acknowledging, in the default configuration; 0: none",
+    )
+    parser.add_argument(
+        "--acks-only",
+        action="store_true",
+        help="only the default configuration's storm and the ack comparison; writes docs/performance/acks.json",
+    )
+    parser.add_argument(
         "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
     )
     args = parser.parse_args(argv)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
+    if args.acks_only and args.ack_rounds < 1:
+        parser.error("--acks-only needs --ack-rounds of at least 1")
     return args
 
 
@@ -149,7 +165,12 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
             generators, triggers, servers, connected, rate=args.rate, seconds=args.latency_seconds
         )
         _show("latency", result["latency"], "achieved_rate", "trigger_cpu_ms_per_change", "machine_cpu_busy",
-              "server_cpu_wait_share", "latency_ms", "publish_ms", "lost", "duplicates", "foreign_frames")  # fmt: skip
+              "server_cpu_wait_share", "server_cpu_ms_per_notification", "latency_ms", "publish_ms", "lost",
+              "duplicates", "foreign_frames")  # fmt: skip
+        if primary and args.ack_rounds:
+            result["acks"] = ack_comparison(args, generators, triggers, servers, connected)
+        if args.acks_only:
+            return result
         sizes = sorted({max(1, args.burst // 10), args.burst // 2, args.burst}) if primary else [args.burst]
         result["bursts"] = []
         for size in sizes:
@@ -170,6 +191,18 @@ def run_configuration(args, config: dict, customers, env_base: dict, log_dir: Pa
                 helpers.close()
         for process in servers + workers:
             process.stop()
+
+
+def ack_comparison(args, generators, triggers, servers, connected) -> dict:
+    """Latency runs without and with every client acknowledging, back to back (scenarios.ack_cost)."""
+    from bench import scenarios
+
+    acks = scenarios.ack_cost(
+        generators, triggers, servers, connected, rate=args.rate, seconds=args.latency_seconds, rounds=args.ack_rounds
+    )
+    _show("acks", acks, "plain_server_cpu_ms_per_notification", "acked_server_cpu_ms_per_notification", "overhead",
+          "acks_sent", "received_with_acks", "recorded_delivered", "lost")  # fmt: skip
+    return acks
 
 
 # The ladder: the web process with its layers taken away (bench/floor.py), then the shop's own.
@@ -311,6 +344,18 @@ def main(argv=None) -> int:
         "secret_key": secret_key,
         "static_root": str(STATIC_ROOT),
     }
+
+    if args.acks_only:
+        config = {"server": "daphne", "layer": "pubsub", "processes": 1}
+        args.hold = 0.0
+        result = run_configuration(args, config, customers, env_base, log_dir, primary=True)
+        report = {"command": "python -m bench.run " + " ".join(argv or []), "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "acks": result["acks"]}  # fmt: skip
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "acks.json").write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nWrote {OUT.relative_to(ROOT)}/acks.json", flush=True)
+        return 0
 
     # The ladder first: run last, after 20 minutes of load, every rung cost 40-60 % more CPU per handshake than
     # stormed alone, even the one that touches no database (docs/performance.md); first, it compares with the storms.

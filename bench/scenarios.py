@@ -1,4 +1,4 @@
-"""The measurements: connect storm, idle hold, commit-to-client latency, bulk burst.
+"""The measurements: connect storm, idle hold, commit-to-client latency (with and without receipts), bulk burst.
 
 Each takes the running web servers, the load generators and the bench customers and
 returns plain figures (a dict), which bench/run.py writes out. Status changes go
@@ -12,15 +12,20 @@ import statistics
 import time
 
 from django.db import transaction
+from django.utils import timezone
 
 from bench.data import Customer
 from bench.load import Generators, Triggers
+from bench.loadgen import ACK_INTERVAL
 from bench.stack import cpu_seconds, cpu_wait_seconds, machine_busy_since, machine_cpu_seconds
+from notifications.models import Notification
 from orders.models import Order, OrderStatus
 from orders.transitions import orders_transition_bulk
 
 DELIVERY_DEADLINE = 120.0  # seconds to wait for stragglers before counting them as lost
 POLL = 0.2
+# After the last delivery, what a latency run still measures: the acks sent then, and those held for the interval.
+SETTLE = ACK_INTERVAL + 0.5
 
 
 def percentiles(values: list[float]) -> dict:
@@ -107,14 +112,22 @@ def latency(
     *,
     rate: float,
     seconds: float,
+    acks: bool = False,
 ) -> dict:
-    """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame."""
+    """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame.
+
+    With `acks`, every client acknowledges each notification as a visible page does (the server records it).
+    """
+    generators.acks(acks)
     generators.collect()  # start from a clean slate
+    acks_before, _ = generators.ack_stats()
     count = int(rate * seconds)
+    recorded_from = timezone.now()
     start_at = triggers.start([c.order_id for c in customers], rate=rate, count=count)
     time.sleep(max(0.0, start_at - time.time()))  # the machine is measured from the first change due
     machine_started = machine_cpu_seconds()
     waits_started = [cpu_wait_seconds(server.pid) for server in servers]
+    server_cpu_started = sum(cpu_seconds(server.pid) for server in servers)
     runs = triggers.results()
     machine_busy = machine_busy_since(machine_started)
     waits = [cpu_wait_seconds(server.pid) for server in servers]
@@ -124,8 +137,21 @@ def latency(
     # The publishing process's share of the latency: from COMMIT until Redis took the publish.
     publishing = [published - committed for _, _, committed, published in changes if published is not None]
     delivery = await_deliveries(generators, commits, customers)
+    time.sleep(SETTLE)  # with or without acks alike, so both runs are measured over the same stretch
+    server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_started
+    acks_after, acks_pending = generators.ack_stats()
+    generators.acks(False)
     return {
         "changes": count,
+        "acks": acks,
+        # What the web servers spent per notification delivered (and, with acks, its receipt handled).
+        "server_cpu_ms_per_notification": server_cpu * 1000 / delivery["received"] if delivery["received"] else None,
+        "acks_sent": acks_after - acks_before,
+        "acks_pending": acks_pending,
+        # Notifications of this run the servers recorded as delivered: with acks, every one received.
+        "recorded_delivered": Notification.objects.filter(
+            recipient_id__in=[c.user_id for c in customers], created_at__gte=recorded_from, delivered_at__isnull=False
+        ).count(),
         "target_rate": rate,
         "achieved_rate": count / max(run["elapsed"] for run in runs),
         "changes_late": sum(run["behind"] for run in runs),
@@ -143,6 +169,53 @@ def latency(
         "published": len(publishing),
         "publish_ms": {name: value * 1000 for name, value in percentiles(publishing).items()},
         **delivery,
+    }
+
+
+ACK_RUN_FIGURES = ("acks", "received", "lost", "server_cpu_ms_per_notification", "acks_sent", "recorded_delivered",
+                   "latency_ms", "machine_cpu_busy")  # fmt: skip
+
+
+def ack_cost(
+    generators: Generators,
+    triggers: Triggers,
+    servers: list,
+    customers: list[Customer],
+    *,
+    rate: float,
+    seconds: float,
+    rounds: int = 1,
+) -> dict:
+    """Server CPU per notification without receipts and with every client acknowledging, back to back.
+
+    Each round is a latency run without acks, then one with; more rounds alternate, so a machine that
+    speeds up or slows down during the run weighs on both sides alike. The verdict is over all rounds.
+    """
+    runs = []
+    for _ in range(rounds):
+        for acks in (False, True):
+            runs.append(latency(generators, triggers, servers, customers, rate=rate, seconds=seconds, acks=acks))
+
+    def per_notification(acks: bool) -> float | None:
+        chosen = [run for run in runs if run["acks"] == acks and run["server_cpu_ms_per_notification"] is not None]
+        received = sum(run["received"] for run in chosen)
+        cpu_ms = sum(run["server_cpu_ms_per_notification"] * run["received"] for run in chosen)
+        return cpu_ms / received if received else None
+
+    plain, acked = per_notification(False), per_notification(True)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "rounds": rounds,
+        "clients": len(customers),
+        "plain_server_cpu_ms_per_notification": plain,
+        "acked_server_cpu_ms_per_notification": acked,
+        "overhead": acked / plain - 1 if plain and acked is not None else None,
+        "acks_sent": sum(run["acks_sent"] for run in runs),
+        "received_with_acks": sum(run["received"] for run in runs if run["acks"]),
+        "recorded_delivered": sum(run["recorded_delivered"] for run in runs if run["acks"]),
+        "lost": sum(run["lost"] for run in runs),
+        "runs": [{key: run[key] for key in ACK_RUN_FIGURES} for run in runs],
     }
 
 

@@ -11,18 +11,27 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 from accounts.selectors import session_authenticates
 from notifications import layer_watch
 from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
+<<<<<<< HEAD
 from notifications.groups import user_groups
+=======
+from notifications.groups import STAFF_GROUP, user_group
+from notifications.receipts import receipt_gather
+>>>>>>> i17-receipts
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
-from notifications.user_limits import rate_limits, user_message_allow, user_socket_register, user_socket_unregister
+from notifications.user_limits import (
+    SocketWindows,
+    rate_limits,
+    user_message_allow,
+    user_socket_register,
+    user_socket_unregister,
+)
 from shop.sessions import session_socket_id
 
 logger = logging.getLogger(__name__)
@@ -39,9 +48,6 @@ CLOSE_SERVICE_RESTART = layer_watch.CLOSE_SERVICE_RESTART  # 4012: the channel l
 CLOSE_TRY_AGAIN_LATER = 4013  # 1013, the channel layer is unreachable right now
 CLOSE_REPLACED = 4409  # the user opened more than NOTIFICATION_SOCKETS_PER_USER: this, the oldest, made room
 CLOSE_INTERNAL_ERROR = 4011  # 1011, a bug in a handler: reconnect with backoff and resume
-
-# One store per process: limits are per connection, keyed by channel name.
-_rate_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
 class DirectDispatchMixin:
@@ -110,6 +116,8 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     unread_pending: dict | None = None  # the newest `unread` frame held back, merged with those it replaced
     unread_flush: asyncio.Task | None = None
     unread_sent_at = float("-inf")
+    acked_seq = 0  # the highest seq this socket's page acknowledged: a lower or equal ack writes nothing
+    windows: SocketWindows | None = None  # made at the first message: most sockets never send one
 
     closing = False  # the server closed it: client messages still in flight are not acted on
 
@@ -215,9 +223,12 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_json(error_frame("invalid_message", 'Messages are objects with a string "type".'))
             return
-        handler = {"ping": self._ping, "mark_read": self._mark_read, "mark_all_read": self._mark_all_read}.get(
-            content["type"]
-        )
+        handler = {
+            "ping": self._ping,
+            "ack": self._ack,
+            "mark_read": self._mark_read,
+            "mark_all_read": self._mark_all_read,
+        }.get(content["type"])
         if handler is None:
             await self.send_json(error_frame("unknown_type", "Unknown message type."))
             return
@@ -225,6 +236,22 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def _ping(self, content):
         await self.send_json({"type": "pong"})
+
+    async def _ack(self, content):
+        """The page showed everything up to `seq`: gathered to be written with others, unless it says nothing new."""
+        seq = client_int(content.get("seq"), minimum=1)
+        if seq is None:
+            await self.send_json(error_frame("invalid_field", '"seq" must be an integer from 1 to 2**63-1.'))
+            return
+        if seq > self.last_sent_seq:
+            # Only what this socket delivered can have been shown through it: nothing from the future or elsewhere.
+            detail = f"Acknowledge at most seq {self.last_sent_seq}, the last this socket sent."
+            await self.send_json(error_frame("invalid_ack", detail))
+            return
+        if seq <= self.acked_seq:
+            return
+        receipt_gather(user_id=self.user_id, up_to_seq=seq)
+        self.acked_seq = seq
 
     async def _mark_read(self, content):
         seq = client_int(content.get("seq"), minimum=1)
@@ -238,9 +265,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def _within_rate_limit(self) -> bool:
         """A flooding client (or user, over all their sockets) gets an error, then is closed after repeated offences."""
-        for limit in self.rate_limits:
-            if not await _rate_limiter.hit(limit, self.channel_name):
-                return await self._rate_limited()
+        if self.windows is None:
+            self.windows = SocketWindows(self.rate_limits)
+        if not self.windows.hit(asyncio.get_running_loop().time()):
+            return await self._rate_limited()
         if not await user_message_allow(user_id=self.user_id):
             return await self._rate_limited()
         return True

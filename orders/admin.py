@@ -6,11 +6,13 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from orders.carriers import Tracking, TrackingInvalid, carrier_choices
-from orders.models import Order, OrderEvent, OrderItem, OrderStatus
+from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus
+from orders.selectors import order_status_changes_seen
 from orders.transitions import (
     BulkTransitionResult,
     StaleOrder,
@@ -190,8 +192,29 @@ class OrderEventInline(ReadOnlyInline):
         "customer_message",
         "internal_note",
         "tracking",
+        "seen",
     ]
     readonly_fields = fields
+    seen_at: dict = {}
+
+    def get_queryset(self, request):
+        # Each row is titled with the event's str(), which names its order: one join, not a query per event.
+        return super().get_queryset(request).select_related("order", "actor")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # Read once for the whole history (this inline is made for each request), not once per event.
+        self.seen_at = order_status_changes_seen(order=obj) if obj is not None else {}
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="Seen by the customer")
+    def seen(self, event: OrderEvent) -> str:
+        """When a page of the customer's first showed this change's notification (its delivery receipt)."""
+        if event.type != OrderEventType.STATUS_CHANGED:
+            return "—"
+        seen_at = self.seen_at.get((event.old_status, event.new_status))
+        if seen_at is None:
+            return "not yet"
+        return f"seen by the customer at {formats.date_format(timezone.localtime(seen_at), 'DATETIME_FORMAT')}"
 
     @admin.display(description="tracking")
     def tracking(self, event):

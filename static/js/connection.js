@@ -5,6 +5,8 @@ export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 30000;
 export const PING_EVERY_MS = 25000;
 export const PONG_DEADLINE_MS = 10000;
+// Receipts (`ack`) go at most once per this interval, each saying everything shown so far.
+export const ACK_INTERVAL_MS = 1000;
 // Not logged in / session ended: retrying cannot help.
 export const STOP_CODES = new Set([4401, 4403]);
 // Replaced: the user opened more sockets than the server allows and this tab's was the oldest. Retrying would
@@ -23,9 +25,11 @@ export function backoffCeiling(attempt) {
 
 // Events: "state" (detail: one of connecting, live, reconnecting, offline, signed-out, paused) and one per frame
 // type the server sends (detail: the frame). `notification` events come once each, in seq order.
+// A notification handed to the pages while the tab is visible has been shown: the server gets an `ack` for it (a
+// hidden tab's wait until `pageShown()`, when the tab is looked at).
 export class LiveConnection extends EventTarget {
   constructor({ url, lastSeq = 0, WebSocket = globalThis.WebSocket, timers = globalThis, random = Math.random,
-                isOnline = () => true }) {
+                isOnline = () => true, isVisible = () => true }) {
     super();
     this.url = url;
     this.lastSeq = lastSeq;
@@ -34,6 +38,7 @@ export class LiveConnection extends EventTarget {
     this.timers = timers;
     this.random = random;
     this.isOnline = isOnline;
+    this.isVisible = isVisible;
     this.socket = null;
     this.attempt = 0;
     this.retryTimer = null;
@@ -43,6 +48,12 @@ export class LiveConnection extends EventTarget {
     this.paused = false;
     this.helloLastSeq = null;
     this.gapResumedFrom = null;
+    this.receivedSeq = 0; // the highest seq handed to the pages
+    this.shownSeq = 0; // … of those, while the tab was visible
+    this.ackedSeq = 0; // the highest seq acknowledged on the current socket
+    this.confirmedSeq = 0; // … that the server has surely read: a pong came back for a ping sent after it
+    this.pingCoversSeq = 0;
+    this.ackTimer = null;
   }
 
   // `listener(detail)` for every event of `type`; returns the function that stops it.
@@ -124,6 +135,9 @@ export class LiveConnection extends EventTarget {
         // at once (e.g. 4013 while Redis is down) keeps backing off instead of hammering.
         this.attempt = 0;
         this.helloLastSeq = typeof frame.last_seq === "number" ? frame.last_seq : null;
+        // A new socket: an ack the old one may have lost goes again on this one.
+        this.ackedSeq = this.confirmedSeq;
+        this.sendAck();
         break;
       case "notification":
         if (!this.inSequence(frame)) return;
@@ -135,9 +149,32 @@ export class LiveConnection extends EventTarget {
         break;
       case "pong":
         this.timers.clearTimeout(this.pongTimer);
+        this.confirmedSeq = Math.max(this.confirmedSeq, this.pingCoversSeq);
         return;
     }
     if (typeof frame.type === "string" && !OWN_TYPES.has(frame.type)) this.emit(frame.type, frame);
+    if (frame.type === "notification") {
+      this.receivedSeq = frame.seq;
+      this.pageShown();
+    }
+  }
+
+  // The tab is being looked at: what reached its pages has been shown (live.js calls this on `visibilitychange`).
+  pageShown() {
+    if (!this.isVisible() || this.receivedSeq <= this.shownSeq) return;
+    this.shownSeq = this.receivedSeq;
+    this.sendAck();
+  }
+
+  // One `ack` of everything shown, then none for ACK_INTERVAL_MS: what is shown meanwhile goes in the next one.
+  sendAck() {
+    if (this.ackTimer !== null || this.shownSeq <= this.ackedSeq) return;
+    if (!this.send({ type: "ack", seq: this.shownSeq })) return; // no socket: the next one's hello sends it
+    this.ackedSeq = this.shownSeq;
+    this.ackTimer = this.timers.setTimeout(() => {
+      this.ackTimer = null;
+      this.sendAck();
+    }, ACK_INTERVAL_MS);
   }
 
   // Whether a notification is the next one: older or repeated seqs are dropped; after a gap the socket is resumed
@@ -178,6 +215,7 @@ export class LiveConnection extends EventTarget {
     this.stopPinging();
     this.pingTimer = this.timers.setInterval(() => {
       if (!this.send({ type: "ping" })) return;
+      this.pingCoversSeq = this.ackedSeq; // its pong says the server read every ack before it
       this.timers.clearTimeout(this.pongTimer);
       this.pongTimer = this.timers.setTimeout(() => {
         this.drop();

@@ -14,11 +14,14 @@ export const connection = liveUrl ? start(liveUrl) : null;
 function start(path) {
   const url = new URL(path, window.location.href);
   url.protocol = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const visible = () => document.visibilityState === "visible";
   const connection = new LiveConnection({
     url: url.href,
     // The page rendered everything up to this seq: resuming after it, nothing between render and connect is missed.
     lastSeq: Number(document.querySelector('meta[name="live-last-seq"]')?.content || 0),
     isOnline: () => navigator.onLine,
+    // A hidden tab has not shown what it received: it acknowledges that once it is looked at.
+    isVisible: visible,
   });
   for (const page of [header, toasts, notificationCentre]) page.listen(connection);
   // Too much was missed to replay: the page itself is the fresh state.
@@ -27,8 +30,11 @@ function start(path) {
 
   // Deferred module scripts all run before DOMContentLoaded: the page's own modules listen from the first frame.
   document.addEventListener("DOMContentLoaded", () => connection.connect(), { once: true });
-  const visible = () => document.visibilityState === "visible";
-  document.addEventListener("visibilitychange", () => visible() && connection.reconnectNow({ visible: true }));
+  document.addEventListener("visibilitychange", () => {
+    if (!visible()) return;
+    connection.pageShown();
+    connection.reconnectNow({ visible: true });
+  });
   window.addEventListener("online", () => connection.reconnectNow({ visible: visible() }));
   window.addEventListener("offline", () => connection.drop());
   return connection;

@@ -53,6 +53,15 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
     assert steady["published"] == 200  # every change's publish reached Redis, and its time was taken
     assert 0 <= steady["server_cpu_wait_share"][0] < 1
     assert (steady["received"], steady["lost"], steady["duplicates"], steady["foreign_frames"]) == (200, 0, 0, 0)
+    assert (steady["acks_sent"], steady["recorded_delivered"]) == (0, 0)  # nobody acknowledged
+
+    # Back to back, without then with every client acknowledging: each ack is recorded, and its CPU counted.
+    receipts = scenarios.ack_cost(generators, triggers, [stack.web], customers, rate=100, seconds=2)
+    assert (receipts["received_with_acks"], receipts["lost"]) == (200, 0)
+    assert receipts["acks_sent"] == receipts["recorded_delivered"] == 200  # one notification per customer
+    assert receipts["plain_server_cpu_ms_per_notification"] > 0
+    assert receipts["acked_server_cpu_ms_per_notification"] > 0
+    assert receipts["overhead"] is not None
 
     orders_reset([customer.order_id for customer in customers])
     burst = scenarios.burst(generators, customers, size=SOCKETS)

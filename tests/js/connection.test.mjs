@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  ACK_INTERVAL_MS,
   BACKOFF_BASE_MS,
   BACKOFF_CAP_MS,
   LiveConnection,
@@ -104,11 +105,11 @@ function fakeWebSocketClass() {
   return { FakeWebSocket, sockets };
 }
 
-function harness({ lastSeq = 42, random = () => 0.5, online = true } = {}) {
+function harness({ lastSeq = 42, random = () => 0.5, online = true, isVisible = () => true } = {}) {
   const clock = new FakeClock();
   const { FakeWebSocket, sockets } = fakeWebSocketClass();
   const connection = new LiveConnection({
-    url: URL_BASE, lastSeq, WebSocket: FakeWebSocket, timers: clock, random, isOnline: () => online,
+    url: URL_BASE, lastSeq, WebSocket: FakeWebSocket, timers: clock, random, isOnline: () => online, isVisible,
   });
   const events = { state: [], notification: [], hello: [], unread: [], reset: [], order_changed: [], error: [] };
   for (const type of Object.keys(events)) connection.on(type, (detail) => events[type].push(detail));
@@ -404,4 +405,120 @@ test("a listener can stop listening", () => {
   stop();
   latest().frame(notification(44));
   assert.deepEqual(heard, [43]);
+});
+
+// --- Delivery receipts (`ack`) ---------------------------------------------------------------------------------
+
+function acks(socket) {
+  return socket.sent.filter((message) => message.type === "ack").map((message) => message.seq);
+}
+
+test("a notification shown in a visible tab is acknowledged at once, after the pages had it", () => {
+  const { connection, latest, accept, events } = harness({ lastSeq: 42 });
+  let pagesHadIt = null;
+  connection.on("notification", () => (pagesHadIt = acks(latest()).length === 0));
+  connection.connect();
+  accept();
+  assert.deepEqual(acks(latest()), []); // the seq the page was rendered with is not a notification shown
+  latest().frame(notification(43));
+  assert.deepEqual(acks(latest()), [43]);
+  assert.equal(pagesHadIt, true);
+  assert.equal(events.notification.length, 1);
+});
+
+test("acks are coalesced: at most one per interval, the next one cumulative", () => {
+  const { clock, connection, latest, accept } = harness({ lastSeq: 42 });
+  connection.connect();
+  accept();
+  for (const seq of [43, 44, 45]) latest().frame(notification(seq));
+  assert.deepEqual(acks(latest()), [43]);
+  clock.advance(ACK_INTERVAL_MS - 1);
+  latest().frame(notification(46));
+  assert.deepEqual(acks(latest()), [43]);
+  clock.advance(1);
+  assert.deepEqual(acks(latest()), [43, 46]);
+  clock.advance(ACK_INTERVAL_MS * 5); // nothing new shown: nothing sent
+  assert.deepEqual(acks(latest()), [43, 46]);
+  latest().frame(notification(47));
+  assert.deepEqual(acks(latest()), [43, 46, 47]);
+});
+
+test("a replayed backlog is acknowledged like live notifications: the first at once, the rest in one", () => {
+  const { clock, connection, latest, accept } = harness({ lastSeq: 42 });
+  connection.connect();
+  accept({ last_seq: 50 });
+  for (let seq = 43; seq <= 50; seq++) latest().frame(notification(seq));
+  clock.advance(ACK_INTERVAL_MS);
+  assert.deepEqual(acks(latest()), [43, 50]);
+});
+
+test("a hidden tab acknowledges nothing until it is shown, then everything it received", () => {
+  let visible = false;
+  const { clock, connection, latest, accept, seqs } = harness({ lastSeq: 42, isVisible: () => visible });
+  connection.connect();
+  accept();
+  latest().frame(notification(43));
+  latest().frame(notification(44));
+  assert.deepEqual(seqs(), [43, 44]); // the pages still get them
+  connection.pageShown(); // a visibilitychange that did not make it visible
+  clock.advance(ACK_INTERVAL_MS * 3);
+  assert.deepEqual(acks(latest()), []);
+  visible = true;
+  connection.pageShown();
+  assert.deepEqual(acks(latest()), [44]);
+  connection.pageShown(); // shown again, nothing new
+  clock.advance(ACK_INTERVAL_MS);
+  assert.deepEqual(acks(latest()), [44]);
+});
+
+test("an ack shown while there is no socket goes on the next socket once it says hello", () => {
+  const { clock, connection, latest, accept } = harness({ lastSeq: 42 });
+  connection.connect();
+  accept();
+  const first = latest();
+  first.frame(notification(43));
+  first.frame(notification(44)); // held back by the interval
+  first.serverClose(1006);
+  clock.advance(ACK_INTERVAL_MS); // the interval ends with no socket open
+  assert.deepEqual(acks(first), [43]);
+  clock.advance(BACKOFF_BASE_MS);
+  assert.equal(after(latest()), "44");
+  latest().open();
+  assert.deepEqual(acks(latest()), []); // not before hello: the server takes no message until then
+  accept({ last_seq: 44 });
+  assert.deepEqual(acks(latest()), [44]);
+});
+
+test("an ack no pong has confirmed is sent again on the next socket; a confirmed one is not", () => {
+  const { clock, connection, latest, accept } = harness({ lastSeq: 42 });
+  connection.connect();
+  accept();
+  latest().frame(notification(43)); // acked, then the socket drops before any pong
+  latest().serverClose(1006);
+  clock.advance(BACKOFF_BASE_MS);
+  accept({ last_seq: 43 });
+  clock.advance(ACK_INTERVAL_MS); // the interval of the first ack
+  assert.deepEqual(acks(latest()), [43]); // the old socket may have lost it
+
+  clock.advance(PING_EVERY_MS); // a ping after that ack…
+  latest().frame({ type: "pong" }); // …answered: the server has read the ack
+  latest().serverClose(1006);
+  clock.advance(BACKOFF_BASE_MS);
+  accept({ last_seq: 43 });
+  clock.advance(ACK_INTERVAL_MS);
+  assert.deepEqual(acks(latest()), []);
+});
+
+test("a pong for a ping sent before an ack does not confirm it", () => {
+  const { clock, connection, latest, accept } = harness({ lastSeq: 42 });
+  connection.connect();
+  accept();
+  clock.advance(PING_EVERY_MS); // ping
+  latest().frame(notification(43)); // ack after the ping
+  latest().frame({ type: "pong" });
+  latest().serverClose(1006);
+  clock.advance(BACKOFF_BASE_MS);
+  accept({ last_seq: 43 });
+  clock.advance(ACK_INTERVAL_MS);
+  assert.deepEqual(acks(latest()), [43]);
 });

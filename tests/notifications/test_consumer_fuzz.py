@@ -58,12 +58,15 @@ messages = st.one_of(
     # Well-formed-looking messages with hostile field values.
     st.fixed_dictionaries(
         {
-            "type": st.sampled_from(["ping", "mark_read", "mark_all_read", "subscribe", "hello", ""])
+            "type": st.sampled_from(["ping", "ack", "mark_read", "mark_all_read", "subscribe", "hello", ""])
             | st.text(max_size=12)
         },
         optional={"seq": number_garbage, "group": st.text(max_size=12), "user_id": json_values},
     ).map(lambda message: {"text": json.dumps(message)}),
     st.builds(lambda seq: {"type": "mark_read", "seq": seq}, number_garbage).map(
+        lambda message: {"text": json.dumps(message)}
+    ),
+    st.builds(lambda seq: {"type": "ack", "seq": seq}, number_garbage).map(
         lambda message: {"text": json.dumps(message)}
     ),
     # Any JSON at all, and JSON nested deep.

@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from notifications.models import Notification
-from notifications.user_limits import user_socket_register, user_socket_unregister
+from notifications.user_limits import SocketWindows, rate_limits, user_socket_register, user_socket_unregister
 from orders.models import OrderStatus
 from tests.notifications.test_consumer import closed_with, frames_until_quiet, make_user, open_socket, place, transition
 
@@ -195,3 +195,13 @@ async def test_many_sockets_of_one_user_marking_all_read_cannot_flood_another_us
     assert len(attackers_frames) <= 2 * cap  # at most one rate_limited error per socket besides
     for communicator in [*attackers_sockets, victims_socket]:
         await communicator.disconnect()
+
+
+def test_a_sockets_own_windows_refuse_past_each_limit_and_count_no_refused_message():
+    windows = SocketWindows(rate_limits("10/second;12/minute"))
+    assert all(windows.hit(100.0 + i / 100) for i in range(10))
+    assert not windows.hit(100.5)  # the 11th within a second
+    assert windows.hit(101.0) and windows.hit(101.1)  # the first ones left the second: 12 in the minute
+    assert not windows.hit(102.5)  # the minute's limit, though the second has room
+    assert not windows.hit(159.9)
+    assert windows.hit(160.0)  # the first message left the minute; the refused ones never counted

@@ -2,8 +2,13 @@
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
+from notifications.receipts import notifications_mark_delivered
 from orders.models import Order, OrderStatus
 from tests.factories import StaffFactory, place_order
 
@@ -193,3 +198,26 @@ def test_bulk_action_with_tampered_ids_is_refused_with_a_message(staff_client):
     assert messages_of(response) == ["That selection is not valid; select orders and try again."]
     order.refresh_from_db()
     assert order.status == OrderStatus.PROCESSING
+
+
+def test_history_shows_when_the_customer_saw_each_status_change(staff_client):
+    order = place_order(status=OrderStatus.SHIPPED)  # the customer's seqs 1-3: paid, processing, shipped
+    notifications_mark_delivered(up_to_seqs={order.customer_id: 2})
+    delivered = order.customer.notifications.get(seq=2).delivered_at
+    response = staff_client.get(change_url(order))
+    content = response.content.decode()
+    assert content.count("seen by the customer at") == 2
+    assert f"seen by the customer at {date_format(localtime(delivered), 'DATETIME_FORMAT')}" in content
+    assert content.count("not yet") == 1  # shipped: no page has shown it
+
+
+def test_history_reads_the_receipts_in_one_query_however_long_it_is(staff_client):
+    short, long = place_order(status=OrderStatus.PAID), place_order(status=OrderStatus.DELIVERED)
+    for order in (short, long):
+        notifications_mark_delivered(up_to_seqs={order.customer_id: 9})
+    counts = []
+    for order in (short, long):
+        with CaptureQueriesContext(connection) as queries:
+            assert staff_client.get(change_url(order)).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
