@@ -17,12 +17,8 @@ from accounts.selectors import session_authenticates
 from notifications import layer_watch
 from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
-<<<<<<< HEAD
 from notifications.groups import user_groups
-=======
-from notifications.groups import STAFF_GROUP, user_group
 from notifications.receipts import receipt_gather
->>>>>>> i17-receipts
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
 from notifications.user_limits import (

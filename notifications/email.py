@@ -13,6 +13,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from notifications.frames import same_site_path
 from notifications.kinds import Channel, Topic, notification_kind, notification_topic
 from notifications.models import Notification
 from notifications.unsubscribe import unsubscribe_token
@@ -68,9 +69,7 @@ def email_subject(titles: list[str]) -> str:
 
 def absolute_url(path: str) -> str:
     """`path` on the shop's address (SITE_URL); anything but a path of ours (a host, a scheme) is the home page."""
-    if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
-        path = "/"
-    return settings.SITE_URL + path
+    return settings.SITE_URL + same_site_path(path, default="/")
 
 
 def _email_item(notification: Notification) -> EmailItem:

@@ -17,6 +17,11 @@ PROTOCOL_FRAME_TYPES = frozenset({"hello", "notification", "unread", "reset", "e
 SAME_SITE_PATH = re.compile(r"/(?![/\\])[^\x00-\x1f\x7f]*")
 
 
+def same_site_path(url: object, *, default: str) -> str:
+    """`url` if it is a path on this site, else `default`: for rows written before the payload check, and links."""
+    return url if isinstance(url, str) and SAME_SITE_PATH.fullmatch(url) else default
+
+
 def notification_payload_check(payload) -> None:
     """Refuse, with a ValueError, a payload no `notification` frame can carry as it is."""
     if not isinstance(payload, dict):
@@ -24,7 +29,7 @@ def notification_payload_check(payload) -> None:
     reserved = sorted(NOTIFICATION_FRAME_KEYS & payload.keys())
     if reserved:
         raise ValueError(f"A notification's payload cannot hold {', '.join(reserved)}: the frame sets those keys")
-    if "url" in payload and not (isinstance(payload["url"], str) and SAME_SITE_PATH.fullmatch(payload["url"])):
+    if "url" in payload and same_site_path(payload["url"], default=None) is None:
         raise ValueError(f"A notification's url is a path on this site (such as /orders/), not {payload['url']!r}")
 
 

@@ -7,7 +7,6 @@ what the service worker (static/js/sw.js) shows is `push_message`. Keys and cont
 
 import json
 import logging
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -18,6 +17,7 @@ from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 from urllib3.exceptions import NewConnectionError
 
+from notifications.frames import same_site_path
 from notifications.models import Notification, NotificationDelivery, PushSend, PushSubscription
 
 logger = logging.getLogger(__name__)
@@ -37,13 +37,6 @@ def push_enabled() -> bool:
     return bool(settings.WEBPUSH_VAPID_PRIVATE_KEY)
 
 
-def _same_origin_path(url: object) -> str:
-    """A path on this site, or the notification centre: a push never sends the browser elsewhere."""
-    if isinstance(url, str) and url.startswith("/") and not url.startswith("//") and not urlsplit(url).netloc:
-        return url
-    return "/notifications/"
-
-
 def push_message(notification: Notification) -> dict:
     """What the service worker shows for a notification: title, body, the page a click opens, and the tracking
     link of a shipped order when its payload has one. Built from the payload alone, like every other channel."""
@@ -51,7 +44,7 @@ def push_message(notification: Notification) -> dict:
     message = {
         "title": str(payload.get("title") or "Shop"),
         "body": str(payload.get("body") or ""),
-        "url": _same_origin_path(payload.get("url")),
+        "url": same_site_path(payload.get("url"), default="/notifications/"),  # a push never leads elsewhere
         "tag": f"notification-{notification.seq}",
         "icon": static("icons/notification-192.png"),  # a bitmap: system notifications show no SVG
     }
