@@ -198,18 +198,23 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         """Validate and route one client message; bad input gets an error frame, never a crash."""
         if self.closing or not hasattr(self, "user_id"):
             return  # being closed: unauthenticated, or the session ended, or replaced
-        if not await self._within_rate_limit():
+        too_large = bytes_data is None and len(text_data) > settings.NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES
+        content, invalid = None, False
+        if bytes_data is None and not too_large:
+            try:
+                content = client_json(text_data)
+            except ValueError:
+                invalid = True
+        if not await self._within_rate_limit(user_wide=not _is_ack(content)):
             return
         if bytes_data is not None:
             await self.send_json(error_frame("binary_not_supported", "Send JSON text frames."))
             return
-        if len(text_data) > settings.NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES:
+        if too_large:
             await self.send_json(error_frame("too_large", "Message too large."))
             await self.close(code=CLOSE_TOO_BIG)
             return
-        try:
-            content = client_json(text_data)
-        except ValueError:
+        if invalid:
             detail = f"Messages must be JSON, nested at most {MAX_JSON_DEPTH} deep."
             await self.send_json(error_frame("invalid_json", detail))
             return
@@ -259,13 +264,18 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     async def _mark_all_read(self, content):
         await database_sync_to_async(notifications_mark_read)(user_id=self.user_id)
 
-    async def _within_rate_limit(self) -> bool:
-        """A flooding client (or user, over all their sockets) gets an error, then is closed after repeated offences."""
+    async def _within_rate_limit(self, *, user_wide: bool) -> bool:
+        """A flooding client (or user, over all their sockets) gets an error, then is closed after repeated offences.
+
+        The user-wide count (a Redis round trip) guards the database work a user could multiply over their sockets;
+        an ack has none of its own (gathered, written at most once per seq a socket sent), so only its socket's
+        limit counts it (docs/protocol.md, "ack").
+        """
         if self.windows is None:
             self.windows = SocketWindows(self.rate_limits)
         if not self.windows.hit(asyncio.get_running_loop().time()):
             return await self._rate_limited()
-        if not await user_message_allow(user_id=self.user_id):
+        if user_wide and not await user_message_allow(user_id=self.user_id):
             return await self._rate_limited()
         return True
 
@@ -361,6 +371,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content):
         return json.dumps(content, separators=(",", ":"))
+
+
+def _is_ack(content: object) -> bool:
+    return isinstance(content, dict) and content.get("type") == "ack"
 
 
 def _unread_merged(older: dict, newer: dict) -> dict | None:

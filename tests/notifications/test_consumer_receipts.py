@@ -135,7 +135,7 @@ async def test_an_ack_at_or_below_what_this_socket_acknowledged_writes_nothing()
     await communicator.disconnect()
 
 
-async def test_acks_count_against_the_rate_limit_like_any_message():
+async def test_acks_count_against_the_sockets_rate_limit_like_any_message():
     customer = await make_user()
     await place(customer=customer, status=OrderStatus.SHIPPED)
     communicator, _ = await open_socket(customer)
@@ -153,3 +153,22 @@ async def test_acks_count_against_the_rate_limit_like_any_message():
     assert sum('"rate_limited"' in frame for frame in frames) == 1
     await receipts_written()
     assert None not in (await delivered_at(customer)).values()  # the acks within the limit were taken
+
+
+async def test_acks_are_not_charged_to_the_user_wide_limit_which_still_counts_every_other_message(settings):
+    settings.NOTIFICATION_USER_RATE_LIMIT = "3/minute"
+    customer = await make_user()
+    await place(customer=customer, status=OrderStatus.SHIPPED)
+    communicator, _ = await open_socket(customer)
+
+    for seq in [1, 2, 3, 3, 3]:  # five acks: more than the user may send of anything else
+        await communicator.send_json_to({"type": "ack", "seq": seq})
+    replies = []
+    for _ in range(4):
+        await communicator.send_json_to({"type": "ping"})
+        replies.append((await communicator.receive_json_from(timeout=5))["type"])
+
+    assert replies == ["pong", "pong", "pong", "error"]  # the pings alone used the user's three
+    await receipts_written()
+    assert None not in (await delivered_at(customer)).values()
+    await communicator.disconnect()
