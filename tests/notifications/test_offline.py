@@ -170,11 +170,11 @@ def test_a_bulk_change_plans_each_customers_email():
 # --- At due time ---------------------------------------------------------------------------------
 
 
-def test_a_shipped_order_nobody_saw_is_emailed_once_after_the_delay(smtp, settings):
+def test_a_shipped_order_nobody_saw_is_emailed_once_after_the_delay_with_its_tracking_link(smtp, settings):
     settings.NOTIFICATION_EMAIL_DELAY = 2
     customer = UserFactory()
     order = processing_order(customer)
-    notification = ship(order)
+    notification = ship(order, carrier="ups", tracking_number="1Z999AA10123456784")
 
     offline_deliveries_run()
     assert smtp.received == []  # not due yet: an open page has two seconds to acknowledge it
@@ -186,6 +186,8 @@ def test_a_shipped_order_nobody_saw_is_emailed_once_after_the_delay(smtp, settin
     [email] = smtp.received
     assert email.rcpt_tos == [customer.email]
     assert email.message["Subject"] == f"Order {order.number} has shipped"
+    link = "https://www.ups.com/track?tracknum=1Z999AA10123456784"
+    assert link in email.text() and f'href="{link}"' in email.html()
     delivery = email_of(notification)
     assert (delivery.state, delivery.attempts) == (DeliveryState.SENT, 1)
     assert delivery.message_id == email.message["Message-ID"]
