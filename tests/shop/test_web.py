@@ -176,8 +176,28 @@ def test_shutdown_cancels_every_running_application_even_next_to_an_upgraded_req
         Connection(): {"application_instance": running},
         Connection(): {"application_instance": finished},
     }
-    server.kill_all_applications()  # daphne's raised KeyError at the first entry
+    server.cancel_applications()  # daphne's raised KeyError at the first entry
     assert running.cancelled() and not finished.cancelled()
+
+
+class ClosingSocket:
+    """A socket whose close frame has gone (the drain's or its application's): autobahn would raise on a send."""
+
+    state = WebSocketServerProtocol.STATE_CLOSING
+
+    def __init__(self):
+        self.replies = []
+
+    def handle_reply(self, message):
+        self.replies.append(message)
+
+
+def test_a_frame_for_a_socket_already_closing_is_dropped_and_its_close_still_passes(server, loop):
+    socket = ClosingSocket()
+    server.connections = {socket: {}}
+    loop.run_until_complete(server.handle_reply(socket, {"type": "websocket.send", "text": "{}"}))
+    loop.run_until_complete(server.handle_reply(socket, {"type": "websocket.close", "code": 4001}))
+    assert socket.replies == [{"type": "websocket.close", "code": 4001}]  # autobahn ignores it when closing
 
 
 def test_the_web_command_line_runs_the_sliced_sweep_server():
