@@ -34,6 +34,7 @@ class ResilientClient:
     delivered: list[int] = field(default_factory=list)  # seqs shown to the user, in order
     frames_with_seq: int = 0  # every notification frame received, duplicates included
     close_codes: list[int | None] = field(default_factory=list)
+    close_times: list[float] = field(default_factory=list)  # time.monotonic() of each close, beside its code
     connects: int = 0
     handshake_failures: Counter = field(default_factory=Counter)  # HTTP status or error name -> count
     foreign_frames: list[dict] = field(default_factory=list)  # frames that are not this user's
@@ -83,6 +84,7 @@ class ResilientClient:
                     except ConnectionClosed:
                         pass
                     self.close_codes.append(socket.close_code)
+                    self.close_times.append(time.monotonic())
                     if socket.close_code in STOP_CODES:
                         return
             except InvalidStatus as refused:
