@@ -20,6 +20,7 @@ from tests.factories import UserFactory, place_order
 from tests.live.servers import in_own_thread
 
 STOP_CODES = {4401, 4403}
+RESTART_CODES = {1012, 4001}  # as static/js/connection.js: back from the first backoff step
 
 
 @dataclass
@@ -87,6 +88,8 @@ class ResilientClient:
                     self.close_times.append(time.monotonic())
                     if socket.close_code in STOP_CODES:
                         return
+                    if socket.close_code in RESTART_CODES:
+                        attempt = 0
             except InvalidStatus as refused:
                 self.handshake_failures[refused.response.status_code] += 1
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:  # incl. closed mid-handshake
