@@ -22,6 +22,8 @@ install: $(BIN)/.installed
 # loop (emails to the console) beside it under honcho (Procfile.embedded).
 # Full stack (REDIS_URL set): daphne, a Celery worker and beat under honcho (Procfile).
 run: export DEBUG ?= true
+# honcho kills what is still running 5 s after Ctrl-C (its KILL_WAIT): drain well within that.
+run: export WEB_DRAIN_SECONDS ?= 2
 run: install
 	$(BIN)/python -m shop.database_create
 	$(BIN)/python manage.py migrate --noinput

@@ -95,8 +95,8 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await _send_quietly(send, {"type": "websocket.close", "code": code})
         except asyncio.CancelledError:
             # The server is stopping this application: say goodbye with a code the page retries
-            # elsewhere. (daphne 4.2 drops its connections on SIGTERM before this frame leaves,
-            # so there the page sees 1006 and reconnects all the same: docs/reliability.md.)
+            # elsewhere. (On SIGTERM shop/drain.py has already closed every socket with 1012, so
+            # this reaches only one the drain's deadline cut short: docs/reliability.md, note on 3.)
             await _send_quietly(send, {"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             raise
         except Exception as error:

@@ -26,12 +26,17 @@ class Reliance:
 RELIANCES = {
     "daphne": Reliance(
         "4.2.3",
-        ("shop/web.py",),
+        ("shop/web.py", "shop/drain.py"),
         "Server's connection table, its two checker timers, http_factory/ws_factory made in run(), "
-        "kill_all_applications and application_checker's body; CommandLineInterface's parser and server_class",
+        "kill_all_applications as the before-shutdown trigger, listen_success given the port, handle_reply, "
+        "application_checker's body; WebSocketProtocol.application_type; CommandLineInterface's parser and "
+        "server_class",
     ),
     "autobahn": Reliance(
-        "26.10.2", ("shop/web.py",), "WebSocketServerProtocol copying CONFIG_ATTRS from its factory per connection"
+        "26.10.2",
+        ("shop/web.py", "shop/drain.py"),
+        "WebSocketServerProtocol copying CONFIG_ATTRS from its factory per connection; sendCloseFrame (any code) "
+        "and the state it leaves (STATE_CLOSING), sendMessage raising once not STATE_OPEN",
     ),
     "twisted": Reliance(
         "26.10.0",

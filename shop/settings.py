@@ -245,6 +245,9 @@ WEBSOCKET_CONNECT_TIMEOUT = env.int("WEBSOCKET_CONNECT_TIMEOUT", default=30)
 # Seconds a client has to finish sending a request's headers (shop/web.py), so slow clients cannot hold
 # half-open connections; a complete WebSocket handshake then waits in line under WEBSOCKET_CONNECT_TIMEOUT.
 WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)
+# Seconds a web process has on SIGTERM to close its sockets (1012, spread over the first half) and finish its
+# HTTP requests before it exits (shop/drain.py); every supervisor's stop timeout must exceed it (docs/reliability.md).
+WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=10.0)
 # The web process's garbage-collector thresholds (shop/asgi.py; docs/performance.md, appendix A).
 WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_000, 5, 100]))
 

@@ -17,7 +17,9 @@ At start-up it refuses other versions of the packages whose internals it uses (s
 its limit on open files as far as it may: every socket is one (shop/open_files.py).
 
 It also hands every socket autobahn's options as class attributes instead of a copy each,
-cancels every application on shutdown (daphne's own stops at the first connection without one),
+drains on shutdown (SIGTERM: a deploy): stops listening, closes every socket with 1012 spread over a few seconds,
+lets HTTP requests in flight finish, all within `WEB_DRAIN_SECONDS` (shop/drain.py); then cancels every
+application still running (daphne's own stops at the first connection without one), waiting for them a little;
 and closes a connection whose request headers are not all in within `WEB_HEADER_TIMEOUT` seconds.
 """
 
@@ -31,6 +33,7 @@ import sys
 import time
 from types import FunctionType
 
+from autobahn.websocket.protocol import WebSocketProtocol
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from django.conf import settings
@@ -38,6 +41,7 @@ from django.core.exceptions import ImproperlyConfigured
 from twisted.internet import defer, reactor
 from twisted.web import http
 
+from shop.drain import CANCEL_WAIT, Drain
 from shop.internals import internals_check
 from shop.open_files import open_files_limit_raise
 
@@ -81,6 +85,7 @@ class SlicedSweepServer(Server):
         super().__init__(*args, endpoints=[endpoint_with_backlog(e, settings.WEB_BACKLOG) for e in endpoints], **kwargs)
         self.application_sweep = Sweep(period=1.0)  # daphne: all of them every second
         self.timeout_sweep = Sweep(period=2.0)  # daphne: all of them every two seconds
+        self.listening_ports: list = []  # daphne keeps only Deferreds whose result its listen_success swallowed
 
     def run(self):
         limit = open_files_limit_raise()
@@ -171,8 +176,29 @@ class SlicedSweepServer(Server):
         if not application_instance and disconnected:
             del self.connections[protocol]
 
+    def listen_success(self, port):
+        """Keep the listening port, so a drain can stop listening; then daphne's (it logs the address)."""
+        self.listening_ports.append(port)
+        super().listen_success(port)
+
+    async def handle_reply(self, protocol, message):
+        """daphne's, less the frames for a socket already closing: the page resumes them by seq from the database.
+
+        autobahn raises on a send after a close frame (the drain's, or the application's own), which the consumer
+        would take for a bug of its own and log.
+        """
+        if message.get("type") == "websocket.send" and protocol.state in CLOSING_STATES:
+            return
+        await super().handle_reply(protocol, message)
+
     def kill_all_applications(self):
-        """Cancel every running application before the reactor stops (SIGTERM: a deploy).
+        """On shutdown (daphne's "before shutdown" trigger): drain, then cancel the applications still running."""
+        drained = Drain(self, seconds=settings.WEB_DRAIN_SECONDS, clock=reactor).start()
+        drained.addCallback(lambda _: self.cancel_applications())
+        return drained
+
+    def cancel_applications(self):
+        """Cancel every running application, and wait up to CANCEL_WAIT for them to end.
 
         daphne's own reads `details["application_instance"]` of every connection and raises
         KeyError at the first one without (an upgraded HTTP request, or an application already
@@ -186,6 +212,7 @@ class SlicedSweepServer(Server):
                 wait_for.append(application_instance)
         logger.info("Killed %i pending application instances", len(wait_for))
         wait_deferred = defer.Deferred.fromFuture(asyncio.gather(*wait_for))
+        wait_deferred.addTimeout(CANCEL_WAIT, reactor)  # one stuck in its cleanup must not hold the exit
         wait_deferred.addErrback(lambda _: None)
         return wait_deferred
 
@@ -248,6 +275,9 @@ class HeaderDeadlineChannel(http.HTTPChannel):
                     self.transport.getPeer(), self.header_timeout)  # fmt: skip
         self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
         self.timeoutConnection()  # twisted's: close, and abort if the client will not let go
+
+
+CLOSING_STATES = (WebSocketProtocol.STATE_CLOSING, WebSocketProtocol.STATE_CLOSED)
 
 
 # Endpoint types whose listening socket takes a backlog (an inherited `fd:` is already listening).

@@ -12,6 +12,9 @@ export const STOP_CODES = new Set([4401, 4403]);
 // Replaced: the user opened more sockets than the server allows and this tab's was the oldest. Retrying would
 // only close another tab's, so this one waits until it is looked at again.
 export const REPLACED_CODE = 4409;
+// The server is restarting (1012, a deploy's drain: shop/drain.py) or going away (4001): its successor or another
+// process is there, so come back from the first backoff step, still jittered, however many tries came before.
+export const RESTART_CODES = new Set([1012, 4001]);
 // Every other frame type reaches the pages as it is, so a new kind's frames need no change here; `pong` is this
 // module's business, and "state" its own event.
 export const OWN_TYPES = new Set(["pong", "state"]);
@@ -102,6 +105,7 @@ export class LiveConnection extends EventTarget {
         this.pause();
         return;
       }
+      if (RESTART_CODES.has(event.code)) this.attempt = 0;
       this.scheduleReconnect();
     });
   }

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from honcho.manager import KILL_WAIT
 
 from bench.stack import WORKER_NICENESS
+from shop.drain import CANCEL_WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "web", "worker", "beat")
@@ -65,7 +67,7 @@ def test_compose_names_the_required_services():
 
 def test_app_services_share_one_image_and_differ_only_by_command_and_cpu_weight():
     services = load_compose()["services"]
-    own = ("command", "ports", "depends_on", "restart", "cpu_shares")
+    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period")
     shared = {key: value for key, value in services["web"].items() if key not in own}
     for name in APP_SERVICES:
         service = services[name]
@@ -136,9 +138,30 @@ def settings_defaults(*names: str) -> dict[str, str]:
 def test_compose_hands_the_web_process_knobs_to_the_settings_with_the_settings_defaults():
     """shop/web.py reads them from the settings, so an operator's .env reaches the web process through compose."""
     environment = load_compose()["services"]["web"]["environment"]
-    knobs = ("WEBSOCKET_LIFETIME", "WEBSOCKET_CONNECT_TIMEOUT", "WEB_HEADER_TIMEOUT")
+    knobs = ("WEBSOCKET_LIFETIME", "WEBSOCKET_CONNECT_TIMEOUT", "WEB_HEADER_TIMEOUT", "WEB_DRAIN_SECONDS")
     for name, default in settings_defaults(*knobs).items():
         assert environment[name] == f"${{{name}:-{default:g}}}"
+
+
+def compose_seconds(duration: str) -> float:
+    """Seconds in a compose duration such as `20s`, `1m30s` or `500ms`."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_compose_gives_the_web_process_longer_to_stop_than_its_drain_and_last_cancellations():
+    """Docker sends SIGKILL when stop_grace_period ends: a drain cut short drops its sockets without a close frame."""
+    drain = settings_defaults("WEB_DRAIN_SECONDS")["WEB_DRAIN_SECONDS"]
+    grace = compose_seconds(load_compose()["services"]["web"]["stop_grace_period"])
+    assert grace >= drain + CANCEL_WAIT + 5  # and a few seconds for the process's own start of shutdown
+
+
+def test_make_run_drains_within_honchos_wait_before_it_kills():
+    """`make run` stops under honcho, which sends SIGKILL 5 s (its KILL_WAIT) after Ctrl-C."""
+    drain = float(re.search(r"^run: export WEB_DRAIN_SECONDS \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M)[1])
+    assert drain + CANCEL_WAIT < KILL_WAIT
 
 
 def test_the_web_process_publishes_no_port_and_only_nginx_is_reachable():

@@ -20,6 +20,7 @@ from tests.factories import UserFactory, place_order
 from tests.live.servers import in_own_thread
 
 STOP_CODES = {4401, 4403}
+RESTART_CODES = {1012, 4001}  # as static/js/connection.js: back from the first backoff step
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ResilientClient:
     delivered: list[int] = field(default_factory=list)  # seqs shown to the user, in order
     frames_with_seq: int = 0  # every notification frame received, duplicates included
     close_codes: list[int | None] = field(default_factory=list)
+    close_times: list[float] = field(default_factory=list)  # time.monotonic() of each close, beside its code
     connects: int = 0
     handshake_failures: Counter = field(default_factory=Counter)  # HTTP status or error name -> count
     foreign_frames: list[dict] = field(default_factory=list)  # frames that are not this user's
@@ -83,8 +85,11 @@ class ResilientClient:
                     except ConnectionClosed:
                         pass
                     self.close_codes.append(socket.close_code)
+                    self.close_times.append(time.monotonic())
                     if socket.close_code in STOP_CODES:
                         return
+                    if socket.close_code in RESTART_CODES:
+                        attempt = 0
             except InvalidStatus as refused:
                 self.handshake_failures[refused.response.status_code] += 1
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:  # incl. closed mid-handshake

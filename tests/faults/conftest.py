@@ -60,13 +60,15 @@ class Cluster:
             CELERY_VISIBILITY_TIMEOUT="3",
         )
 
-    def web(self, name: str = "daphne", settings_module: str | None = None, extra_env: dict | None = None) -> WebServer:
+    def web(
+        self, name: str = "daphne", settings_module: str | None = None, extra_env: dict | None = None, port: int = 0
+    ) -> WebServer:
         env = {
             **self.env,
             **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}),
             **(extra_env or {}),
         }
-        server = start_web_server(f"{name}-{len(self.processes)}", env, self.workdir, self.static_root)
+        server = start_web_server(f"{name}-{len(self.processes)}", env, self.workdir, self.static_root, port=port)
         self.processes.append(server.process)
         return server
 

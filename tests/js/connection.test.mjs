@@ -9,6 +9,7 @@ import {
   LiveConnection,
   PING_EVERY_MS,
   PONG_DEADLINE_MS,
+  RESTART_CODES,
   backoffCeiling,
 } from "../../static/js/connection.js";
 
@@ -193,6 +194,38 @@ test("a reconnect resumes after the last seq delivered", () => {
   clock.advance(BACKOFF_BASE_MS);
   assert.equal(after(latest()), "44");
   assert.deepEqual(seqs(), [43, 44]);
+});
+
+test("a 1012 (the server restarting) reconnects within the first backoff step, jittered, and resumes", () => {
+  for (const random of [0.1, 0.7]) {
+    const { clock, connection, sockets, latest, accept, seqs } = harness({ lastSeq: 42, random: () => random });
+    connection.connect();
+    accept();
+    latest().frame(notification(43));
+    latest().serverClose(1012); // a deploy's drain
+    assert.deepEqual(clock.pendingTimeouts(), [random * BACKOFF_BASE_MS]); // full jitter under the first step
+    clock.advance(random * BACKOFF_BASE_MS);
+    assert.equal(sockets.length, 2);
+    assert.equal(after(latest()), "43");
+    accept({ last_seq: 44 });
+    latest().frame(notification(44)); // what the old socket had no time to send, replayed by the new process
+    assert.deepEqual(seqs(), [43, 44]);
+  }
+});
+
+test("a restart close comes back from the first backoff step even after failed tries", () => {
+  assert.deepEqual([...RESTART_CODES].sort(), [1012, 4001]);
+  for (const code of RESTART_CODES) {
+    const { clock, connection, latest } = harness({ random: () => 1 });
+    connection.connect();
+    for (let failed = 0; failed < 4; failed += 1) {
+      latest().serverClose(1006); // refused while the old process drained and the new one started
+      clock.advance(BACKOFF_CAP_MS);
+    }
+    latest().open(); // accepted, and closed by the drain before its hello
+    latest().serverClose(code);
+    assert.deepEqual(clock.pendingTimeouts(), [BACKOFF_BASE_MS], `code ${code}`);
+  }
 });
 
 test("a repeated or older seq is dropped, and a frame without a seq never reaches the pages", () => {

@@ -217,6 +217,8 @@ def server_env(**overrides: str) -> dict[str, str]:
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
         PYTHONDONTWRITEBYTECODE="1",
+        # A test's servers stop at its end with their sockets still open: drain them in a second, not five.
+        WEB_DRAIN_SECONDS="2",
     )
     env.update(overrides)
     return env
@@ -229,17 +231,19 @@ def start_web_server(
     static_root: Path,
     app: str = "shop.asgi:application",
     launcher: tuple[str, ...] = (),
+    port: int = 0,
 ) -> WebServer:
     """Start daphne serving `app` on a port the OS picks, and wait until it serves the login page.
 
     `launcher`: a command that runs it (e.g. `prlimit` with its options), which must exec it in its own process.
+    `port`: one to take over instead (a deploy's new process, on the port its predecessor stopped listening on).
     """
     env = {
         **env,
         "STATIC_ROOT": str(static_root),
     }
     # As the Procfile runs it, on loopback and a port the OS picks.
-    argv = [*launcher, sys.executable, "-m", "shop.web", "--bind", "127.0.0.1", "--port", "0", app]
+    argv = [*launcher, sys.executable, "-m", "shop.web", "--bind", "127.0.0.1", "--port", str(port), app]
     process = ManagedProcess(name, argv, env, workdir / f"{name}.log").start()
     try:
         # Port 0: no race for a "free" port; daphne logs the one it got.

@@ -176,8 +176,41 @@ def test_shutdown_cancels_every_running_application_even_next_to_an_upgraded_req
         Connection(): {"application_instance": running},
         Connection(): {"application_instance": finished},
     }
-    server.kill_all_applications()  # daphne's raised KeyError at the first entry
+    server.cancel_applications()  # daphne's raised KeyError at the first entry
     assert running.cancelled() and not finished.cancelled()
+
+
+class ClosingSocket:
+    """A socket whose close frame has gone (the drain's or its application's): autobahn would raise on a send."""
+
+    state = WebSocketServerProtocol.STATE_CLOSING
+
+    def __init__(self):
+        self.replies = []
+
+    def handle_reply(self, message):
+        self.replies.append(message)
+
+
+def test_a_frame_for_a_socket_already_closing_is_dropped_and_its_close_still_passes(server, loop):
+    socket = ClosingSocket()
+    server.connections = {socket: {}}
+    loop.run_until_complete(server.handle_reply(socket, {"type": "websocket.send", "text": "{}"}))
+    loop.run_until_complete(server.handle_reply(socket, {"type": "websocket.close", "code": 4001}))
+    assert socket.replies == [{"type": "websocket.close", "code": 4001}]  # autobahn ignores it when closing
+
+
+def test_shutdown_drains_first_and_cancels_what_is_still_running_at_the_drain_deadline(server, clock, loop, settings):
+    settings.WEB_DRAIN_SECONDS = 4.0
+    stuck = loop.create_future()
+    server.connections = {Connection(): {"application_instance": stuck}}  # a request that never answers
+    shutdown = server.kill_all_applications()
+    clock.advance(3.9)
+    assert not stuck.cancelled()  # given the drain's time to finish
+    clock.advance(0.1)
+    assert stuck.cancelled()
+    clock.advance(web.CANCEL_WAIT)
+    assert shutdown.called  # the reactor goes on stopping, whatever the cancelled application does
 
 
 def test_the_web_command_line_runs_the_sliced_sweep_server():
