@@ -99,12 +99,13 @@ def order_transition(
             if not can_transition(order.status, to_status):
                 raise InvalidTransition(order, to_status)
 
+            from_status = order.status
             # The event first, and on the instance: the post_save handler takes who made the change from it
             # (orders/signals.py; reading it back from the history was a query in every change's transaction).
             order.status_change_event = OrderEvent.objects.create(
                 order=order,
                 type=OrderEventType.STATUS_CHANGED,
-                old_status=order.status,
+                old_status=from_status,
                 new_status=to_status,
                 actor=actor,
                 customer_message=customer_message,
@@ -121,7 +122,7 @@ def order_transition(
             order.save(update_fields=changed)
             if to_status == S.CANCELLED:
                 _restock(order)
-            logger.info("order_transitioned", from_status=order.status_change_event.old_status, to_status=to_status)
+            logger.info("order_transitioned", from_status=from_status, to_status=to_status)
     return order
 
 

@@ -4,7 +4,7 @@ Every record goes through one root handler whose formatter is structlog's Proces
 `logging.getLogger(__name__)` calls, django-structlog's request and task events and third parties (django,
 daphne, celery) come out alike, each with what is bound in its context: `request_id` and `user_id` for a
 request or socket (django-structlog, shop/request_logs.py, notifications/socket_logs.py), `order` inside
-`order_transition`, `task_id` and `task` in a Celery task. What each key means: docs/operations.md, "Logs".
+`order_transition`, `task_id` and `task` in a Celery task. What each key means: docs/logging.md.
 """
 
 import logging

@@ -106,7 +106,9 @@ async def test_no_password_session_cookie_csrf_token_or_authorization_reaches_an
         }
     finally:
         await browser.aclose()
-    wait_for_lines(json_web.process, lambda lines: any(line["event"] == "socket_closed" for line in lines), "socket_closed")
+    wait_for_lines(
+        json_web.process, lambda lines: any(line["event"] == "socket_closed" for line in lines), "socket_closed"
+    )
 
     text = json_web.process.log_text(since)
     lines = json_lines(json_web.process, since)
@@ -126,7 +128,9 @@ async def test_a_request_logs_its_id_and_user_and_answers_with_the_id(json_web, 
     lines = wait_for_lines(
         json_web.process, lambda lines: any(line.get("request_id") == "lb-7f3a9c" for line in lines), "request line"
     )
-    [finished] = [line for line in lines if line.get("request_id") == "lb-7f3a9c" and line["event"] == "request_finished"]
+    [finished] = [
+        line for line in lines if line.get("request_id") == "lb-7f3a9c" and line["event"] == "request_finished"
+    ]
     assert (finished["user_id"], finished["code"], finished["request"]) == (customer.pk, 200, "GET /orders/")
     assert json_lines(json_web.process, since)  # nothing but JSON since
 
