@@ -24,8 +24,8 @@ _SHARED_PROCESSORS = (
 )
 
 # Loggers that say, at INFO, that nothing happened: each beat tick ("Scheduler: Sending due task") and each task a
-# worker receives and finishes. Task failures and retries are WARNING or above there, and django-structlog's
-# task_failed / task_retrying lines carry the task's id and name.
+# worker receives and finishes. From WARNING only, unless LOG_LEVEL is DEBUG; task failures and retries are WARNING
+# or above there, and django-structlog's task_failed / task_retrying lines carry the task's id and name.
 _QUIET_AT_INFO = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
 
 
@@ -56,7 +56,7 @@ def logging_config(*, log_format: str, level: str) -> dict:
             # django-structlog's request_finished / request_failed say it all, with the request's id and its path as
             # logged (no token in it); Django's "Not Found: /path" repeats only the raw path, after the context ends.
             "django.request": {"level": "CRITICAL"},
-            **{name: {"level": "WARNING"} for name in _QUIET_AT_INFO},
+            **{name: {"level": "DEBUG" if level == "DEBUG" else "WARNING"} for name in _QUIET_AT_INFO},
         },
     }
 
