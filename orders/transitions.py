@@ -8,6 +8,7 @@ the history and the notification can never be skipped.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import structlog
 from django.db import transaction
 from django.db.models import F
 
@@ -17,6 +18,8 @@ from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
 from shop.models import Product
 
 S = OrderStatus
+
+logger = structlog.get_logger(__name__)
 
 # The whole lifecycle in one table: status -> the statuses it may move to.
 # Cancelled means stopped before shipping (stock goes back on the shelf);
@@ -87,35 +90,39 @@ def order_transition(
     tracking = order_tracking_validate(to_status=to_status, carrier=carrier, tracking_number=tracking_number)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
-        if (expected_version is not None and order.version != expected_version) or (
-            expected_status is not None and order.status != expected_status
-        ):
-            raise StaleOrder(order)
-        if not can_transition(order.status, to_status):
-            raise InvalidTransition(order, to_status)
+        # Every line logged while the order changes (here, in its signals) names it; none after.
+        with structlog.contextvars.bound_contextvars(order=order.number):
+            if (expected_version is not None and order.version != expected_version) or (
+                expected_status is not None and order.status != expected_status
+            ):
+                raise StaleOrder(order)
+            if not can_transition(order.status, to_status):
+                raise InvalidTransition(order, to_status)
 
-        # The event first, and on the instance: the post_save handler takes who made the change from it
-        # (orders/signals.py; reading it back from the history was a query in every change's transaction).
-        order.status_change_event = OrderEvent.objects.create(
-            order=order,
-            type=OrderEventType.STATUS_CHANGED,
-            old_status=order.status,
-            new_status=to_status,
-            actor=actor,
-            customer_message=customer_message,
-            internal_note=internal_note,
-            carrier=tracking.carrier.code if tracking else "",
-            tracking_number=tracking.number if tracking else "",
-        )
-        order.status = to_status
-        order.version += 1
-        changed = ["status", "version", "updated_at"]
-        if tracking is not None:
-            order.carrier, order.tracking_number = tracking.carrier.code, tracking.number
-            changed += ["carrier", "tracking_number"]
-        order.save(update_fields=changed)
-        if to_status == S.CANCELLED:
-            _restock(order)
+            from_status = order.status
+            # The event first, and on the instance: the post_save handler takes who made the change from it
+            # (orders/signals.py; reading it back from the history was a query in every change's transaction).
+            order.status_change_event = OrderEvent.objects.create(
+                order=order,
+                type=OrderEventType.STATUS_CHANGED,
+                old_status=from_status,
+                new_status=to_status,
+                actor=actor,
+                customer_message=customer_message,
+                internal_note=internal_note,
+                carrier=tracking.carrier.code if tracking else "",
+                tracking_number=tracking.number if tracking else "",
+            )
+            order.status = to_status
+            order.version += 1
+            changed = ["status", "version", "updated_at"]
+            if tracking is not None:
+                order.carrier, order.tracking_number = tracking.carrier.code, tracking.number
+                changed += ["carrier", "tracking_number"]
+            order.save(update_fields=changed)
+            if to_status == S.CANCELLED:
+                _restock(order)
+            logger.info("order_transitioned", from_status=from_status, to_status=to_status)
     return order
 
 

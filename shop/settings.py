@@ -5,6 +5,7 @@ the shop runs in embedded mode: an in-memory channel layer and Celery tasks run
 eagerly in-process, so `make run` needs nothing but Python.
 """
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from notifications.vapid import vapid_settings_check
 from shop.channel_layers import channel_layers_config
+from shop.logs import LOG_FORMATS, logging_config, structlog_configure
 from shop.proxy import proxy_networks_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -97,6 +99,7 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "csp",
+    "django_structlog",
     "accounts",
     "shop",
     "orders",
@@ -104,6 +107,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, before anything reads the headers: every response, even a redirect or a 400, names its request id.
+    "shop.request_logs.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     # Before WhiteNoise, so static files (an SVG is a document too) carry the policies as well.
     "csp.middleware.CSPMiddleware",
@@ -115,6 +120,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Once the user is known: every line of the request carries its id and the user's (shop/logs.py).
+    "django_structlog.middlewares.RequestMiddleware",
     # A password change keeps the sockets of the session that made it (accounts/signals.py).
     "accounts.middleware.current_request_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -395,12 +402,22 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Logging -------------------------------------------------------------------
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# "console" (readable lines, the default) or "json" (one JSON object per line, for a log pipeline); shop/logs.py.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+structlog_configure(log_format=LOG_FORMAT)
+# django-structlog: a request's id comes from X-Request-ID as shop/request_logs.py made it (a sane token the
+# client or proxy sent, or a new one); the client address is REMOTE_ADDR (shop/proxy.py), never ipware's guess
+# from headers; `request_started` is DEBUG (each request's `request_finished` line says it all), and so are a
+# task's start and success (a beat task every few seconds; tasks log what they did).
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_CELERY_TASK_START_LOG_LEVEL = logging.DEBUG
+DJANGO_STRUCTLOG_CELERY_TASK_SUCCESS_LOG_LEVEL = logging.DEBUG

@@ -302,6 +302,8 @@ class WebCommandLine(CommandLineInterface):
         self.parser.set_defaults(
             websocket_timeout=settings.WEBSOCKET_LIFETIME,
             websocket_connect_timeout=settings.WEBSOCKET_CONNECT_TIMEOUT,
+            # With JSON logs no plain access log on stdout: request_finished and socket lines say it (shop/logs.py).
+            verbosity=0 if settings.LOG_FORMAT == "json" else 1,
         )
         # daphne requires the application argument; argparse keeps its arguments in `_actions`.
         application = next(action for action in self.parser._actions if action.dest == "application")

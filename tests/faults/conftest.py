@@ -77,6 +77,8 @@ class Cluster:
     ) -> ManagedProcess:
         env = {
             **self.env,
+            # The tests read the worker's per-task lines ("Task … succeeded"), which only DEBUG logs (shop/logs.py).
+            "LOG_LEVEL": "DEBUG",
             **({"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}),
             **(extra_env or {}),
         }
@@ -87,7 +89,9 @@ class Cluster:
     def beat(self) -> ManagedProcess:
         argv = [sys.executable, "-m", "celery", "-A", "celery_app", "beat", "--loglevel=INFO",
                 "--schedule", str(self.workdir / f"beat-{len(self.processes)}")]  # fmt: skip
-        beat = ManagedProcess("celery-beat", argv, self.env, self.workdir / "celery-beat.log").start()
+        # DEBUG: "beat: Starting" is one of beat's INFO lines, logged only at DEBUG (shop/logs.py).
+        env = {**self.env, "LOG_LEVEL": "DEBUG"}
+        beat = ManagedProcess("celery-beat", argv, env, self.workdir / "celery-beat.log").start()
         beat.wait_for_log(r"beat: Starting")
         self.processes.append(beat)
         return beat

@@ -1,5 +1,6 @@
 """The transition table, walked whole: every allowed move works, every other is refused."""
 
+import logging
 from itertools import product as pairs
 
 import pytest
@@ -17,6 +18,7 @@ from orders.transitions import (
     orders_transition_bulk,
 )
 from tests.factories import ProductFactory, place_order
+from tests.log_capture import json_log_captured
 
 ALL_PAIRS = list(pairs(OrderStatus.values, OrderStatus.values))
 ALLOWED = [(a, b) for a, b in ALL_PAIRS if b in TRANSITIONS[a]]
@@ -225,3 +227,15 @@ def test_the_database_refuses_a_carrier_without_a_number_and_a_number_without_a_
 
     with pytest.raises(IntegrityError, match="order_tracking_carrier_and_number_together"), transaction.atomic():
         Order.objects.filter(pk=order.pk).update(carrier=carrier, tracking_number=number)
+
+
+def test_a_transition_logs_one_line_naming_the_order_and_the_move_and_nothing_after_it_names_the_order():
+    first, second = place_order(status=OrderStatus.PAID), place_order(status=OrderStatus.PAID)
+
+    with json_log_captured() as log:
+        orders_transition_bulk(order_ids=[first.pk, second.pk], to_status=OrderStatus.PROCESSING)
+        logging.getLogger("orders.example").info("after the changes")
+
+    moves = [(line["order"], line["from_status"], line["to_status"]) for line in log.events("order_transitioned")]
+    assert moves == [(first.number, "paid", "processing"), (second.number, "paid", "processing")]
+    assert "order" not in log.events("after the changes")[0]
