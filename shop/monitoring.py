@@ -57,7 +57,7 @@ def worker_metrics_directory_prepare() -> str | None:
     """Before the worker imports anything that counts: give its pool a fresh multiprocess directory.
 
     prometheus-client reads PROMETHEUS_MULTIPROC_DIR when it is imported, and the pool's processes inherit it,
-    so this runs first thing in the worker (celery_app.py, `celeryd_init`). Off (None) without CELERY_METRICS_PORT.
+    so this runs before Django is set up in the worker (celery_app.py). Off (None) without CELERY_METRICS_PORT.
     """
     if not settings.CELERY_METRICS_PORT:
         return None
