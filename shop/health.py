@@ -61,6 +61,8 @@ class OutboxBacklog(HealthCheck):
 def readiness_checks() -> dict[str, HealthCheck]:
     """The checks /readyz runs, by the name its answer gives each."""
     checks = {"database": Database(), "outbox": OutboxBacklog()}
+    for check in checks.values():
+        check.timeout = CHECK_TIMEOUT  # a class attribute in django-health-check, not a field of these two
     hosts = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts", [])
     for index, host in enumerate(hosts):
         name = "channel_layer" if len(hosts) == 1 else f"channel_layer_{index}"
