@@ -136,3 +136,15 @@ def test_a_worker_serves_what_its_pool_processes_published_to_the_token_only(met
     )
     assert httpx.get(url, timeout=10).status_code == 403
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 403
+
+
+def test_a_web_process_answers_probes_by_address_and_still_refuses_that_host_elsewhere(stack):
+    """A load balancer probes daphne with its address as Host; only the probes and scrapes answer it."""
+    host = {"Host": f"10.1.2.3:{stack.web.port}"}
+
+    assert httpx.get(f"{stack.web.base_url}/healthz", headers=host, timeout=10).json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.web.base_url}/readyz", headers=host, timeout=10)
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+    assert set(ready.json()["checks"]) == {"database", "outbox", "channel_layer", "celery_broker"}
+    assert httpx.get(f"{stack.web.base_url}/metrics", headers=host, timeout=10).status_code == 200
+    assert httpx.get(f"{stack.web.base_url}/accounts/login/", headers=host, timeout=10).status_code == 400
