@@ -170,5 +170,11 @@ class _MeteredSocket:
             metrics.ws_handshakes.labels(outcome=outcome).inc()
         if self.opened:
             metrics.ws_connections.dec()
-            code = self.close_code if self.close_code is not None else self.client_code
-            metrics.ws_closes.labels(code=str(code) if code is not None else "none").inc()
+            if self.close_code is not None:
+                code = str(self.close_code)  # the server's own codes: a handful
+            elif self.client_code is None:
+                code = "none"
+            else:
+                # A client may send any code from 3000 to 4999: only the standard ones get a series of their own.
+                code = str(self.client_code) if 1000 <= self.client_code < 2000 else "other"
+            metrics.ws_closes.labels(code=code).inc()

@@ -194,3 +194,15 @@ def test_metrics_are_served_anywhere_with_the_bearer_token_and_refused_with_a_wr
 def test_metrics_are_served_for_a_host_header_allowed_hosts_does_not_list():
     """Prometheus scrapes each web process by its address."""
     assert Client().get("/metrics", HTTP_HOST="10.1.2.3:8000").status_code == 200
+
+
+@requires_redis()
+async def test_a_client_s_own_close_code_is_counted_as_other_so_clients_cannot_add_series():
+    before = await ascrape()
+
+    communicator, _ = await open_socket(await sync_to_async(UserFactory)())
+    await communicator.disconnect(code=4321)
+    after = await ascrape()
+
+    assert value(after, "shop_ws_closes_total", code="other") == value(before, "shop_ws_closes_total", code="other") + 1
+    assert ("shop_ws_closes_total", (("code", "4321"),)) not in after
