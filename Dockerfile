@@ -21,4 +21,7 @@ USER shop
 ENV WEB_HOST=0.0.0.0 \
     WEB_PORT=8000
 EXPOSE 8000
+# Liveness of the web process (its default role): /healthz does no I/O (shop/health.py); compose asks /readyz.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 CMD ["python", "-m", "shop.web"]

@@ -5,6 +5,8 @@ import weakref
 
 from django.conf import settings
 
+from notifications import metrics
+
 
 class ConnectGate:
     """At most NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT handshakes at work per process; the rest wait in line.
@@ -102,3 +104,77 @@ def _leave_line(line: asyncio.Semaphore, turn: asyncio.Future) -> None:
     if not turn.cancel():  # done: the turn was ours
         line.release()
     # Cancelled while being granted, Semaphore.acquire gives the turn back itself.
+
+
+class SocketMetrics:
+    """Counts this process's WebSocket handshakes by outcome, its open sockets, and their closes by code.
+
+    Outermost in the WebSocket stack (shop/asgi.py), so a handshake refused by the origin check counts too.
+    A handshake is `accepted` at its first frame (the consumer's `hello`); one the consumer closes before
+    that is named by its close code (notifications/metrics.py). Per frame it costs one comparison.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        socket = _MeteredSocket(receive, send)
+        try:
+            await self.app(scope, socket.receive, socket.send)
+        finally:
+            socket.end()
+
+
+class _MeteredSocket:
+    __slots__ = ("_receive", "_send", "opened", "greeted", "close_code", "client_code")
+
+    def __init__(self, receive, send):
+        self._receive = receive
+        self._send = send
+        self.opened = False  # accepted: counted in shop_ws_connections
+        self.greeted = False  # its first frame went out: the handshake counted as accepted
+        self.close_code = None  # the server's, when it closed first
+        self.client_code = None  # the code of the client's (or daphne's) websocket.disconnect
+
+    async def receive(self):
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect" and self.client_code is None:
+            self.client_code = message.get("code", 1005)
+        return message
+
+    async def send(self, message):
+        kind = message["type"]
+        if kind == "websocket.send":
+            if not self.greeted:
+                self.greeted = True
+                metrics.ws_handshakes.labels(outcome="accepted").inc()
+        elif kind == "websocket.accept":
+            if not self.opened:
+                self.opened = True
+                metrics.ws_connections.inc()
+        elif kind == "websocket.close" and self.close_code is None:
+            self.close_code = message.get("code") or 1000
+        await self._send(message)
+
+    def end(self) -> None:
+        """The application is done: count the handshake if it never got a frame out, and the close."""
+        if not self.greeted:
+            if not self.opened and self.close_code is not None:
+                outcome = "refused"  # closed before accept: daphne answers HTTP 403
+            elif self.close_code is not None:
+                outcome = metrics.HANDSHAKE_CLOSE_OUTCOMES.get(self.close_code, "error")
+            else:
+                outcome = "abandoned"
+            metrics.ws_handshakes.labels(outcome=outcome).inc()
+        if self.opened:
+            metrics.ws_connections.dec()
+            if self.close_code is not None:
+                code = str(self.close_code)  # the server's own codes: a handful
+            elif self.client_code is None:
+                code = "none"
+            else:
+                # A client may send any code from 3000 to 4999: only the standard ones get a series of their own.
+                code = str(self.client_code) if 1000 <= self.client_code < 2000 else "other"
+            metrics.ws_closes.labels(code=code).inc()

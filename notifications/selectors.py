@@ -1,11 +1,13 @@
 """Reads of notifications: unread counts and the resume backlog."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Count, Min
+from django.utils import timezone
 
 from notifications.models import Notification, NotificationCounter
 
@@ -131,3 +133,20 @@ def notifications_resume(*, user_id: int, after_seq: int | None, max_backlog: in
         return Resume(last_seq=current, unread=unread, reset=True, backlog=[])
     backlog = notifications_between(user_id=user_id, after_seq=after_seq)
     return Resume(last_seq=current, unread=unread, reset=False, backlog=backlog)
+
+
+@dataclass(frozen=True)
+class UnpublishedBacklog:
+    """The outbox's waiting rows: how many, and when the oldest was created (None when none waits)."""
+
+    count: int
+    oldest: datetime | None
+
+
+def unpublished_backlog(*, older_than: timedelta | None = None) -> UnpublishedBacklog:
+    """Committed notifications not yet published nor quarantined (older than `older_than`): one indexed read."""
+    rows = Notification.objects.filter(published_at=None, quarantined_at=None)
+    if older_than is not None:
+        rows = rows.filter(created_at__lt=timezone.now() - older_than)
+    backlog = rows.aggregate(count=Count("pk"), oldest=Min("created_at"))
+    return UnpublishedBacklog(count=backlog["count"], oldest=backlog["oldest"])

@@ -27,6 +27,7 @@ from notifications.claims import notification_publish_failure_record, notificati
 from notifications.frames import fanout_frame_check, notification_frame, notification_payload_check, unread_frame
 from notifications.groups import user_group
 from notifications.kinds import UnknownNotificationKind, notification_kind
+from notifications.metrics import notification_publish_failures, notifications_published_count
 from notifications.models import Notification, NotificationCounter
 from notifications.offline import offline_deliveries_plan
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
@@ -98,7 +99,7 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     else:
         # The row goes to the hook as it is, so after COMMIT only the unread count is read, on every change's
         # commit-to-client path (docs/performance.md, appendix A).
-        _on_commit_robust(notifications_send, notifications=[notification])
+        _on_commit_robust(notifications_send, notifications=[notification], path="commit")
     return notification
 
 
@@ -141,15 +142,16 @@ def notifications_publish(*, notification_ids: list[int]) -> Published:
         # or task that made the change (tests/faults/test_postgres_restart.py).
         logger.exception("Reading %d notification(s) to publish failed; the sweeper will retry", len(notification_ids))
         return Published(0, unavailable=True)
-    return notifications_send(notifications=notifications)
+    return notifications_send(notifications=notifications, path="batch")
 
 
-def notifications_send(*, notifications: list[Notification]) -> Published:
+def notifications_send(*, notifications: list[Notification], path: str) -> Published:
     """Claim committed notifications, push them to their groups, then mark them published; never raises.
 
     Each frame carries its recipient's unread count as of the send. Only the rows this call claims
     are sent: one that another path is publishing or has published is left to it. A row whose
     frames cannot be built or sent is counted against it alone (claims.py); the others go out.
+    `path` (commit, batch or sweeper) names the caller in the metrics (notifications/metrics.py).
     """
     notifications = _of_known_kinds(notifications)
     if not notifications:
@@ -186,12 +188,16 @@ def notifications_send(*, notifications: list[Notification]) -> Published:
         outcomes = _send_each(messages)
     except Exception:
         logger.exception("Publishing %d notification(s) failed; the sweeper will retry", len(claimed))
+        notification_publish_failures.inc(len(claimed))
         _claims_release_quietly([notification.pk for notification in claimed], until=claimed_until)
         return Published(0, unavailable=True)
     for sender, outcome in zip(senders, outcomes, strict=True):
         if outcome is not None:
             failures.setdefault(sender, outcome)
     sent = [notification.pk for notification in claimed if notification.pk not in failures]
+    notifications_published_count(path=path, notifications=(n for n in claimed if n.pk not in failures))
+    if failures:
+        notification_publish_failures.inc(len(failures))
     try:
         if sent:
             Notification.objects.filter(pk__in=sent).update(published_at=timezone.now(), publish_claimed_until=None)
@@ -335,7 +341,7 @@ def notifications_publish_pending(*, older_than: timedelta | None = None, chunk_
         )
         if not chunk:
             return published
-        sent = notifications_send(notifications=chunk)
+        sent = notifications_send(notifications=chunk, path="sweeper")
         if sent.unavailable:
             return published  # the layer or the database is down; try again on the next beat
         published += sent.count

@@ -21,7 +21,7 @@ gc.freeze()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from notifications.middleware import ConnectGate  # noqa: E402
+from notifications.middleware import ConnectGate, SocketMetrics  # noqa: E402
 from notifications.origin import SiteOriginValidator  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
 from shop.proxy import TrustedProxyMiddleware  # noqa: E402
@@ -29,9 +29,12 @@ from shop.proxy import TrustedProxyMiddleware  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Origin check first (cross-site WebSocket hijacking: scheme, host and port), then the line of handshakes
-        # (a reconnect storm is served first come first served), then the session's user.
-        "websocket": SiteOriginValidator(ConnectGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
+        # Counted first (every handshake and close, notifications/metrics.py), then the origin check (cross-site
+        # WebSocket hijacking: scheme, host and port), then the line of handshakes (a reconnect storm is served
+        # first come first served), then the session's user.
+        "websocket": SocketMetrics(
+            SiteOriginValidator(ConnectGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))))
+        ),
     }
 )
 # Outermost, for HTTP and WebSocket alike: everything inside sees the real client and scheme (http/https,

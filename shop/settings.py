@@ -107,6 +107,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes and scrapes come by address over plain HTTP, before Host validation and the HTTPS redirect.
+    "shop.health.OperationsEndpoints",
     # First, before anything reads the headers: every response, even a redirect or a 400, names its request id.
     "shop.request_logs.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
@@ -352,6 +354,21 @@ NOTIFICATION_USER_RATE_LIMIT = env.str("NOTIFICATION_USER_RATE_LIMIT", default="
 NOTIFICATION_UNREAD_FRAME_INTERVAL = env.float("NOTIFICATION_UNREAD_FRAME_INTERVAL", default=0.5)
 # WebSocket handshakes set up at once per process; the rest wait in line (notifications.middleware.ConnectGate).
 NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT", default=32)
+
+# --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
+
+# /readyz fails while more notifications than this wait past NOTIFICATION_REPUBLISH_AFTER (the sweeper is behind).
+READYZ_MAX_UNPUBLISHED = env.int("READYZ_MAX_UNPUBLISHED", default=1000)
+# Who may read /metrics (and a worker's metrics port): these addresses or CIDR blocks, or a bearer token.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+try:
+    proxy_networks_parse(entries=METRICS_ALLOWED_NETWORKS)
+except ValueError as error:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS must be IP addresses or CIDR blocks: {error}") from None
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A Celery worker serves its pool's metrics on this port (0: not at all) and address.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
+CELERY_METRICS_HOST = env.str("CELERY_METRICS_HOST", default="127.0.0.1")
 
 # --- Email ------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ def test_compose_names_the_required_services():
 
 def test_app_services_share_one_image_and_differ_only_by_command_and_cpu_weight():
     services = load_compose()["services"]
-    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period")
+    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period", "healthcheck")
     shared = {key: value for key, value in services["web"].items() if key not in own}
     for name in APP_SERVICES:
         service = services[name]
@@ -228,3 +228,44 @@ def test_no_runtime_module_imports_the_tests_or_the_bench():
         if name.split(".")[0] in {"tests", "bench"}
     }
     assert offenders == {}
+
+
+def _probe_url(test: list[str]) -> str:
+    """The URL a `python -c "...urlopen('<url>'...)"` health check asks."""
+    assert test[:3] == ["CMD", "python", "-c"]
+    return re.search(r"urlopen\('([^']+)'", test[-1]).group(1)
+
+
+def test_the_image_checks_liveness_and_compose_checks_the_web_process_readiness():
+    """The image's HEALTHCHECK asks /healthz (no I/O); compose's web asks /readyz, and nginx waits for it."""
+    healthcheck = next(arguments for name, arguments in dockerfile_instructions() if name == "HEALTHCHECK")
+    options, command = healthcheck.split("CMD", 1)
+    assert _probe_url(["CMD", *json.loads(command)]) == f"http://127.0.0.1:{image_environment()['WEB_PORT']}/healthz"
+    assert "--timeout=" in options and "--interval=" in options
+    services = load_compose()["services"]
+    assert _probe_url(services["web"]["healthcheck"]["test"]) == "http://127.0.0.1:8000/readyz"
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_roles_other_than_web_do_not_inherit_the_web_process_health_check():
+    services = load_compose()["services"]
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    assert services["beat"]["healthcheck"] == {"disable": True}
+    assert "celery -A celery_app inspect ping" in services["worker"]["healthcheck"]["test"][-1]
+
+
+def test_the_health_checks_python_compiles_and_answers_through_urlopen_which_raises_on_503():
+    services = load_compose()["services"]
+    healthcheck = next(arguments for name, arguments in dockerfile_instructions() if name == "HEALTHCHECK")
+    for test in (services["web"]["healthcheck"]["test"], ["CMD", *json.loads(healthcheck.split("CMD", 1)[1])]):
+        ast.parse(test[-1])  # urlopen raises HTTPError on a 503: the check's exit status is 1
+
+
+def test_the_worker_serves_its_metrics_to_the_private_network_only():
+    environment = load_compose()["services"]["worker"]["environment"]
+    assert int(environment["CELERY_METRICS_PORT"]) > 0 and environment["CELERY_METRICS_HOST"] == "0.0.0.0"
+    subnet = ipaddress.ip_network(load_compose()["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    allowed = environment["METRICS_ALLOWED_NETWORKS"].split(":-", 1)[1].rstrip("}")
+    assert ipaddress.ip_network(allowed) == subnet
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"location = /metrics \{\s*return 404;", nginx)

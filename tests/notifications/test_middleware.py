@@ -6,7 +6,7 @@ from collections import defaultdict
 import pytest
 from asgiref.testing import ApplicationCommunicator
 
-from notifications.middleware import ConnectGate
+from notifications.middleware import ConnectGate, SocketMetrics
 from shop.asgi import application
 from tests.notifications.test_consumer import socket
 
@@ -120,8 +120,9 @@ async def test_the_limit_holds_for_the_shops_own_stack(app):
     connected, _ = await communicator.connect()
     assert connected
     assert (await communicator.receive_output())["code"] == 4401
-    stack = application.app.application_mapping["websocket"]  # inside shop.proxy.TrustedProxyMiddleware
-    assert isinstance(stack.application, ConnectGate)
+    metered = application.app.application_mapping["websocket"]  # inside shop.proxy.TrustedProxyMiddleware
+    assert isinstance(metered, SocketMetrics)
+    assert isinstance(metered.app.application, ConnectGate)  # inside the origin check
 
 
 async def test_a_handshake_cancelled_while_waiting_gives_its_place_back_and_no_more(app):
