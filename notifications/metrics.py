@@ -48,6 +48,12 @@ notification_commit_to_publish = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
+notification_commit_to_delivered = Histogram(
+    "shop_notification_commit_to_delivered_seconds",
+    "From a notification's creation to the first receipt of a page that showed it (an `ack`, written in a batch).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+
 # How a handshake the consumer ended before `hello` is named, by its close code (notifications/consumers.py).
 HANDSHAKE_CLOSE_OUTCOMES = {4401: "unauthenticated", 4403: "session_ended", 4013: "unavailable", 4011: "error"}
 
@@ -61,6 +67,12 @@ def notifications_published_count(*, path: str, notifications: Iterable[Notifica
         count += 1
     if count:
         notifications_published.labels(path=path).inc(count)
+
+
+def notifications_delivered_count(*, created: Iterable, delivered_at) -> None:
+    """Observe how long each notification a batch of receipts just marked delivered waited since its creation."""
+    for created_at in created:
+        notification_commit_to_delivered.observe(max(0.0, (delivered_at - created_at).total_seconds()))
 
 
 class OutboxCollector(Collector):

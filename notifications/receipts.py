@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from django.db import connection
 from django.utils import timezone
 
+from notifications.metrics import notifications_delivered_count
 from notifications.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -34,14 +35,19 @@ def notifications_mark_delivered(*, up_to_seqs: dict[int, int]) -> int:
     meta = Notification._meta
     recipient, delivered_at = (quote(meta.get_field(name).column) for name in ("recipient", "delivered_at"))
     rows = ", ".join(["(%s::bigint, %s::bigint)"] * len(up_to_seqs))
+    created_at = quote(meta.get_field("created_at").column)
+    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(meta.db_table)} AS n SET {delivered_at} = %s"  # names are ours, quoted
             f" FROM (VALUES {rows}) AS acked (user_id, seq)"
-            f" WHERE n.{recipient} = acked.user_id AND n.seq <= acked.seq AND n.{delivered_at} IS NULL",
-            [timezone.now(), *(value for pair in up_to_seqs.items() for value in pair)],
+            f" WHERE n.{recipient} = acked.user_id AND n.seq <= acked.seq AND n.{delivered_at} IS NULL"
+            f" RETURNING n.{created_at}",
+            [now, *(value for pair in up_to_seqs.items() for value in pair)],
         )
-        return cursor.rowcount
+        created = [row[0] for row in cursor.fetchall()]
+    notifications_delivered_count(created=created, delivered_at=now)
+    return len(created)
 
 
 class _Gathered:

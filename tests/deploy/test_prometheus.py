@@ -101,4 +101,5 @@ def test_the_metrics_issue_19_names_are_exported():
         "shop_notifications_oldest_unpublished_seconds",
         "shop_notification_publish_failures",
         "shop_notification_commit_to_publish_seconds",
+        "shop_notification_commit_to_delivered_seconds",
     }

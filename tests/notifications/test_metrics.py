@@ -9,6 +9,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications.models import Notification
+from notifications.receipts import receipts_written
 from notifications.services import notifications_publish_pending
 from orders.models import OrderStatus
 from orders.transitions import order_transition, orders_transition_bulk
@@ -151,6 +152,24 @@ def test_a_failed_publish_is_counted_then_the_sweeper_publish_and_the_backlog_is
     assert value(swept, "shop_notifications_oldest_unpublished_seconds") == 0
 
 
+async def test_a_pages_receipt_is_counted_from_the_notifications_creation_to_its_delivery():
+    customer = await sync_to_async(UserFactory)()
+    await sync_to_async(place_order)(customer=customer, status=OrderStatus.SHIPPED)  # seqs 1, 2, 3
+    communicator, _ = await open_socket(customer)
+    before = await ascrape()
+
+    await communicator.send_json_to({"type": "ack", "seq": 2})
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    await receipts_written()
+    after = await ascrape()
+
+    name = "shop_notification_commit_to_delivered_seconds"
+    assert value(after, f"{name}_count") == value(before, f"{name}_count") + 2
+    assert value(after, f"{name}_bucket", le="+Inf") == value(after, f"{name}_count")
+    await communicator.disconnect()
+
+
 def test_every_metric_is_exported_from_the_first_scrape():
     names = {name for name, _ in scrape()}
 
@@ -161,6 +180,7 @@ def test_every_metric_is_exported_from_the_first_scrape():
         "shop_notifications_oldest_unpublished_seconds",
         "shop_notification_publish_failures_total",
         "shop_notification_commit_to_publish_seconds_bucket",
+        "shop_notification_commit_to_delivered_seconds_bucket",
     } <= names
 
 
