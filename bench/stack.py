@@ -193,10 +193,11 @@ def start_web(kind: str, name: str, env: dict[str, str], log_dir: Path, app: str
 
 def start_worker(name: str, env: dict[str, str], log_dir: Path) -> Process:
     args = [
-        "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO", "--concurrency=2",
+        "-m", "celery", "-A", "celery_app", "worker", "--concurrency=2",
         "-Q", env["CELERY_QUEUE"], "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
     ]  # fmt: skip
-    popen, log_path = _spawn(name, args, env, log_dir, niceness=WORKER_NICENESS)
+    # The settings' logging governs the worker (shop/logs.py): INFO, so its " ready." line is there to wait for.
+    popen, log_path = _spawn(name, args, {**env, "LOG_LEVEL": "INFO"}, log_dir, niceness=WORKER_NICENESS)
     worker = Process(name, popen, log_path)
     end = time.monotonic() + START_DEADLINE
     while " ready." not in log_path.read_text(errors="replace"):
