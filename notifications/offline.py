@@ -39,7 +39,7 @@ from notifications.models import (
     PushSubscription,
 )
 from notifications.preferences import offline_channels_chosen
-from notifications.push import push_enabled
+from notifications.push import push_deliver, push_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -274,8 +274,6 @@ def _push_claim(*, run: DeliveriesRun) -> list[_Claim] | None:
 
 def _push_send(claim: _Claim, *, run: DeliveriesRun) -> None:
     """Push one notification to the customer's browsers (notifications/push.py); retried if it fails."""
-    from notifications.push import push_deliver  # when used: the push channel's module may import this one
-
     [delivery] = claim.deliveries
     try:
         push_deliver(delivery=delivery)

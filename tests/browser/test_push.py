@@ -72,6 +72,7 @@ FAKE_PUSH_MANAGER = """
 })();
 """
 
+PUSH_RESEND_SECONDS = 3.0
 SHOWN_NOTIFICATIONS = """async () => {
   const registration = await navigator.serviceWorker.ready;
   return (await registration.getNotifications()).map((n) => ({
@@ -183,14 +184,22 @@ class ServiceWorker:
     registration_id: str
 
     def deliver_push(self, data: str) -> list[dict]:
-        """Deliver `data` as its push service would; the notifications the worker then shows."""
-        self.cdp.send("ServiceWorker.deliverPushMessage",
-                      {"origin": self.origin, "registrationId": self.registration_id, "data": data})  # fmt: skip
+        """Deliver `data` as its push service would; the notifications the worker then shows.
+
+        Sent again every few seconds until one shows, as a push service retries: DevTools now and then drops a
+        message sent while it is still starting the worker. A repeat shows the same notification, counted once.
+        """
         deadline = time.monotonic() + EXPECT_TIMEOUT_MS / 1000
-        while not (shown := self.page.evaluate(SHOWN_NOTIFICATIONS)):
-            assert time.monotonic() < deadline, "the service worker showed no notification"
-            self.page.wait_for_timeout(50)
-        return shown
+        while True:
+            self.cdp.send("ServiceWorker.deliverPushMessage",
+                          {"origin": self.origin, "registrationId": self.registration_id, "data": data})  # fmt: skip
+            resend_at = time.monotonic() + PUSH_RESEND_SECONDS
+            while time.monotonic() < resend_at:
+                shown = self.page.evaluate(SHOWN_NOTIFICATIONS)
+                if shown:
+                    return [dict(entry) for entry in {json.dumps(n, sort_keys=True): n for n in shown}.values()]
+                assert time.monotonic() < deadline, "the service worker showed no notification"
+                self.page.wait_for_timeout(50)
 
 
 def service_worker(page: Page, origin: str) -> ServiceWorker:
