@@ -116,3 +116,13 @@ def customer_client(client, customer):
 def staff_client(client, staff):
     client.force_login(staff)
     return client
+
+
+@pytest.fixture
+def push_service():
+    """A push service on 127.0.0.1 that records what it receives (tests/notifications/push_service.py)."""
+    from tests.notifications.push_service import LocalPushService
+
+    service = LocalPushService().start()
+    yield service
+    service.stop()

@@ -32,7 +32,7 @@ from tests.browser.data import place
 from tests.browser.pages import BrowserSession, customer_login
 from tests.conftest import requires_postgres
 from tests.live.servers import in_own_thread, live_db, server_env, start_web_server
-from tests.notifications.push_service import BrowserKeys, LocalPushService
+from tests.notifications.push_service import BrowserKeys
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]
 
@@ -110,13 +110,6 @@ def push_keys(settings, server_keys):
     settings.WEBPUSH_VAPID_PUBLIC_KEY = server_keys.public_key
     settings.WEBPUSH_CONTACT = CONTACT
     return server_keys
-
-
-@pytest.fixture
-def push_service():
-    service = LocalPushService().start()
-    yield service
-    service.stop()
 
 
 @pytest.fixture

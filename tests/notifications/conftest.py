@@ -10,7 +10,6 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from notifications.vapid import vapid_keys_generate
 from shop.channel_layers import channel_layers_config
-from tests.notifications.push_service import LocalPushService
 from tests.redis_server import RedisServer
 
 PUSH_CONTACT = "mailto:ops@example.com"
@@ -122,11 +121,3 @@ def push_keys(settings):
     settings.WEBPUSH_VAPID_PUBLIC_KEY = keys.public_key
     settings.WEBPUSH_CONTACT = PUSH_CONTACT
     return keys
-
-
-@pytest.fixture
-def push_service():
-    """A push service on 127.0.0.1 that records what it receives (tests/notifications/push_service.py)."""
-    service = LocalPushService().start()
-    yield service
-    service.stop()
