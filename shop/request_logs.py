@@ -9,9 +9,11 @@ import uuid
 
 import structlog
 from asgiref.sync import iscoroutinefunction
+from django.db import DatabaseError
 from django.dispatch import receiver
 from django.urls import Resolver404, resolve
 from django.utils.decorators import sync_and_async_middleware
+from django_structlog.middlewares import RequestMiddleware as StructlogRequestMiddleware
 from django_structlog.signals import (
     bind_extra_request_failed_metadata,
     bind_extra_request_finished_metadata,
@@ -57,6 +59,24 @@ def request_id_middleware(get_response):
             return response
 
     return middleware
+
+
+class RequestMiddleware(StructlogRequestMiddleware):
+    """django-structlog's, but a user it could not load is not looked up again for the `request_failed` line.
+
+    Each lookup waits up to DATABASE_POOL_TIMEOUT while the database is down, so a second one would double how long
+    the request takes to fail (tests/faults/test_postgres_restart.py).
+    """
+
+    @staticmethod
+    def bind_user_id(request) -> None:
+        if getattr(request, "_log_user_unavailable", False):
+            return
+        try:
+            StructlogRequestMiddleware.bind_user_id(request)
+        except DatabaseError:
+            request._log_user_unavailable = True
+            raise
 
 
 def request_described(request) -> str:

@@ -123,7 +123,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Once the user is known: every line of the request carries its id and the user's (shop/logs.py).
-    "django_structlog.middlewares.RequestMiddleware",
+    "shop.request_logs.RequestMiddleware",
     # A password change keeps the sockets of the session that made it (accounts/signals.py).
     "accounts.middleware.current_request_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
