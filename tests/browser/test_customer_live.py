@@ -226,7 +226,9 @@ def test_mark_all_as_read_in_one_tab_clears_the_unread_badge_in_the_other(open_s
     expect(orders_tab.locator("#unread-badge")).to_have_text("1 unread")
     expect(live_item).not_to_have_class(re.compile(r"\bunread\b"))
 
-    centre_tab.get_by_role("button", name="Mark all as read").click()
+    mark_all = centre_tab.get_by_role("button", name="Mark all as read")
+    mark_all.click()
+    expect(mark_all).to_be_hidden()  # nothing left to mark
 
     badge = orders_tab.locator("#unread-badge")
     expect(badge).to_have_text("0 unread")
@@ -237,6 +239,23 @@ def test_mark_all_as_read_in_one_tab_clears_the_unread_badge_in_the_other(open_s
     for tab in (orders_tab, centre_tab):
         expect_not_reloaded(tab)  # the centre sent it over its socket instead of posting the form
     screenshot(centre_tab, "notification-centre-all-read")
+
+
+def test_an_empty_notification_centre_offers_mark_all_as_read_only_once_something_unread_arrives(
+    open_session, customer, order
+):
+    session = open_session("customer")
+    centre = customer_login(session, customer)
+    centre.goto("/notifications/")
+    expect_live(centre)
+    expect(centre.get_by_text("No notifications yet.")).to_be_visible()
+    mark_all = centre.get_by_role("button", name="Mark all as read")
+    expect(mark_all).to_be_hidden()
+
+    transition(order, OrderStatus.PAID)
+    expect(centre.locator("#notification-list .notification.unread")).to_have_count(1)
+    expect(mark_all).to_be_visible()
+    expect(centre.get_by_text("No notifications yet.")).to_have_count(0)
 
 
 def test_logout_in_one_tab_signs_the_other_tab_out_and_it_never_reconnects(open_session, screenshot, customer, order):

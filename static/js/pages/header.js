@@ -31,6 +31,8 @@ export function listen(connection) {
     if (typeof unread.count !== "number") return;
     badge.firstChild.textContent = String(unread.count);
     badge.classList.toggle("empty", unread.count === 0);
+    // For the parts of a page that follow the count too (the notification centre's "Mark all as read").
+    document.dispatchEvent(new CustomEvent("live:unread", { detail: { count: unread.count } }));
   };
   connection.on("hello", (frame) => unread.reset(frame) && show());
   connection.on("notification", (frame) => unread.apply(frame) && show());

@@ -9,6 +9,10 @@ export function listen(connection) {
   if (!list) return;
   connection.on("notification", (frame) => addItem(list, frame));
   connection.on("unread", markRead);
+  const markAll = document.querySelector('form[data-live-action="mark_all_read"]');
+  document.addEventListener("live:unread", (event) => {
+    if (markAll) markAll.hidden = event.detail.count === 0;
+  });
   // Mark-read buttons work as plain forms; with a live socket they go over it instead.
   document.addEventListener("submit", (event) => {
     const form = event.target.closest("form[data-live-action]");
