@@ -294,12 +294,14 @@ class OrderAdmin(admin.ModelAdmin):
     form = OrderAdminForm
     list_display = ["number", "customer", "status", "total", "updated_at"]
     list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["number", "customer__email"]
+    # Staff look a customer up by what the customer tells them: the order's number, an email or a name.
+    search_fields = ["number", "customer__email", "customer__first_name", "customer__last_name", "customer__username"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
     readonly_fields = ["number", "customer", "total", "note", "created_at", "updated_at", "version", "tracking"]
     inlines = [OrderItemInline, OrderEventInline]
     actions = [
+        _bulk_transition_action(OrderStatus.PAID),  # payments confirmed outside the shop (a bank transfer)
         _bulk_transition_action(OrderStatus.PROCESSING),
         mark_shipped,
         _bulk_transition_action(OrderStatus.DELIVERED),

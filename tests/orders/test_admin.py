@@ -45,10 +45,16 @@ def test_list_shows_number_customer_status_total_and_updated(staff_client):
         assert text in content
 
 
-@pytest.mark.parametrize("query", ["number", "email"])
-def test_search_finds_orders_by_number_and_customer_email(staff_client, query):
+@pytest.mark.parametrize("query", ["number", "email", "first name", "last name", "full name", "username"])
+def test_search_finds_orders_by_number_and_the_customer_s_email_name_or_username(staff_client, query):
     wanted, other = place_order(), place_order()
-    term = wanted.number if query == "number" else wanted.customer.email
+    customer = wanted.customer
+    customer.first_name, customer.last_name = "Ada", "Lovelace"
+    customer.save(update_fields=["first_name", "last_name"])
+    term = {
+        "number": wanted.number, "email": customer.email, "first name": "ada", "last name": "LOVELACE",
+        "full name": "Ada Lovelace", "username": customer.username,
+    }[query]  # fmt: skip
     response = staff_client.get(reverse("admin:orders_order_changelist"), {"q": term})
     shown = list(response.context["cl"].result_list)
     assert shown == [wanted]
@@ -138,6 +144,7 @@ def test_orders_cannot_be_added_or_deleted_in_the_admin(staff_client):
 @pytest.mark.parametrize(
     ("action", "from_status", "to_status"),
     [
+        ("mark_paid", "pending_payment", "paid"),
         ("mark_processing", "paid", "processing"),
         ("mark_shipped", "processing", "shipped"),
         ("mark_delivered", "shipped", "delivered"),
