@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +39,27 @@ def test_sign_up_refuses_a_taken_email(client, customer):
     assert response.status_code == 200
     assert "email" in response.context["form"].errors
     assert not User.objects.filter(username="copycat").exists()
+
+
+def test_sign_up_refuses_a_taken_email_in_another_case(client, customer):
+    response = client.post(
+        reverse("accounts:signup"),
+        {
+            "username": "copycat",
+            "email": customer.email.upper(),
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["email"] == ["An account with this email address already exists."]
+    assert not User.objects.filter(username="copycat").exists()
+
+
+def test_the_database_refuses_a_second_account_for_one_email_in_any_case(customer):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user(username="copycat", email=customer.email.swapcase(), password="a-long-pass-phrase")
+    assert User.objects.filter(email__iexact=customer.email).count() == 1
 
 
 def test_sign_up_requires_an_email(client):
