@@ -63,27 +63,44 @@ class OrderAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        order = self.instance
-        self.fields["loaded_version"].initial = order.version
-        # Offer only what the table allows; anything else posted is "not a valid choice".
-        allowed = [order.status, *next_statuses(order.status)]
-        self.fields["status"].choices = [(status, OrderStatus(status).label) for status in allowed]
+        self.fields["loaded_version"].initial = self.instance.version
+        if not self.is_bound:
+            self._offer_statuses_from(self.instance.status)
+        # A posted status is judged by clean() against the order as it is now, so a form that someone else's change
+        # overtook says so, rather than "Select a valid choice" for a status that is no longer on offer.
+
+    def _offer_statuses_from(self, status: str) -> None:
+        """Offer only what the table allows from `status`, and say what that is."""
+        following = next_statuses(status)
+        self.fields["status"].choices = [(s, OrderStatus(s).label) for s in (status, *following)]
+        label = OrderStatus(status).label.lower()
+        self.fields["status"].help_text = (
+            f"From {label} it can go to: {', '.join(OrderStatus(s).label.lower() for s in following)}."
+            if following
+            else f"{OrderStatus(status).label} is final: no status can follow it."
+        )
 
     def clean(self):
         cleaned = super().clean()
         status, loaded_version = cleaned.get("status"), cleaned.get("loaded_version")
         if status is None or loaded_version is None:
+            self._offer_statuses_from(self.instance.status)
             return cleaned
         # The admin's change view runs in one transaction: this lock is held until the save.
         current = Order.objects.select_for_update().get(pk=self.instance.pk)
+        self._offer_statuses_from(current.status)  # if the form comes back with an error, it offers what is true now
         if current.version != loaded_version:
             raise ValidationError(str(StaleOrder(current)), code="stale")
         if status != current.status and not can_transition(current.status, status):
-            raise ValidationError(
-                f"An order that is {OrderStatus(current.status).label.lower()} cannot become "
-                f"{OrderStatus(status).label.lower()}.",
-                code="invalid_transition",
+            self.add_error(
+                "status",
+                ValidationError(
+                    f"An order that is {OrderStatus(current.status).label.lower()} cannot become "
+                    f"{OrderStatus(status).label.lower()}.",
+                    code="invalid_transition",
+                ),
             )
+            return cleaned
         if "carrier" in cleaned:  # else its choice was refused already
             try:
                 order_tracking_validate(

@@ -96,6 +96,38 @@ def test_change_form_offers_only_allowed_statuses(staff_client):
     assert choices == ["shipped", "delivered", "refunded"]
 
 
+@pytest.mark.parametrize(
+    ("status", "explained"),
+    [
+        (OrderStatus.PAID, "From paid it can go to: processing, cancelled, refunded."),
+        (OrderStatus.CANCELLED, "Cancelled is final: no status can follow it."),
+    ],
+)
+def test_change_form_explains_which_statuses_can_follow_the_current_one(staff_client, status, explained):
+    response = staff_client.get(change_url(place_order(status=status)))
+    assert explained in response.content.decode()
+
+
+def test_a_stale_form_whose_status_is_no_longer_on_offer_says_someone_else_changed_it(client, staff):
+    order = place_order(status=OrderStatus.PAID)
+    first, second = client, client.__class__()
+    first.force_login(staff)
+    second.force_login(StaffFactory())
+    stale_form = change_form_data(second, order, status="processing")
+    for status in ("processing", "shipped"):  # the first staff member moves it on, past what the form offered
+        assert first.post(change_url(order), change_form_data(first, order, status=status)).status_code == 302
+
+    response = second.post(change_url(order), stale_form)
+
+    form = response.context["adminform"].form
+    assert response.status_code == 200
+    assert "changed by someone else" in str(form.non_field_errors())
+    assert "Select a valid choice" not in response.content.decode()
+    assert [value for value, _ in form.fields["status"].choices] == ["shipped", "delivered", "refunded"]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SHIPPED
+
+
 def test_forbidden_status_is_a_form_error_not_a_500(staff_client):
     order = place_order(status=OrderStatus.DELIVERED)
     events = order.events.count()
