@@ -179,6 +179,18 @@ class OrderEventType(models.TextChoices):
     STATUS_CHANGED = "status_changed", "Status changed"
 
 
+class ChangedBy(models.TextChoices):
+    """Who made a change, as its customer is told: the same words on the order page and in the live frame."""
+
+    SYSTEM = "system", "system"  # the payment provider, the warehouse, scheduled tasks
+    CUSTOMER = "customer", "you"
+    STAFF = "staff", "staff"
+
+
+def changed_by_of(*, actor_id: int | None, customer_id: int) -> ChangedBy:
+    return ChangedBy.SYSTEM if actor_id is None else ChangedBy.CUSTOMER if actor_id == customer_id else ChangedBy.STAFF
+
+
 class OrderEvent(models.Model):
     """One entry of an order's append-only history, written in the same transaction as the change."""
 
@@ -210,6 +222,11 @@ class OrderEvent(models.Model):
         if not self._state.adding:
             raise ValueError("OrderEvent rows are append-only")
         super().save(*args, **kwargs)
+
+    @property
+    def changed_by(self) -> ChangedBy:
+        # `order.events.all()` hands each event its order: no query.
+        return changed_by_of(actor_id=self.actor_id, customer_id=self.order.customer_id)
 
     @property
     def tracking(self) -> Tracking | None:

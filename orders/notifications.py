@@ -11,7 +11,7 @@ from notifications.groups import STAFF_GROUP
 from notifications.kinds import Channel, NotificationKind, Topic
 from notifications.models import Notification
 from notifications.services import notification_record
-from orders.models import Order, OrderItem, OrderStatus
+from orders.models import ChangedBy, Order, OrderItem, OrderStatus, changed_by_of
 
 # Title and body of the notification a customer gets when their order enters a status.
 ORDER_STATUS_MESSAGES: dict[str, tuple[str, str]] = {
@@ -37,7 +37,9 @@ def order_summary(order: Order, *, previous_status: str | None) -> dict:
     }
 
 
-def order_status_payload(order: Order, *, previous_status: str | None, customer_message: str = "") -> dict:
+def order_status_payload(
+    order: Order, *, previous_status: str | None, customer_message: str = "", changed_by: ChangedBy = ChangedBy.SYSTEM
+) -> dict:
     """The stored payload of an `order.status_changed` notification: all the customer is ever sent of it.
 
     Socket frames, the notification centre (and any later channel, such as email) render from this alone,
@@ -49,6 +51,8 @@ def order_status_payload(order: Order, *, previous_status: str | None, customer_
         "title": title.format(number=order.number),
         "body": body,
         "message": customer_message,
+        # Who, in the order page's words (its timeline says "by you", "by staff", "by system" after a reload too).
+        "changed_by": {"role": changed_by.value, "label": changed_by.label},
         "url": order.get_absolute_url(),
     }
     # From shipped on, once it shipped with one: the carrier's label, the number and the link built from them.
@@ -135,6 +139,11 @@ def notification_record_order_status_change(
     return notification_record(
         recipient_id=order.customer_id,
         kind=ORDER_STATUS_CHANGED.name,
-        payload=order_status_payload(order, previous_status=previous_status, customer_message=customer_message),
+        payload=order_status_payload(
+            order,
+            previous_status=previous_status,
+            customer_message=customer_message,
+            changed_by=changed_by_of(actor_id=actor.pk if actor else None, customer_id=order.customer_id),
+        ),
         actor=actor,
     )

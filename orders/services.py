@@ -1,4 +1,5 @@
-"""Placing orders: turning a cart into an Order, its items and its first history event."""
+"""What customers do to orders: place one from a cart (the order, its items and its first history event), and
+cancel one they have not paid for yet."""
 
 from decimal import Decimal
 
@@ -7,6 +8,7 @@ from django.db import transaction
 
 from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus, format_order_number
 from orders.tasks import schedule_payment_confirmation
+from orders.transitions import StaleOrder, order_transition
 from shop.models import Product
 
 MAX_QUANTITY_PER_LINE = 100
@@ -69,3 +71,38 @@ def order_place(*, customer, quantities: dict[int, int], note: str = "") -> Orde
         if settings.SIMULATE_ORDER_PROGRESS:
             schedule_payment_confirmation(order_id=order.pk)
     return order
+
+
+# A customer may cancel only before paying: after that the shop has work (and money) in hand, and staff decide.
+CUSTOMER_CANCELLABLE_STATUS = OrderStatus.PENDING_PAYMENT
+
+
+class CancelRefused(Exception):
+    """The customer's cancel was refused; the message is fit to show them. Nothing was written."""
+
+
+def order_cancellable_by_customer(order: Order) -> bool:
+    """Whether the order page offers its customer "Cancel this order"."""
+    return order.status == CUSTOMER_CANCELLABLE_STATUS
+
+
+def order_cancel_by_customer(*, customer, order: Order) -> Order:
+    """Cancel `customer`'s own `order` while it awaits payment: the stock goes back, history and notification follow.
+
+    Through `order_transition` like every status change, and only from CUSTOMER_CANCELLABLE_STATUS as it is under
+    the lock: a payment confirmed meanwhile wins, and the customer is told.
+    """
+    if order.customer_id != customer.pk:
+        raise CancelRefused("That is not one of your orders.")
+    try:
+        return order_transition(
+            order_id=order.pk,
+            to_status=OrderStatus.CANCELLED,
+            actor=customer,
+            expected_status=CUSTOMER_CANCELLABLE_STATUS,
+        )
+    except StaleOrder as stale:
+        now = OrderStatus(stale.order.status).label.lower()
+        raise CancelRefused(
+            f"Order {stale.order.number} is {now} now, so it can no longer be cancelled here. Contact us instead."
+        ) from None

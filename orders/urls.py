@@ -23,4 +23,5 @@ register_converter(OrderNumberConverter, "order_number")
 urlpatterns = [
     path("", views.order_list, name="list"),
     path("<order_number:number>/", views.order_detail, name="detail"),
+    path("<order_number:number>/cancel/", views.order_cancel, name="cancel"),
 ]

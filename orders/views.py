@@ -1,11 +1,14 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from notifications.selectors import last_seq
 from orders.models import Order
 from orders.selectors import order_of_customer, orders_of_customer
+from orders.services import CancelRefused, order_cancel_by_customer, order_cancellable_by_customer
 
 
 @login_required
@@ -26,4 +29,22 @@ def order_detail(request, number):
         order = order_of_customer(customer=request.user, number=number)
     except Order.DoesNotExist:
         raise Http404("No such order.") from None
-    return render(request, "orders/order_detail.html", {"order": order, "live_last_seq": live_last_seq})
+    context = {"order": order, "live_last_seq": live_last_seq, "cancellable": order_cancellable_by_customer(order)}
+    return render(request, "orders/order_detail.html", context)
+
+
+@login_required
+@require_POST
+def order_cancel(request, number):
+    """The customer cancels one of their orders that awaits payment; anyone else's is a 404."""
+    try:
+        order = order_of_customer(customer=request.user, number=number)
+    except Order.DoesNotExist:
+        raise Http404("No such order.") from None
+    try:
+        order_cancel_by_customer(customer=request.user, order=order)
+    except CancelRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, f"Order {order.number} is cancelled. Nothing will be charged.")
+    return redirect(order)

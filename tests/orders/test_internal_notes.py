@@ -135,7 +135,8 @@ def test_the_notification_payload_holds_the_message_and_nothing_internal(changed
     payload = Notification.objects.filter(recipient=customer).order_by("seq").last().payload
 
     # Exactly these keys: whatever renders a notification (socket, notification centre, email) reads only these.
-    assert set(payload) == {"order", "title", "body", "message", "url"}
+    assert set(payload) == {"order", "title", "body", "message", "changed_by", "url"}
+    assert set(payload["changed_by"]) == {"role", "label"}  # a role, never a name
     assert set(payload["order"]) == {"id", "number", "status", "status_label", "previous_status", "version"}
     assert payload["message"] == CUSTOMER_MESSAGE
     assert_no_internal_note(json.dumps(payload))

@@ -10,7 +10,7 @@ from notifications.models import Notification
 from orders.models import Order, OrderStatus
 from orders.notifications import ORDER_STATUS_MESSAGES, order_status_fanout, order_status_payload
 from orders.transitions import order_transition
-from tests.factories import place_order
+from tests.factories import StaffFactory, place_order
 
 ORDER = {"pk": 7, "number": "SO-000007", "version": 3}
 
@@ -25,7 +25,7 @@ def test_each_statuss_payload_names_the_order_and_carries_only_what_the_customer
 
     payload = order_status_payload(order, previous_status="paid", customer_message="Left with the neighbour.")
 
-    assert payload.keys() == {"order", "title", "body", "message", "url"}
+    assert payload.keys() == {"order", "title", "body", "message", "changed_by", "url"}
     assert payload["order"] == {
         "id": 7,
         "number": "SO-000007",
@@ -36,6 +36,21 @@ def test_each_statuss_payload_names_the_order_and_carries_only_what_the_customer
     }
     assert "SO-000007" in payload["title"] and payload["body"]
     assert (payload["message"], payload["url"]) == ("Left with the neighbour.", "/orders/SO-000007/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("who", "role", "label"), [("system", "system", "system"), ("customer", "customer", "you"), ("staff", "staff", "staff")]
+)
+def test_the_stored_notification_says_who_changed_the_order_in_the_order_page_s_words(who, role, label):
+    order = place_order()
+    actor = {"system": None, "customer": order.customer, "staff": StaffFactory()}[who]
+    order_transition(order_id=order.pk, to_status=OrderStatus.CANCELLED, actor=actor)
+
+    payload = Notification.objects.get(recipient=order.customer).payload
+
+    assert payload["changed_by"] == {"role": role, "label": label}
+    assert order.events.last().changed_by.label == label  # what the timeline shows after a reload
 
 
 @pytest.mark.parametrize(("actor", "actor_name"), [(get_user_model()(username="kim"), "kim"), (None, None)])

@@ -11,10 +11,13 @@ if (connection) listen(connection);
 export function listen(connection) {
   const detail = document.getElementById("order-status");
   if (!detail) return;
-  connection.on("notification", ({ kind, order, created_at: createdAt, message, tracking }) => {
+  connection.on("notification", ({ kind, order, created_at: createdAt, message, tracking, changed_by: changedBy }) => {
     if (kind !== ORDER_STATUS_CHANGED || !order || detail.dataset.orderId !== String(order.id) || !isNewer(detail, order)) return;
     statusBadge(detail, order);
     showTracking(tracking);
+    // Only an order awaiting payment can be cancelled by its customer (orders/services.py).
+    const cancel = document.getElementById("order-cancel");
+    if (cancel && order.status !== "pending_payment") cancel.hidden = true;
     const timeline = document.getElementById("order-timeline");
     if (!timeline) return;
     const badge = element("span");
@@ -24,6 +27,8 @@ export function listen(connection) {
         badge,
         " ",
         timeElement(createdAt),
+        // As the page renders it after a reload (templates/orders/order_detail.html); a server too old to say, nothing.
+        ...(typeof changedBy?.label === "string" ? [" ", element("span", { className: "who", text: `by ${changedBy.label}` })] : []),
         ...messageNote(message, "note"),
       ]),
     );
