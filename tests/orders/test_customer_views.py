@@ -100,7 +100,11 @@ def test_a_customer_cancels_an_order_awaiting_payment_and_its_stock_goes_back(cu
     product.refresh_from_db()
     assert order.status == OrderStatus.CANCELLED
     event = order.events.last()
-    assert (event.old_status, event.new_status, event.actor) == (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED, customer)
+    assert (event.old_status, event.new_status, event.actor) == (
+        OrderStatus.PENDING_PAYMENT,
+        OrderStatus.CANCELLED,
+        customer,
+    )
     assert product.stock == stock_before + 2
     notification = Notification.objects.get(recipient=customer)
     assert notification.payload["order"]["status"] == OrderStatus.CANCELLED

@@ -40,7 +40,8 @@ def test_each_statuss_payload_names_the_order_and_carries_only_what_the_customer
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("who", "role", "label"), [("system", "system", "system"), ("customer", "customer", "you"), ("staff", "staff", "staff")]
+    ("who", "role", "label"),
+    [("system", "system", "system"), ("customer", "customer", "you"), ("staff", "staff", "staff")],
 )
 def test_the_stored_notification_says_who_changed_the_order_in_the_order_page_s_words(who, role, label):
     order = place_order()
