@@ -241,6 +241,34 @@ def test_mark_all_as_read_in_one_tab_clears_the_unread_badge_in_the_other(open_s
     screenshot(centre_tab, "notification-centre-all-read")
 
 
+def test_a_customer_cancels_an_unpaid_order_and_the_other_tab_shows_the_step_as_a_reload_does(
+    open_session, screenshot, customer, order
+):
+    session = open_session("customer")
+    acting = customer_login(session, customer)
+    acting.goto(order.get_absolute_url())
+    watching = session.new_page()
+    watching.goto(order.get_absolute_url())
+    expect_live(watching)
+    mark_page(watching)
+
+    acting.get_by_role("button", name="Cancel this order").click()
+    expect(acting.get_by_text(f"Order {order.number} is cancelled. Nothing will be charged.")).to_be_visible()
+
+    live_step = timeline_steps(watching).last
+    expect(live_step).to_have_attribute("data-status", "cancelled")
+    expect(live_step.locator(".who")).to_have_text("by you")
+    expect(watching.locator("#order-cancel")).to_be_hidden()  # only an order awaiting payment can be cancelled
+    expect_not_reloaded(watching)
+    live_text = " ".join(live_step.inner_text().split())
+    screenshot(watching, "order-page-cancelled-live")
+
+    watching.reload()
+    expect(timeline_steps(watching).last).to_have_attribute("data-status", "cancelled")
+    assert " ".join(timeline_steps(watching).last.inner_text().split()) == live_text
+    expect(watching.get_by_role("button", name="Cancel this order")).to_have_count(0)
+
+
 def test_an_empty_notification_centre_offers_mark_all_as_read_only_once_something_unread_arrives(
     open_session, customer, order
 ):
