@@ -80,13 +80,26 @@ def test_compose_names_the_required_services():
 
 def test_the_web_processes_are_one_service_twice_so_each_is_restarted_like_the_other():
     services = load_compose()["services"]
-    assert [services[name] for name in WEB_SERVICES] == [services["web-1"]] * len(WEB_SERVICES)
+    alike = [{key: value for key, value in services[name].items() if key != "networks"} for name in WEB_SERVICES]
+    assert alike == [alike[0]] * len(WEB_SERVICES)
     assert "web" not in services  # nginx names each process; a lone `web` would be proxied to by nobody
+
+
+def test_nginx_and_each_web_process_keep_their_address_when_recreated_and_no_other_container_takes_it():
+    """nginx resolves web-1 and web-2 when it starts: a web container recreated elsewhere would never be reached."""
+    compose = load_compose()
+    pool = compose["networks"]["default"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_network(pool["ip_range"])
+    fixed = [compose["services"][name]["networks"]["default"]["ipv4_address"] for name in ("nginx", *WEB_SERVICES)]
+    addresses = [ipaddress.ip_address(address) for address in fixed]
+    assert len(set(addresses)) == len(addresses)
+    assert all(address in subnet and address not in dynamic for address in addresses)
+    assert dynamic.subnet_of(subnet)
 
 
 def test_app_services_share_one_image_and_differ_only_by_command_and_cpu_weight():
     services = load_compose()["services"]
-    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period", "healthcheck")
+    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period", "healthcheck", "networks")
     shared = {key: value for key, value in services["web-1"].items() if key not in own}
     for name in APP_SERVICES:
         service = services[name]
