@@ -76,7 +76,6 @@ async def test_a_web_process_killed_behind_nginx_loses_nothing_and_its_sockets_r
     # Changes under way, then the kill: every socket on `doomed` drops at once, mid-stream.
     producing = asyncio.create_task(in_thread(produce, list(orders.values())))
     await wait_until(lambda: sum(len(c.delivered) for c in clients.values()) >= CUSTOMERS // 2, deadline=30)
-    killed_at = time.monotonic()
     doomed.process.process.kill()
     await asyncio.to_thread(doomed.process.process.wait, 10)
     dropped_back = await wait_until(
@@ -84,7 +83,7 @@ async def test_a_web_process_killed_behind_nginx_loses_nothing_and_its_sockets_r
     )
     await producing
 
-    everyone_back = await wait_until(
+    await wait_until(
         lambda: all(c.delivered == [2, 3, 4] for c in clients.values()),
         deadline=30,
         describe=lambda: f"{sum(c.delivered != [2, 3, 4] for c in clients.values())} clients behind",
@@ -106,8 +105,6 @@ async def test_a_web_process_killed_behind_nginx_loses_nothing_and_its_sockets_r
         handshakes_refused_to_clients=sum(sum(c.handshake_failures.values()) for c in clients.values()),
         reconnects_nginx_first_tried_on_the_dead_process=tried_the_dead_one_first,
         seconds_from_kill_to_every_dropped_socket_back=round(dropped_back, 2),
-        seconds_from_kill_to_every_client_caught_up=round(time.monotonic() - killed_at, 2),
-        seconds_waited_after_the_last_commit=round(everyone_back, 2),
     )
 
     # Both processes had a share, and the dead one's share came back through nginx, to the survivor, once each.
