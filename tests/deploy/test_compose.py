@@ -15,6 +15,7 @@ from honcho.manager import KILL_WAIT
 from bench.stack import WORKER_NICENESS
 from shop.drain import CANCEL_WAIT
 from shop.request_logs import _SANE_REQUEST_ID
+from tests.live.nginx import shipped_config_rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_SERVICES = ("web-1", "web-2")
@@ -223,6 +224,26 @@ def test_nginx_sends_each_web_process_its_share_by_name_and_skips_one_that_refus
     assert re.search(r"upstream shop_web \{\s*(#.*\n\s*)*least_conn;", config)  # sockets live long: fewest first
     assert "proxy_next_upstream error timeout;" in config
     assert "proxy_connect_timeout 5s;" in config
+
+
+def test_the_live_tests_run_the_shipped_nginx_config_with_only_addresses_and_the_log_path_changed():
+    """tests/live/nginx.py's rendering: what the e2e and fault tests prove is proven of deploy/nginx.conf."""
+    rendered = shipped_config_rendered([7001, 7002, 7003], ["listen 127.0.0.1:7000;"], Path("/tmp/shop-access.log"))
+
+    shipped_lines, rendered_lines = nginx_config().splitlines(), rendered.splitlines()
+    removed = [line.strip() for line in shipped_lines if line not in rendered_lines]
+    added = [line.strip() for line in rendered_lines if line not in shipped_lines]
+    assert removed == [
+        "server web-1:8000 max_fails=1 fail_timeout=10s;",
+        "server web-2:8000 max_fails=1 fail_timeout=10s;",
+        "listen 80;",
+        "access_log /var/log/nginx/access.log shop;",
+    ]
+    assert added == [
+        *(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;" for port in (7001, 7002, 7003)),
+        "listen 127.0.0.1:7000;",
+        "access_log /tmp/shop-access.log shop;",
+    ]
 
 
 def test_nginx_waits_for_every_web_process_to_be_ready():
