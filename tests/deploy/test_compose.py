@@ -14,13 +14,27 @@ from honcho.manager import KILL_WAIT
 
 from bench.stack import WORKER_NICENESS
 from shop.drain import CANCEL_WAIT
+from shop.request_logs import _SANE_REQUEST_ID
+from tests.live.nginx import shipped_config_rendered
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "web", "worker", "beat")
+WEB_SERVICES = ("web-1", "web-2")
+APP_SERVICES = ("migrate", *WEB_SERVICES, "worker", "beat")
+NGINX_CONFIG = ROOT / "deploy" / "nginx.conf"
 
 
 def load_compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def nginx_config() -> str:
+    return NGINX_CONFIG.read_text()
+
+
+def upstream_servers() -> list[tuple[str, str, str]]:
+    """(host, port, parameters) of each `server` line in deploy/nginx.conf's upstream block."""
+    block = re.search(r"upstream shop_web \{(.*?)\}", nginx_config(), re.S)[1]
+    return re.findall(r"^\s*server ([\w.-]+):(\d+)((?: [^;]+)?);", block, re.M)
 
 
 def procfile_line(name: str, procfile: str = "Procfile") -> str:
@@ -62,22 +76,41 @@ WEB_COMMAND = ["python", "-m", "shop.web"]  # daphne's arguments are the setting
 
 def test_compose_names_the_required_services():
     services = load_compose()["services"]
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    assert {"postgres", "redis", *WEB_SERVICES, "nginx", "worker", "beat"} <= set(services)
+
+
+def test_the_web_processes_are_one_service_twice_so_each_is_restarted_like_the_other():
+    services = load_compose()["services"]
+    alike = [{key: value for key, value in services[name].items() if key != "networks"} for name in WEB_SERVICES]
+    assert alike == [alike[0]] * len(WEB_SERVICES)
+    assert "web" not in services  # nginx names each process; a lone `web` would be proxied to by nobody
+
+
+def test_nginx_and_each_web_process_keep_their_address_when_recreated_and_no_other_container_takes_it():
+    """nginx resolves web-1 and web-2 when it starts: a web container recreated elsewhere would never be reached."""
+    compose = load_compose()
+    pool = compose["networks"]["default"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_network(pool["ip_range"])
+    fixed = [compose["services"][name]["networks"]["default"]["ipv4_address"] for name in ("nginx", *WEB_SERVICES)]
+    addresses = [ipaddress.ip_address(address) for address in fixed]
+    assert len(set(addresses)) == len(addresses)
+    assert all(address in subnet and address not in dynamic for address in addresses)
+    assert dynamic.subnet_of(subnet)
 
 
 def test_app_services_share_one_image_and_differ_only_by_command_and_cpu_weight():
     services = load_compose()["services"]
-    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period", "healthcheck")
-    shared = {key: value for key, value in services["web"].items() if key not in own}
+    own = ("command", "ports", "depends_on", "restart", "cpu_shares", "stop_grace_period", "healthcheck", "networks")
+    shared = {key: value for key, value in services["web-1"].items() if key not in own}
     for name in APP_SERVICES:
         service = services[name]
         assert service["build"] == "." and service["image"] == "shop:latest"
         assert {k: v for k, v in service.items() if k in shared} == shared
     commands = {name: services[name]["command"] for name in APP_SERVICES}
-    assert commands["web"] == WEB_COMMAND
+    assert all(commands[name] == WEB_COMMAND for name in WEB_SERVICES)
     assert commands["worker"][:4] == ["celery", "-A", "celery_app", "worker"]
     assert commands["beat"][:4] == ["celery", "-A", "celery_app", "beat"]
-    assert len({tuple(command) for command in commands.values()}) == len(APP_SERVICES)
+    assert len({tuple(command) for command in commands.values()}) == len(APP_SERVICES) - len(WEB_SERVICES) + 1
 
 
 def test_the_worker_yields_the_cpu_to_the_web_process():
@@ -85,7 +118,7 @@ def test_the_worker_yields_the_cpu_to_the_web_process():
     procfile_worker = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:"))
     assert procfile_worker.startswith(f"worker: nice -n {WORKER_NICENESS} celery ")  # as the bench runs its workers
     services = load_compose()["services"]
-    assert services["worker"]["cpu_shares"] < services["web"].get("cpu_shares", 1024)  # Docker's default: 1024
+    assert services["worker"]["cpu_shares"] < services["web-1"].get("cpu_shares", 1024)  # Docker's default: 1024
 
 
 def test_postgres_and_redis_have_health_checks_the_app_waits_for():
@@ -99,7 +132,7 @@ def test_postgres_and_redis_have_health_checks_the_app_waits_for():
 
 
 def test_configuration_comes_from_the_environment():
-    environment = load_compose()["services"]["web"]["environment"]
+    environment = load_compose()["services"]["web-1"]["environment"]
     assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"} <= set(environment)
     assert environment["DEBUG"] == "false"
 
@@ -112,7 +145,7 @@ def test_dockerfile_installs_the_pinned_requirements():
 
 def test_every_web_process_is_python_m_shop_web_with_no_daphne_arguments():
     """Compose, the image, the Procfile and `make run` (both modes) start it one way; shop/web.py has the rest."""
-    assert load_compose()["services"]["web"]["command"] == WEB_COMMAND
+    assert all(load_compose()["services"][name]["command"] == WEB_COMMAND for name in WEB_SERVICES)
     assert image_command() == WEB_COMMAND
     assert procfile_web() == procfile_web("Procfile.embedded") == "web: python -m shop.web"
     assert make_run_recipe(REDIS_URL="")[-1].endswith("honcho --procfile Procfile.embedded start")
@@ -122,7 +155,7 @@ def test_every_web_process_is_python_m_shop_web_with_no_daphne_arguments():
 def test_the_image_listens_on_every_interface_at_the_port_nginx_proxies_to():
     environment = image_environment()
     assert environment["WEB_HOST"] == "0.0.0.0"
-    assert f"server web:{environment['WEB_PORT']};" in (ROOT / "deploy" / "nginx.conf").read_text()
+    assert {port for _, port, _ in upstream_servers()} == {environment["WEB_PORT"]}
     assert ("EXPOSE", environment["WEB_PORT"]) in dockerfile_instructions()
 
 
@@ -137,7 +170,7 @@ def settings_defaults(*names: str) -> dict[str, str]:
 
 def test_compose_hands_the_web_process_knobs_to_the_settings_with_the_settings_defaults():
     """shop/web.py reads them from the settings, so an operator's .env reaches the web process through compose."""
-    environment = load_compose()["services"]["web"]["environment"]
+    environment = load_compose()["services"]["web-1"]["environment"]
     knobs = ("WEBSOCKET_LIFETIME", "WEBSOCKET_CONNECT_TIMEOUT", "WEB_HEADER_TIMEOUT", "WEB_DRAIN_SECONDS")
     for name, default in settings_defaults(*knobs).items():
         assert environment[name] == f"${{{name}:-{default:g}}}"
@@ -154,7 +187,7 @@ def compose_seconds(duration: str) -> float:
 def test_compose_gives_the_web_process_longer_to_stop_than_its_drain_and_last_cancellations():
     """Docker sends SIGKILL when stop_grace_period ends: a drain cut short drops its sockets without a close frame."""
     drain = settings_defaults("WEB_DRAIN_SECONDS")["WEB_DRAIN_SECONDS"]
-    grace = compose_seconds(load_compose()["services"]["web"]["stop_grace_period"])
+    grace = compose_seconds(load_compose()["services"]["web-1"]["stop_grace_period"])
     assert grace >= drain + CANCEL_WAIT + 5  # and a few seconds for the process's own start of shutdown
 
 
@@ -182,10 +215,54 @@ def test_the_web_process_trusts_exactly_nginx_s_fixed_address():
         assert compose["services"][name]["environment"]["TRUSTED_PROXIES"] == nginx_address
 
 
+def test_nginx_sends_each_web_process_its_share_by_name_and_skips_one_that_refuses():
+    """A process being restarted refuses connections: nginx moves on to the next and leaves it out for a while."""
+    servers = upstream_servers()
+    assert [host for host, _, _ in servers] == list(WEB_SERVICES)
+    assert {parameters for _, _, parameters in servers} == {" max_fails=1 fail_timeout=10s"}
+    config = nginx_config()
+    assert re.search(r"upstream shop_web \{\s*(#.*\n\s*)*least_conn;", config)  # sockets live long: fewest first
+    assert "proxy_next_upstream error timeout;" in config
+    assert "proxy_connect_timeout 5s;" in config
+
+
+def test_the_live_tests_run_the_shipped_nginx_config_with_only_addresses_and_the_log_path_changed():
+    """tests/live/nginx.py's rendering: what the e2e and fault tests prove is proven of deploy/nginx.conf."""
+    rendered = shipped_config_rendered([7001, 7002, 7003], ["listen 127.0.0.1:7000;"], Path("/tmp/shop-access.log"))
+
+    shipped_lines, rendered_lines = nginx_config().splitlines(), rendered.splitlines()
+    removed = [line.strip() for line in shipped_lines if line not in rendered_lines]
+    added = [line.strip() for line in rendered_lines if line not in shipped_lines]
+    assert removed == [
+        "server web-1:8000 max_fails=1 fail_timeout=10s;",
+        "server web-2:8000 max_fails=1 fail_timeout=10s;",
+        "listen 80;",
+        "access_log /var/log/nginx/access.log shop;",
+    ]
+    assert added == [
+        *(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=10s;" for port in (7001, 7002, 7003)),
+        "listen 127.0.0.1:7000;",
+        "access_log /tmp/shop-access.log shop;",
+    ]
+
+
+def test_nginx_waits_for_every_web_process_to_be_ready():
+    depends = load_compose()["services"]["nginx"]["depends_on"]
+    assert depends == {name: {"condition": "service_healthy"} for name in WEB_SERVICES}
+
+
+def test_nginx_keeps_the_request_ids_the_shop_keeps_so_both_logs_name_a_request_alike():
+    config = nginx_config()
+    kept = re.search(r'map \$http_x_request_id \$shop_request_id \{\s*"~(\S+)" \$http_x_request_id;', config)
+    assert kept[1] == f"^{_SANE_REQUEST_ID.pattern}$"
+    assert re.search(r"default\s+\$request_id;", config)
+    assert "proxy_set_header X-Request-ID $shop_request_id;" in config
+    assert "request_id=$shop_request_id" in config and "access_log /var/log/nginx/access.log shop;" in config
+
+
 def test_nginx_appends_the_client_address_sets_the_scheme_and_passes_websockets_to_web():
-    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    config = nginx_config()
     for directive in (
-        "server web:8000;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header Upgrade $http_upgrade;",
@@ -243,8 +320,8 @@ def test_the_image_checks_liveness_and_compose_checks_the_web_process_readiness(
     assert _probe_url(["CMD", *json.loads(command)]) == f"http://127.0.0.1:{image_environment()['WEB_PORT']}/healthz"
     assert "--timeout=" in options and "--interval=" in options
     services = load_compose()["services"]
-    assert _probe_url(services["web"]["healthcheck"]["test"]) == "http://127.0.0.1:8000/readyz"
-    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+    for name in WEB_SERVICES:
+        assert _probe_url(services[name]["healthcheck"]["test"]) == "http://127.0.0.1:8000/readyz"
 
 
 def test_roles_other_than_web_do_not_inherit_the_web_process_health_check():
@@ -257,7 +334,7 @@ def test_roles_other_than_web_do_not_inherit_the_web_process_health_check():
 def test_the_health_checks_python_compiles_and_answers_through_urlopen_which_raises_on_503():
     services = load_compose()["services"]
     healthcheck = next(arguments for name, arguments in dockerfile_instructions() if name == "HEALTHCHECK")
-    for test in (services["web"]["healthcheck"]["test"], ["CMD", *json.loads(healthcheck.split("CMD", 1)[1])]):
+    for test in (services["web-1"]["healthcheck"]["test"], ["CMD", *json.loads(healthcheck.split("CMD", 1)[1])]):
         ast.parse(test[-1])  # urlopen raises HTTPError on a 503: the check's exit status is 1
 
 
@@ -267,5 +344,5 @@ def test_the_worker_serves_its_metrics_to_the_private_network_only():
     subnet = ipaddress.ip_network(load_compose()["networks"]["default"]["ipam"]["config"][0]["subnet"])
     allowed = environment["METRICS_ALLOWED_NETWORKS"].split(":-", 1)[1].rstrip("}")
     assert ipaddress.ip_network(allowed) == subnet
-    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    nginx = nginx_config()
     assert re.search(r"location = /metrics \{\s*return 404;", nginx)

@@ -6,6 +6,7 @@ and the like are "the internet", untrusted whether they talk to daphne directly 
 limits' counts are in Redis, under the test run's prefix, forgotten after each test.
 """
 
+import re
 import uuid
 
 import httpx
@@ -22,6 +23,7 @@ from tests.live.servers import live_db, server_env, start_web_server
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]
 
+NGINX_REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # $request_id: 16 random bytes in hex
 ATTACKER = "127.0.0.5"
 CUSTOMER_ADDRESS = "127.0.0.6"
 HSTS_SECONDS = "3600"
@@ -46,7 +48,7 @@ def proxied_web(django_db_setup, e2e_workdir, e2e_static_root):
 
 @pytest.fixture(scope="module")
 def nginx(proxied_web, e2e_workdir):
-    proxy = start_nginx(proxied_web, e2e_workdir)
+    proxy = start_nginx([proxied_web], e2e_workdir)
     try:
         yield proxy
     finally:
@@ -157,3 +159,30 @@ async def test_notification_sockets_pass_through_the_proxy(nginx, customer, open
         assert (await receive_hello(socket))["type"] == "hello"
     finally:
         await browser.aclose()
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (None, False),
+        ("7f3a9c0e-5a1b-4c2d-9e8f-0123456789ab", True),  # another proxy's id, in front of this one
+        ("Root=1-5e1b:abc/2+x", True),
+        ("no spaces allowed", False),
+        ("x" * 129, False),  # one character over the shop's bound
+    ],
+)
+def test_through_the_proxy_a_request_has_one_id_in_the_response_nginx_s_log_and_the_shop_s(
+    nginx, proxied_web, sent, kept
+):
+    """nginx keeps the X-Request-ID the shop would keep and replaces any other with its own, so the two agree."""
+    headers = {"X-Request-ID": sent} if sent is not None else {}
+
+    response = httpx.get(f"{nginx.base_url}/accounts/login/", headers=headers, timeout=HTTP_TIMEOUT)
+
+    request_id = response.headers["X-Request-ID"]  # the shop's
+    assert request_id == sent if kept else NGINX_REQUEST_ID.fullmatch(request_id), request_id
+    logged = nginx.access_log_line(request_id)
+    assert '"GET /accounts/login/ HTTP/1.1" 200 ' in logged and f" upstream=127.0.0.1:{proxied_web.port} " in logged
+    # The console renderer quotes a value with punctuation in it.
+    logged_by_shop = rf"request_finished.* request_id='?{re.escape(request_id)}'?(\s|$)"
+    proxied_web.process.wait_for_log(logged_by_shop, deadline=10)

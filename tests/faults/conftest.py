@@ -18,6 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
 from shop.channel_layers import channel_layers_config
+from tests.live.nginx import Proxy, start_nginx
 from tests.live.servers import (
     ROOT,
     ManagedProcess,
@@ -95,6 +96,12 @@ class Cluster:
         beat.wait_for_log(r"beat: Starting")
         self.processes.append(beat)
         return beat
+
+    def nginx(self, webs: list[WebServer]) -> Proxy:
+        """The shipped nginx in front of `webs` (tests/live/nginx.py), stopped first with the rest."""
+        proxy = start_nginx(webs, self.workdir)
+        self.processes.append(proxy.process)
+        return proxy
 
     def send_task(self, name: str, *args) -> None:
         """Queue a task on this cluster's broker (the private Redis), for its workers."""

@@ -1,16 +1,19 @@
-"""A real nginx in front of a test web server, configured by the shipped deploy/nginx.conf.
+"""A real nginx in front of test web servers, configured by the shipped deploy/nginx.conf.
 
 The test rewrites only where it listens (loopback ports instead of 80; one with TLS, a self-signed certificate
-for 127.0.0.1, as an operator adds one) and where it proxies to (the test's daphne instead of web:8000); every
-proxy_set_header is the shipped one. nginx runs in the foreground as a subprocess and is stopped by the fixture.
+for 127.0.0.1, as an operator adds one), where it proxies to (the test's daphne processes instead of web-1:8000
+and web-2:8000, each with the shipped line's parameters) and where it writes its access log; every other line is
+the shipped one (shipped_config_rendered). nginx runs in the foreground as a subprocess and is stopped by its caller.
 """
 
 import datetime
 import ipaddress
 import os
+import re
 import shutil
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import IN_CI
-from tests.live.servers import ROOT, LoopbackEndpoint, ManagedProcess, WebServer, wait_until_serving
+from tests.live.servers import POLL_INTERVAL, ROOT, LoopbackEndpoint, ManagedProcess, WebServer, wait_until_serving
 
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"
+SHIPPED_UPSTREAM_SERVER = re.compile(r"^( *)server web-\d+:8000((?: [^;]+)?);\n", re.M)
+SHIPPED_LISTEN = "    listen 80;\n"
+SHIPPED_ACCESS_LOG = "access_log /var/log/nginx/access.log "
 
 
 def nginx_binary() -> str:
@@ -45,6 +51,19 @@ class Proxy(LoopbackEndpoint):
     port: int
     tls_port: int
     certificate: Path
+    access_log: Path
+
+    def access_log_lines(self) -> list[str]:
+        return self.access_log.read_text().splitlines() if self.access_log.exists() else []
+
+    def access_log_line(self, request_id: str, deadline: float = 10.0) -> str:
+        """The access log's line for the request logged under `request_id` (nginx writes it once the answer is sent)."""
+        end = time.monotonic() + deadline
+        while not (found := [line for line in self.access_log_lines() if f" request_id={request_id} " in line]):
+            assert time.monotonic() < end, f"nginx logged no request {request_id!r}:\n" + self.access_log.read_text()
+            time.sleep(POLL_INTERVAL)
+        assert len(found) == 1, found
+        return found[0]
 
     @property
     def tls_base_url(self) -> str:
@@ -81,21 +100,36 @@ def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return certificate_path, key_path
 
 
-def start_nginx(web: WebServer, workdir: Path) -> Proxy:
-    """nginx with the shipped server block, proxying to `web`, serving the login page before this returns."""
+def shipped_config_rendered(upstream_ports: list[int], listen: list[str], access_log: Path) -> str:
+    """deploy/nginx.conf with `upstream_ports` on loopback for its web-N lines, `listen` for its listen line, and
+    `access_log` for its access log's path; nothing else changed."""
+    shipped = SHIPPED_CONFIG.read_text()
+    servers = SHIPPED_UPSTREAM_SERVER.findall(shipped)
+    assert servers and SHIPPED_LISTEN in shipped and SHIPPED_ACCESS_LOG in shipped, "deploy/nginx.conf changed shape"
+    (indent, parameters), *_ = servers
+    assert set(servers) == {(indent, parameters)}, "every web process's upstream line is alike"
+    lines = "".join(f"{indent}server 127.0.0.1:{port}{parameters};\n" for port in upstream_ports)
+    first = SHIPPED_UPSTREAM_SERVER.search(shipped).start()
+    rendered = shipped[:first] + lines + SHIPPED_UPSTREAM_SERVER.sub("", shipped[first:])
+    rendered = rendered.replace(SHIPPED_LISTEN, "".join(f"    {line}\n" for line in listen))
+    return rendered.replace(SHIPPED_ACCESS_LOG, f"access_log {access_log} ")
+
+
+def start_nginx(webs: list[WebServer], workdir: Path) -> Proxy:
+    """nginx with the shipped config, proxying to `webs`, serving the login page before this returns."""
     binary = nginx_binary()
-    folder = workdir / f"nginx-{web.port}"
+    port, tls_port = _free_port(), _free_port()
+    folder = workdir / f"nginx-{port}"
     folder.mkdir()
     certificate, key = _self_signed_certificate(folder)
-    port, tls_port = _free_port(), _free_port()
-    shipped = SHIPPED_CONFIG.read_text()
-    assert "server web:8000;" in shipped and "    listen 80;\n" in shipped, "deploy/nginx.conf changed shape"
-    server_block = shipped.replace("server web:8000;", f"server 127.0.0.1:{web.port};").replace(
-        "    listen 80;\n",
-        f"    listen 127.0.0.1:{port};\n    listen 127.0.0.1:{tls_port} ssl;\n"
-        f"    ssl_certificate {certificate};\n    ssl_certificate_key {key};\n",
-    )
-    (folder / "shop.conf").write_text(server_block)
+    listen = [
+        f"listen 127.0.0.1:{port};",
+        f"listen 127.0.0.1:{tls_port} ssl;",
+        f"ssl_certificate {certificate};",
+        f"ssl_certificate_key {key};",
+    ]
+    access_log = folder / "access.log"
+    (folder / "shop.conf").write_text(shipped_config_rendered([web.port for web in webs], listen, access_log))
     kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in kinds)
     (folder / "nginx.conf").write_text(
@@ -103,12 +137,12 @@ def start_nginx(web: WebServer, workdir: Path) -> Proxy:
         # As root, nginx would run its worker as nobody, who cannot enter pytest's private temporary folder.
         + ("user root;\n" if os.geteuid() == 0 else "")
         + f"events {{ worker_connections 512; }}\n"
-        f"http {{\n    access_log {folder / 'access.log'};\n{temp}\n    include {folder / 'shop.conf'};\n}}\n"
+        f"http {{\n{temp}\n    include {folder / 'shop.conf'};\n}}\n"
     )
     argv = [binary, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", "stderr"]
     env = {"PATH": os.environ.get("PATH", "")}
-    process = ManagedProcess(f"nginx-{web.port}", argv, env, folder / "nginx.log").start()
-    proxy = Proxy(process, port, tls_port, certificate)
+    process = ManagedProcess(f"nginx-{port}", argv, env, folder / "nginx.log").start()
+    proxy = Proxy(process, port, tls_port, certificate, access_log)
     try:
         wait_until_serving(process, proxy.base_url)
     except BaseException:
