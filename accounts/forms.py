@@ -1,7 +1,9 @@
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import PasswordResetForm, UserCreationForm
+from django.db import transaction
 
 from accounts.models import User
+from accounts.tasks import password_reset_email_send
 
 
 class SignUpForm(UserCreationForm):
@@ -21,3 +23,11 @@ class SignUpForm(UserCreationForm):
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this email address already exists.", code="unique")
         return email
+
+
+class PasswordResetRequestForm(PasswordResetForm):
+    """Django's form, whose `save()` queues the email for each matching account (accounts/password_reset.py)."""
+
+    def save(self, **kwargs) -> None:
+        for user in self.get_users(self.cleaned_data["email"]):  # active, with a usable password, any case
+            transaction.on_commit(lambda user_id=user.pk: password_reset_email_send.delay(user_id=user_id))

@@ -12,6 +12,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from notifications.kinds import Channel
 from notifications.unsubscribe import unsubscribe_token
@@ -63,6 +65,7 @@ def world():
         "content_type_id": "1",
         "app_label": "orders",
         "url": "nowhere/",
+        "uidb64": urlsafe_base64_encode(force_bytes(customer.pk)),
         "token": unsubscribe_token(user_id=customer.pk, topics=["order.shipped"], channel=Channel.EMAIL),
     }
     return {"customer": customer, "staff": StaffFactory(username="fuzz-staff"), "samples": samples}
