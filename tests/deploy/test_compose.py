@@ -117,6 +117,8 @@ def test_every_web_process_is_python_m_shop_web_with_no_daphne_arguments():
     assert procfile_web() == procfile_web("Procfile.embedded") == "web: python -m shop.web"
     assert make_run_recipe(REDIS_URL="")[-1].endswith("honcho --procfile Procfile.embedded start")
     assert make_run_recipe(REDIS_URL="redis://127.0.0.1:6379/9")[-1].endswith("honcho --procfile Procfile start")
+    sentinels = {"REDIS_URL": "", "REDIS_SENTINELS": "127.0.0.1:26379", "REDIS_SENTINEL_MASTER": "shop"}
+    assert make_run_recipe(**sentinels)[-1].endswith("honcho --procfile Procfile start")
 
 
 def test_the_image_listens_on_every_interface_at_the_port_nginx_proxies_to():
