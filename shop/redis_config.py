@@ -42,10 +42,10 @@ def redis_from_env(*, url: str, sentinels: str, master: str, password: str, sent
     if not sentinels:
         stray = [name for name, value in sentinel_only.items() if value]
         if stray:
-            raise ImproperlyConfigured(f"{', '.join(stray)} apply only with REDIS_SENTINELS, which is not set.")
+            raise ImproperlyConfigured(f"{', '.join(stray)}: for REDIS_SENTINELS only, which is not set.")
         return url
     if url:
-        raise ImproperlyConfigured("Set REDIS_URL or REDIS_SENTINELS, not both: with Sentinel, it names the primary.")
+        raise ImproperlyConfigured("Set REDIS_URL or REDIS_SENTINELS, not both: the sentinels name the primary.")
     if not master:
         raise ImproperlyConfigured("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the sentinels monitor.")
     try:

@@ -70,8 +70,8 @@ def test_sentinels_and_the_primarys_name_make_a_sentinel_configuration():
         ({"sentinels": "s:26379,", "master": "shop"}, "REDIS_SENTINELS must be host:port"),
         ({"sentinels": "s:26379", "master": "shop", "db": "one"}, "REDIS_DB must be a database number"),
         ({"sentinels": "s:26379", "master": "shop", "db": "-1"}, "REDIS_DB must be a database number"),
-        ({"url": "redis://r:6379/0", "master": "shop"}, "REDIS_SENTINEL_MASTER apply only with REDIS_SENTINELS"),
-        ({"password": "p", "db": "1"}, "REDIS_PASSWORD, REDIS_DB apply only with REDIS_SENTINELS"),
+        ({"url": "redis://r:6379/0", "master": "shop"}, "REDIS_SENTINEL_MASTER: for REDIS_SENTINELS only"),
+        ({"password": "p", "db": "1"}, "REDIS_PASSWORD, REDIS_DB: for REDIS_SENTINELS only"),
     ],
 )
 def test_a_bad_or_contradictory_configuration_is_refused_naming_the_variable(variables, refusal):
