@@ -18,9 +18,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
-# Embedded mode (no REDIS_URL): daphne, in-memory channel layer, tasks run in-process, and the offline fallback's
-# loop (emails to the console) beside it under honcho (Procfile.embedded).
-# Full stack (REDIS_URL set): daphne, a Celery worker and beat under honcho (Procfile).
+# Embedded mode (no REDIS_URL, no REDIS_SENTINELS): daphne, in-memory channel layer, tasks run in-process, and the
+# offline fallback's loop (emails to the console) beside it under honcho (Procfile.embedded).
+# Full stack (REDIS_URL or REDIS_SENTINELS set): daphne, a Celery worker and beat under honcho (Procfile).
 run: export DEBUG ?= true
 # honcho kills what is still running 5 s after Ctrl-C (its KILL_WAIT): drain well within that.
 run: export WEB_DRAIN_SECONDS ?= 2
@@ -28,8 +28,9 @@ run: install
 	$(BIN)/python -m shop.database_create
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@echo "Serving ($(if $(REDIS_URL),full stack with Redis at $(REDIS_URL),embedded mode: no Redis)) at the address below"
-ifdef REDIS_URL
+	@echo "Serving ($(if $(REDIS_URL)$(REDIS_SENTINELS),full stack with Redis at $(or $(REDIS_URL),the primary \
+	of sentinels $(REDIS_SENTINELS)),embedded mode: no Redis)) at the address below"
+ifneq ($(REDIS_URL)$(REDIS_SENTINELS),)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --procfile Procfile start
 else
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --procfile Procfile.embedded start

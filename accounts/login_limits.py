@@ -52,6 +52,7 @@ def _limiter() -> MovingWindowRateLimiter:
         key_prefix=settings.LOGIN_LIMIT_KEY_PREFIX,
         socket_connect_timeout=2,
         socket_timeout=2,
+        **settings.LOGIN_LIMIT_STORAGE_OPTIONS,
     )
     return MovingWindowRateLimiter(storage)
 

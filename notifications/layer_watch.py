@@ -22,6 +22,8 @@ import weakref
 import redis.asyncio as redis
 from django.conf import settings
 
+from shop.redis_config import redis_pool
+
 logger = logging.getLogger(__name__)
 
 CLOSE_SERVICE_RESTART = 4012  # 4000 + 1012, service restart (see consumers.py)
@@ -52,14 +54,15 @@ def _ensure_watching() -> None:
     hosts = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts")
     if not hosts:
         return  # the in-memory layer lives and dies with this process: nothing to watch
-    _watcher = loop.create_task(_watch(hosts[0]["address"]))
+    _watcher = loop.create_task(_watch(hosts[0]))
 
 
-async def _watch(address: str) -> None:
+async def _watch(host: dict) -> None:
     # A client of its own: fail fast, no retries, so an outage is noticed within a second or two.
     # It lives as long as the process (or the event loop): when that ends it is simply cancelled,
     # with nothing to await on the way out, so it can never hold up a loop's shutdown.
-    client = redis.Redis.from_url(address, socket_connect_timeout=1, socket_timeout=2, retry=None)
+    # Under Sentinel it asks for the primary on each connect: a failover is a new run id, like a restart.
+    client = redis.Redis.from_pool(redis_pool(host, socket_connect_timeout=1, socket_timeout=2, retry=None))
     known_run_id = None
     while True:
         try:

@@ -17,6 +17,8 @@ from limits import parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from shop.redis_config import redis_host, redis_pool
+
 # A user's sockets, oldest first, in one sorted set (score: connect time in ms, from Redis's clock so
 # every process agrees). One script: trims entries older than a socket can live, adds the new one,
 # and pops the oldest beyond the cap, never the new one, atomically for all processes.
@@ -41,13 +43,14 @@ return evicted
 class _RedisLimits:
     """This event loop's Redis client (a redis.asyncio connection belongs to the loop that made it)."""
 
-    def __init__(self, url: str, prefix: str):
+    def __init__(self, host: dict, prefix: str):
         self.prefix = prefix
-        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        pool = redis_pool(host, socket_connect_timeout=5, socket_timeout=5)
         self.client = redis.Redis(connection_pool=pool)
         self.register = self.client.register_script(_REGISTER_SCRIPT)
+        # The pool decides where limits connects (the URL or the Sentinel's primary); the URI only picks redis-py.
         storage = RedisStorage(
-            f"async+{url}", implementation="redispy", key_prefix=f"{prefix}:limits", connection_pool=pool
+            "async+redis://", implementation="redispy", key_prefix=f"{prefix}:limits", connection_pool=pool
         )
         self.rate_limiter = MovingWindowRateLimiter(storage)
 
@@ -62,13 +65,13 @@ _memory_rate_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
 def _redis() -> _RedisLimits | None:
-    if not settings.REDIS_URL:
+    if not settings.REDIS:
         return None
     loop = asyncio.get_running_loop()
     limits = _redis_limits.get(loop)
     if limits is None:
         prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "shop")
-        limits = _redis_limits[loop] = _RedisLimits(settings.REDIS_URL, prefix)
+        limits = _redis_limits[loop] = _RedisLimits(redis_host(settings.REDIS), prefix)
     return limits
 
 

@@ -2,7 +2,7 @@
 
 Readiness runs django-health-check's checks (the database, each Redis of the channel layer) and the shop's own
 where it has none (the Celery broker, the outbox's backlog), only for what this deployment has: embedded mode
-(no REDIS_URL) checks the database and the outbox. A failure names the check, never an address or password.
+(no Redis) checks the database and the outbox. A failure names the check, never an address or password.
 """
 
 import asyncio
@@ -22,6 +22,7 @@ from redis.asyncio import Redis as RedisClient
 
 from notifications.selectors import unpublished_backlog
 from shop.monitoring import metrics_view
+from shop.redis_config import redis_pool
 
 CHECK_TIMEOUT = datetime.timedelta(seconds=3)  # under a probe's usual timeout, so a hung check reports as one
 
@@ -66,15 +67,16 @@ def readiness_checks() -> dict[str, HealthCheck]:
     hosts = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts", [])
     for index, host in enumerate(hosts):
         name = "channel_layer" if len(hosts) == 1 else f"channel_layer_{index}"
-        checks[name] = Redis(client_factory=_redis_client_factory(host["address"]))
-    if settings.REDIS_URL:
+        checks[name] = Redis(client_factory=_redis_client_factory(host))
+    if settings.REDIS:
         checks["celery_broker"] = CeleryBroker()
     return checks
 
 
-def _redis_client_factory(address: str):
+def _redis_client_factory(host: dict):
     timeout = CHECK_TIMEOUT.total_seconds()
-    return lambda: RedisClient.from_url(address, socket_connect_timeout=timeout, socket_timeout=timeout, retry=None)
+    options = {"socket_connect_timeout": timeout, "socket_timeout": timeout, "retry": None}
+    return lambda: RedisClient.from_pool(redis_pool(host, **options))
 
 
 def healthz(request):

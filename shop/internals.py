@@ -50,8 +50,9 @@ RELIANCES = {
     ),
     "channels-redis": Reliance(
         "4.3.0",
-        ("notifications/layer_watch.py",),
-        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards and the shard's _pubsub",
+        ("notifications/layer_watch.py", "shop/redis_config.py"),
+        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards and the shard's _pubsub; utils.create_pool, "
+        "how a host dict (an address, or sentinels and a master_name) becomes a pool",
     ),
     "redis": Reliance(
         "7.4.1",

@@ -1,6 +1,6 @@
 """Settings for the shop, read from the environment (twelve-factor).
 
-Every variable is listed in the README's configuration table. With no `REDIS_URL`
+Every variable is listed in the README's configuration table. With no Redis (no `REDIS_URL`, no `REDIS_SENTINELS`)
 the shop runs in embedded mode: an in-memory channel layer and Celery tasks run
 eagerly in-process, so `make run` needs nothing but Python.
 """
@@ -18,6 +18,7 @@ from notifications.vapid import vapid_settings_check
 from shop.channel_layers import channel_layers_config
 from shop.logs import LOG_FORMATS, logging_config, structlog_configure
 from shop.proxy import proxy_networks_parse
+from shop.redis_config import celery_broker, limits_storage, redis_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -239,6 +240,16 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Redis: channel layer and Celery broker ---------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Or a primary that Redis Sentinel names, so a failover moves every client to the promoted replica. REDIS is the
+# one the shop uses ("" in embedded mode); shop/redis_config.py turns it into each client's configuration.
+REDIS = redis_from_env(
+    url=REDIS_URL,
+    sentinels=env.str("REDIS_SENTINELS", default=""),
+    master=env.str("REDIS_SENTINEL_MASTER", default=""),
+    password=env.str("REDIS_PASSWORD", default=""),
+    sentinel_password=env.str("REDIS_SENTINEL_PASSWORD", default=""),
+    db=env.str("REDIS_DB", default=""),
+)
 
 # How long daphne keeps a WebSocket open (its --websocket_timeout); group
 # membership must outlive it, or a long-lived socket silently stops receiving.
@@ -265,22 +276,22 @@ WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_00
 # docs/performance.md compares the two and says why pub/sub is the default.
 CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
 CHANNEL_LAYERS = channel_layers_config(
-    REDIS_URL,
+    REDIS,
     CHANNEL_LAYER_BACKEND,
     prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop"),
     group_expiry=WEBSOCKET_LIFETIME,
 )
 
 # The login limits' counts: in Redis when there is one, so every process shares them, beside the layer's keys.
-LOGIN_LIMIT_STORAGE = REDIS_URL or "memory://"
+LOGIN_LIMIT_STORAGE, LOGIN_LIMIT_STORAGE_OPTIONS = limits_storage(REDIS)
 LOGIN_LIMIT_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="shop") + "-login"
 
 # Seconds between this process's checks that the layer's Redis is up and the same one
 # (see notifications/layer_watch.py): a restart or outage makes every socket reconnect.
 CHANNEL_LAYER_WATCH_INTERVAL = env.float("CHANNEL_LAYER_WATCH_INTERVAL", default=1.0)
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_BROKER_URL, _broker_options = celery_broker(REDIS)
+CELERY_TASK_ALWAYS_EAGER = not REDIS
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -296,6 +307,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # timeout by up to 100 s (docs/reliability.md, note on 4): read on every run instead.
     "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
     "unacked_restore_throttle": 1,
+    **_broker_options,  # with Sentinel: the primary's name and how to reach the sentinels
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Separate queues let several shops (or test runs) share one Redis.
@@ -373,9 +385,9 @@ CELERY_METRICS_HOST = env.str("CELERY_METRICS_HOST", default="127.0.0.1")
 # --- Email ------------------------------------------------------------------------
 
 # django-environ's format: smtp://user:pass@host:587, smtp+tls://…, smtp+ssl://…, consolemail://. Embedded mode prints
-# emails on the console; a deployment (REDIS_URL set) defaults to a relay on this machine's port 25, Django's own
+# emails on the console; a deployment (with Redis) defaults to a relay on this machine's port 25, Django's own
 # default, so a forgotten EMAIL_URL shows as failed deliveries with their error rather than mail printed to a log.
-_email = env.email_url("EMAIL_URL", default="smtp://localhost:25" if REDIS_URL else "consolemail://")
+_email = env.email_url("EMAIL_URL", default="smtp://localhost:25" if REDIS else "consolemail://")
 vars().update({name: value for name, value in _email.items() if value is not None})
 # Seconds each SMTP exchange may wait (Django's default is forever: a silent server would hold a worker).
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
@@ -390,7 +402,7 @@ SITE_URL = env.str(
 # --- Demo order simulation (Celery) ------------------------------------------------
 
 # Simulated payment and fulfilment need a real worker; off in embedded mode by default.
-SIMULATE_ORDER_PROGRESS = env.bool("SIMULATE_ORDER_PROGRESS", default=bool(REDIS_URL))
+SIMULATE_ORDER_PROGRESS = env.bool("SIMULATE_ORDER_PROGRESS", default=bool(REDIS))
 PAYMENT_CONFIRMATION_DELAY = env.float("PAYMENT_CONFIRMATION_DELAY", default=3.0)
 FULFILMENT_STEP_DELAY = env.float("FULFILMENT_STEP_DELAY", default=10.0)
 UNPAID_ORDER_TIMEOUT_MINUTES = env.int("UNPAID_ORDER_TIMEOUT_MINUTES", default=60)

@@ -1,6 +1,7 @@
 """Shared fixtures, and the rule that CI never runs without its real services."""
 
 import os
+import shutil
 
 import environ
 import pytest
@@ -69,6 +70,12 @@ def requires_postgres():
 
 def requires_redis():
     return pytest.mark.skipif(not REDIS_AVAILABLE and not IN_CI, reason="needs Redis (set REDIS_URL)")
+
+
+def requires_redis_sentinel():
+    """Debian's redis-server and redis-sentinel, to start servers and sentinels of the test's own."""
+    missing = not (shutil.which("redis-server") and shutil.which("redis-sentinel"))
+    return pytest.mark.skipif(missing and not IN_CI, reason="needs redis-server and redis-sentinel (apt-get install)")
 
 
 @pytest.fixture

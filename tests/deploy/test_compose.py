@@ -150,6 +150,8 @@ def test_every_web_process_is_python_m_shop_web_with_no_daphne_arguments():
     assert procfile_web() == procfile_web("Procfile.embedded") == "web: python -m shop.web"
     assert make_run_recipe(REDIS_URL="")[-1].endswith("honcho --procfile Procfile.embedded start")
     assert make_run_recipe(REDIS_URL="redis://127.0.0.1:6379/9")[-1].endswith("honcho --procfile Procfile start")
+    sentinels = {"REDIS_URL": "", "REDIS_SENTINELS": "127.0.0.1:26379", "REDIS_SENTINEL_MASTER": "shop"}
+    assert make_run_recipe(**sentinels)[-1].endswith("honcho --procfile Procfile start")
 
 
 def test_the_image_listens_on_every_interface_at_the_port_nginx_proxies_to():
@@ -346,3 +348,73 @@ def test_the_worker_serves_its_metrics_to_the_private_network_only():
     assert ipaddress.ip_network(allowed) == subnet
     nginx = nginx_config()
     assert re.search(r"location = /metrics \{\s*return 404;", nginx)
+
+
+SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
+
+
+def load_sentinel_override():
+    return yaml.safe_load((ROOT / "deploy" / "compose.sentinel.yml").read_text())
+
+
+def sentinel_monitor(service: dict) -> list[str]:
+    """The sentinel's `sentinel monitor <master> <host> <port> <quorum>`, split."""
+    [monitor] = [line.split() for line in sentinel_config(service) if line.startswith("sentinel monitor ")]
+    return monitor[2:]
+
+
+def sentinel_config(service: dict) -> list[str]:
+    """The lines a sentinel service writes to its configuration file (its `printf '%s\\n' ...`)."""
+    shell, flag, script = service["command"]
+    assert (shell, flag) == ("sh", "-c")
+    words = shlex.split(script)
+    assert words[:2] == ["printf", "%s\\n"] and words[-2:] == ["redis-sentinel", "/tmp/sentinel.conf"]
+    return words[2 : words.index(">")]
+
+
+def test_the_sentinel_override_adds_a_replica_of_the_primary_and_three_sentinels_watching_it():
+    override = load_sentinel_override()["services"]
+    assert {"redis-replica", *SENTINELS} <= set(override)
+    replica = override["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    for name in SENTINELS:
+        config = sentinel_config(override[name])
+        master, host, port, quorum = sentinel_monitor(override[name])
+        assert (host, port) == ("redis", "6379")  # compose's own `redis` service is the first primary
+        assert len(SENTINELS) // 2 < int(quorum) <= len(SENTINELS)  # a majority: one sentinel alone never fails over
+        assert "port 26379" in config
+        assert override[name]["healthcheck"]["test"] == ["CMD", "redis-cli", "-p", "26379", "ping"]
+        assert override[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_sentinel_override_points_every_app_service_at_the_sentinels_only():
+    override = load_sentinel_override()["services"]
+    base = load_compose()["services"]
+    [master] = {sentinel_monitor(override[sentinel])[0] for sentinel in SENTINELS}
+    for name in APP_SERVICES:
+        environment = {**base[name]["environment"], **override[name]["environment"]}  # as compose merges them
+        assert environment["REDIS_URL"] == ""  # the settings refuse a URL beside the sentinels
+        assert environment["REDIS_SENTINELS"].split(",") == [f"{sentinel}:26379" for sentinel in SENTINELS]
+        assert environment["REDIS_SENTINEL_MASTER"] == master
+        assert {sentinel: override[name]["depends_on"][sentinel]["condition"] for sentinel in SENTINELS} == {
+            sentinel: "service_healthy" for sentinel in SENTINELS
+        }
+
+
+def test_the_sentinel_override_only_adds_to_services_that_exist_or_brings_its_own_image():
+    base, override = load_compose()["services"], load_sentinel_override()["services"]
+    assert [name for name, service in override.items() if name not in base and "image" not in service] == []
+
+
+def test_the_settings_accept_the_sentinel_overrides_environment_and_send_celery_through_the_sentinels():
+    environment = load_sentinel_override()["services"]["web-1"]["environment"]
+    script = (
+        "import json, shop.settings as s;print(json.dumps([s.CELERY_BROKER_URL, s.CELERY_BROKER_TRANSPORT_OPTIONS]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={"DEBUG": "true", **environment},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    broker, options = json.loads(result.stdout)
+    assert broker == ";".join(f"sentinel://{sentinel}:26379/0" for sentinel in SENTINELS)
+    assert options["master_name"] == environment["REDIS_SENTINEL_MASTER"]

@@ -33,6 +33,8 @@ class ResilientClient:
     backoff_cap: float = 2.0
     last_seq: int = 0
     delivered: list[int] = field(default_factory=list)  # seqs shown to the user, in order
+    delivered_times: list[float] = field(default_factory=list)  # time.monotonic() of each, beside it
+    hello_times: list[float] = field(default_factory=list)  # time.monotonic() of each fully set-up socket
     frames_with_seq: int = 0  # every notification frame received, duplicates included
     close_codes: list[int | None] = field(default_factory=list)
     close_times: list[float] = field(default_factory=list)  # time.monotonic() of each close, beside its code
@@ -101,6 +103,7 @@ class ResilientClient:
 
     def _handle(self, frame: dict) -> None:
         if frame["type"] == "hello":
+            self.hello_times.append(time.monotonic())
             if self.user_id is None:
                 self.user_id = frame["user_id"]
             elif frame["user_id"] != self.user_id:
@@ -116,6 +119,7 @@ class ResilientClient:
                 return
             self.last_seq = frame["seq"]
             self.delivered.append(frame["seq"])
+            self.delivered_times.append(time.monotonic())
 
 
 def delivery_figures(clients, *, committed: int) -> dict:

@@ -1,8 +1,8 @@
 """Fault tests: real daphne, Celery worker and beat processes on a private Redis that tests may stop.
 
-Each test gets its own processes (they are killed on purpose) and its own redis-server,
-so stopping Redis never disturbs anything else. The test process publishes to that
-same Redis, with the same key prefix as the servers.
+Each test gets its own processes (they are killed on purpose) and its own redis-server (or, for
+failover, its own primary, replica and sentinels), so stopping Redis never disturbs anything else.
+The test process publishes to that same Redis, with the same key prefix as the servers.
 """
 
 import json
@@ -18,6 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
 from shop.channel_layers import channel_layers_config
+from shop.redis_config import celery_broker
 from tests.live.nginx import Proxy, start_nginx
 from tests.live.servers import (
     ROOT,
@@ -29,7 +30,7 @@ from tests.live.servers import (
     with_servers_password,
 )
 from tests.postgres_server import PostgresServer
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, SentinelGroup
 
 RESULTS = ROOT / "test-artifacts" / "reliability"
 LAYER_PREFIX = "faults"
@@ -42,17 +43,27 @@ def private_redis(tmp_path) -> RedisServer:
     server.stop()
 
 
-class Cluster:
-    """Starts shop processes against the private Redis; stops whatever is left at the end."""
+@pytest.fixture
+def sentinel_group(tmp_path) -> SentinelGroup:
+    """A private primary, its replica and three sentinels that fail it over within seconds."""
+    group = SentinelGroup(tmp_path / "redis")
+    try:
+        yield group.start()
+    finally:
+        group.stop()
 
-    def __init__(self, redis: RedisServer, workdir: Path, static_root: Path):
+
+class Cluster:
+    """Starts shop processes against the private Redis (a RedisServer or a SentinelGroup); stops what is left."""
+
+    def __init__(self, redis: RedisServer | SentinelGroup, workdir: Path, static_root: Path):
         self.redis = redis
         self.workdir = workdir
         self.static_root = static_root
         self.queue = f"faults-{uuid.uuid4().hex[:8]}"
         self.processes: list[ManagedProcess] = []
         self.env = server_env(
-            REDIS_URL=redis.url,
+            **redis.shop_env(),
             CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
             CHANNEL_LAYER_BACKEND=settings.CHANNEL_LAYER_BACKEND,  # the layer this run tests (env)
             CELERY_QUEUE=self.queue,
@@ -107,7 +118,8 @@ class Cluster:
         """Queue a task on this cluster's broker (the private Redis), for its workers."""
         from celery_app import app
 
-        with app.connection_for_write(self.redis.url) as connection:
+        url, transport_options = celery_broker(self.redis.location)
+        with app.connection_for_write(url, transport_options=transport_options) as connection:
             app.send_task(name, args=args, queue=self.queue, connection=connection)
 
     def stop(self) -> None:
@@ -115,15 +127,27 @@ class Cluster:
             process.stop()
 
 
+def _cluster(redis: RedisServer | SentinelGroup, tmp_path, static_root, settings):
+    # The servers' own layer settings: a sender enforces the layer's capacity, so a test process
+    # with channels_redis's defaults (capacity 100) would drop what the servers would deliver.
+    settings.CHANNEL_LAYERS = channel_layers_config(redis.location, settings.CHANNEL_LAYER_BACKEND, LAYER_PREFIX)
+    cluster = Cluster(redis, tmp_path, static_root)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def cluster(private_redis, tmp_path, e2e_static_root, django_db_setup, settings) -> Cluster:
     """Processes on the private Redis; the test process publishes there too."""
-    # The servers' own layer settings: a sender enforces the layer's capacity, so a test process
-    # with channels_redis's defaults (capacity 100) would drop what the servers would deliver.
-    settings.CHANNEL_LAYERS = channel_layers_config(private_redis.url, settings.CHANNEL_LAYER_BACKEND, LAYER_PREFIX)
-    cluster = Cluster(private_redis, tmp_path, e2e_static_root)
-    yield cluster
-    cluster.stop()
+    yield from _cluster(private_redis, tmp_path, e2e_static_root, settings)
+
+
+@pytest.fixture
+def sentinel_cluster(sentinel_group, tmp_path, e2e_static_root, django_db_setup, settings) -> Cluster:
+    """Processes that find their Redis through the private sentinels; the test process too."""
+    yield from _cluster(sentinel_group, tmp_path, e2e_static_root, settings)
 
 
 PRIVATE_DATABASE = "shop_faults"

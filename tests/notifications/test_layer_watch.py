@@ -15,7 +15,7 @@ async def test_the_watch_stops_when_cancelled_even_in_the_middle_of_a_redis_comm
     settings.CHANNEL_LAYER_WATCH_INTERVAL = 0.0005
     rng = random.Random(1234)
     for _ in range(100):
-        watch = asyncio.create_task(layer_watch._watch(REDIS_URL))
+        watch = asyncio.create_task(layer_watch._watch({"address": REDIS_URL}))
         await asyncio.sleep(rng.uniform(0.001, 0.02))
         watch.cancel()
         async with asyncio.timeout(2):

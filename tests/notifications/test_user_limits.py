@@ -59,7 +59,7 @@ async def test_a_closed_socket_gives_its_place_back(settings):
 
 
 async def test_without_redis_the_cap_is_kept_in_the_process(settings):
-    settings.REDIS_URL = ""  # embedded mode: one process, no Redis
+    settings.REDIS = ""  # embedded mode: one process, no Redis
     settings.NOTIFICATION_SOCKETS_PER_USER = 2
     assert await user_socket_register(user_id=1, channel_name="a") == []
     assert await user_socket_register(user_id=1, channel_name="b") == []

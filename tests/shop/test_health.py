@@ -55,7 +55,7 @@ def test_readyz_checks_the_database_the_layer_the_broker_and_the_outbox(client, 
 
 
 def test_readyz_in_embedded_mode_checks_only_what_exists(client, settings):
-    settings.REDIS_URL = ""
+    settings.REDIS = ""
     settings.CHANNEL_LAYERS = channel_layers_config("", "pubsub", prefix="shop")
 
     response = client.get("/readyz")
@@ -86,7 +86,7 @@ def test_readyz_is_503_naming_the_channel_layer_when_its_redis_is_stopped(client
 
 def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(client, settings):
     url = f"redis://:s3cret-password@127.0.0.1:{free_port()}/0"  # nothing listens there
-    settings.REDIS_URL = url
+    settings.REDIS = url
     settings.CHANNEL_LAYERS = channel_layers_config("", "pubsub", prefix="shop")
     from celery_app import app
 
@@ -104,7 +104,7 @@ def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(client, settings
 
 def test_readyz_is_503_naming_the_outbox_when_its_backlog_is_over_the_threshold(client, settings):
     settings.READYZ_MAX_UNPUBLISHED = 2
-    settings.REDIS_URL = ""
+    settings.REDIS = ""
     settings.CHANNEL_LAYERS = channel_layers_config("", "pubsub", prefix="shop")
     _unpublished(3, age=timedelta(seconds=settings.NOTIFICATION_REPUBLISH_AFTER + 30))
 
@@ -117,7 +117,7 @@ def test_readyz_is_503_naming_the_outbox_when_its_backlog_is_over_the_threshold(
 
 def test_readyz_does_not_count_notifications_the_sweeper_is_not_due_to_retry_yet(client, settings):
     settings.READYZ_MAX_UNPUBLISHED = 2
-    settings.REDIS_URL = ""
+    settings.REDIS = ""
     settings.CHANNEL_LAYERS = channel_layers_config("", "pubsub", prefix="shop")
     _unpublished(3, age=timedelta(seconds=0))
 
