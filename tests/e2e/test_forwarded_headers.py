@@ -186,3 +186,19 @@ def test_through_the_proxy_a_request_has_one_id_in_the_response_nginx_s_log_and_
     # The console renderer quotes a value with punctuation in it.
     logged_by_shop = rf"request_finished.* request_id='?{re.escape(request_id)}'?(\s|$)"
     proxied_web.process.wait_for_log(logged_by_shop, deadline=10)
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/notifications/unsubscribe/SECRET-TOKEN-1/", "/notifications/unsubscribe/<token>/"),
+        ("/accounts/password/reset/MQ/SECRET-TOKEN-2/", "/accounts/password/reset/MQ/<token>/"),
+        ("/accounts/login/?next=/orders/&SECRET=3", "/accounts/login/"),
+    ],
+)
+def test_nginx_logs_a_link_that_is_a_credential_without_its_secret_or_any_query_string(nginx, path, logged):
+    response = httpx.get(f"{nginx.base_url}{path}", timeout=HTTP_TIMEOUT)
+
+    line = nginx.access_log_line(response.headers["X-Request-ID"])
+    assert f'"GET {logged} HTTP/1.1" {response.status_code} ' in line
+    assert "SECRET" not in line
