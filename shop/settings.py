@@ -406,6 +406,8 @@ SIMULATE_ORDER_PROGRESS = env.bool("SIMULATE_ORDER_PROGRESS", default=bool(REDIS
 PAYMENT_CONFIRMATION_DELAY = env.float("PAYMENT_CONFIRMATION_DELAY", default=3.0)
 FULFILMENT_STEP_DELAY = env.float("FULFILMENT_STEP_DELAY", default=10.0)
 UNPAID_ORDER_TIMEOUT_MINUTES = env.int("UNPAID_ORDER_TIMEOUT_MINUTES", default=60)
+# Seconds between the runs that cancel them (beat's; in embedded mode the web process's, shop/embedded_schedule.py).
+UNPAID_ORDER_CHECK_SECONDS = env.float("UNPAID_ORDER_CHECK_SECONDS", default=60.0)
 
 CELERY_BEAT_SCHEDULE = {
     "republish-notifications": {
@@ -420,8 +422,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "cancel-unpaid-orders": {
         "task": "orders.tasks.cancel_unpaid_orders",
-        "schedule": 60.0,
-        "options": {"expires": 60},
+        "schedule": UNPAID_ORDER_CHECK_SECONDS,
+        "options": {"expires": UNPAID_ORDER_CHECK_SECONDS},
     },
     "prune-notifications": {
         "task": "notifications.tasks.prune_notifications",

@@ -42,6 +42,7 @@ from twisted.internet import defer, reactor
 from twisted.web import http
 
 from shop.drain import CANCEL_WAIT, Drain
+from shop.embedded_schedule import embedded_schedule_start
 from shop.internals import internals_check
 from shop.open_files import open_files_limit_raise
 
@@ -93,6 +94,7 @@ class SlicedSweepServer(Server):
         logger.info("Open files: up to %s, one per socket", shown)
         reactor.callWhenRunning(self.share_protocol_options)
         reactor.callWhenRunning(self.enforce_header_deadline)
+        reactor.callWhenRunning(embedded_schedule_start)  # embedded mode only: it has no beat
         super().run()
 
     def enforce_header_deadline(self):
