@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory
+from tests.redis_server import RedisServer
 from tests.smtp_server import SMTPServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -69,6 +70,22 @@ def requires_postgres():
 
 def requires_redis():
     return pytest.mark.skipif(not REDIS_AVAILABLE and not IN_CI, reason="needs Redis (set REDIS_URL)")
+
+
+@pytest.fixture
+def redis_shards(tmp_path) -> list[RedisServer]:
+    """Two private redis-servers to shard the channel layer over (CHANNEL_LAYER_REDIS_URLS); tests may kill them."""
+    shards = []
+    for index in range(2):
+        (tmp_path / f"shard-{index}").mkdir()
+        shards.append(RedisServer(tmp_path / f"shard-{index}"))
+    try:
+        for shard in shards:
+            shard.start()
+        yield shards
+    finally:
+        for shard in shards:
+            shard.stop()
 
 
 @pytest.fixture

@@ -52,3 +52,9 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=START_DEADLINE)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, so Redis says goodbye to no client."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=START_DEADLINE)
