@@ -50,8 +50,9 @@ RELIANCES = {
     ),
     "channels-redis": Reliance(
         "4.3.0",
-        ("notifications/layer_watch.py",),
-        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards and the shard's _pubsub",
+        ("notifications/layer_watch.py", "shop/channel_layers.py"),
+        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards, _get_shard, _get_group_channel_name and the "
+        "shard's _pubsub; RedisChannelLayer.consistent_hash as the one shard choice of its send, receive and groups",
     ),
     "redis": Reliance(
         "7.4.1",
