@@ -1,4 +1,4 @@
-"""Watches the channel layer's Redis for this process: lost or restarted means every socket reconnects.
+"""Watches the channel layer's Redis for this process: lost or restarted means its sockets reconnect.
 
 Redis keeps group memberships in memory only. After a restart a socket would stay open
 but never hear from its groups again, and during an outage it cannot be told about

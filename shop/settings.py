@@ -279,8 +279,8 @@ CHANNEL_LAYERS = channel_layers_config(
 LOGIN_LIMIT_STORAGE = REDIS_URL or "memory://"
 LOGIN_LIMIT_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="shop") + "-login"
 
-# Seconds between this process's checks that the layer's Redis is up and the same one
-# (see notifications/layer_watch.py): a restart or outage makes every socket reconnect.
+# Seconds between this process's checks that the layer's Redis (each shard) is up and the same one
+# (see notifications/layer_watch.py): a restart or outage makes the sockets that hear through it reconnect.
 CHANNEL_LAYER_WATCH_INTERVAL = env.float("CHANNEL_LAYER_WATCH_INTERVAL", default=1.0)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"

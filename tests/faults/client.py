@@ -33,6 +33,7 @@ class ResilientClient:
     backoff_cap: float = 2.0
     last_seq: int = 0
     delivered: list[int] = field(default_factory=list)  # seqs shown to the user, in order
+    delivered_times: list[float] = field(default_factory=list)  # time.monotonic() of each, beside it
     frames_with_seq: int = 0  # every notification frame received, duplicates included
     close_codes: list[int | None] = field(default_factory=list)
     close_times: list[float] = field(default_factory=list)  # time.monotonic() of each close, beside its code
@@ -116,6 +117,7 @@ class ResilientClient:
                 return
             self.last_seq = frame["seq"]
             self.delivered.append(frame["seq"])
+            self.delivered_times.append(time.monotonic())
 
 
 def delivery_figures(clients, *, committed: int) -> dict:
