@@ -153,7 +153,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_SESSION_ENDED)
             return
         await self.accept()
-        layer_watch.watch(self)
+        layer_watch.watch(self, groups=self.groups_joined)
         await self._count_socket()
 
         after, after_error = _parse_after(self.scope["query_string"])

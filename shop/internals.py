@@ -50,9 +50,10 @@ RELIANCES = {
     ),
     "channels-redis": Reliance(
         "4.3.0",
-        ("notifications/layer_watch.py", "shop/redis_config.py"),
-        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards and the shard's _pubsub; utils.create_pool, "
-        "how a host dict (an address, or sentinels and a master_name) becomes a pool",
+        ("notifications/layer_watch.py", "shop/redis_config.py", "shop/channel_layers.py"),
+        "RedisPubSubChannelLayer._layers, RedisPubSubLoopLayer._shards, _get_shard, _get_group_channel_name and the "
+        "shard's _pubsub; RedisChannelLayer.consistent_hash as the one shard choice of its send, receive and groups; "
+        "utils.create_pool, how a host dict (an address, or sentinels and a master_name) becomes a pool",
     ),
     "redis": Reliance(
         "7.4.1",

@@ -275,19 +275,23 @@ WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_00
 # "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer):
 # docs/performance.md compares the two and says why pub/sub is the default.
 CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
+# The layer's shards, if it has several: Redis URLs it spreads groups over (docs/operations.md, "Sharding the channel
+# layer"). Unset: REDIS_URL alone. The broker and the limits stay on REDIS_URL either way.
+CHANNEL_LAYER_REDIS_URLS = env.list("CHANNEL_LAYER_REDIS_URLS", default=[])
 CHANNEL_LAYERS = channel_layers_config(
     REDIS,
     CHANNEL_LAYER_BACKEND,
     prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop"),
     group_expiry=WEBSOCKET_LIFETIME,
+    shard_urls=CHANNEL_LAYER_REDIS_URLS,
 )
 
 # The login limits' counts: in Redis when there is one, so every process shares them, beside the layer's keys.
 LOGIN_LIMIT_STORAGE, LOGIN_LIMIT_STORAGE_OPTIONS = limits_storage(REDIS)
 LOGIN_LIMIT_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="shop") + "-login"
 
-# Seconds between this process's checks that the layer's Redis is up and the same one
-# (see notifications/layer_watch.py): a restart or outage makes every socket reconnect.
+# Seconds between this process's checks that the layer's Redis (each shard) is up and the same one
+# (see notifications/layer_watch.py): a restart or outage makes the sockets that hear through it reconnect.
 CHANNEL_LAYER_WATCH_INTERVAL = env.float("CHANNEL_LAYER_WATCH_INTERVAL", default=1.0)
 
 CELERY_BROKER_URL, _broker_options = celery_broker(REDIS)

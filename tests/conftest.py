@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from tests.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory
+from tests.redis_server import RedisServer
 from tests.smtp_server import SMTPServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -76,6 +77,22 @@ def requires_redis_sentinel():
     """Debian's redis-server and redis-sentinel, to start servers and sentinels of the test's own."""
     missing = not (shutil.which("redis-server") and shutil.which("redis-sentinel"))
     return pytest.mark.skipif(missing and not IN_CI, reason="needs redis-server and redis-sentinel (apt-get install)")
+
+
+@pytest.fixture
+def redis_shards(tmp_path) -> list[RedisServer]:
+    """Two private redis-servers to shard the channel layer over (CHANNEL_LAYER_REDIS_URLS); tests may kill them."""
+    shards = []
+    for index in range(2):
+        (tmp_path / f"shard-{index}").mkdir()
+        shards.append(RedisServer(tmp_path / f"shard-{index}"))
+    try:
+        for shard in shards:
+            shard.start()
+        yield shards
+    finally:
+        for shard in shards:
+            shard.stop()
 
 
 @pytest.fixture

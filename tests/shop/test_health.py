@@ -84,6 +84,23 @@ def test_readyz_is_503_naming_the_channel_layer_when_its_redis_is_stopped(client
     assert "s3cret" not in response.content.decode()
 
 
+@requires_redis()
+def test_readyz_checks_each_shard_of_the_layer_and_names_the_one_that_is_down(client, settings, redis_shards):
+    settings.CHANNEL_LAYERS = channel_layers_config(
+        settings.REDIS_URL, "pubsub", prefix="private", shard_urls=[shard.url for shard in redis_shards]
+    )
+    healthy = client.get("/readyz")
+    assert healthy.status_code == 200
+    assert {name for name in healthy.json()["checks"] if "layer" in name} == {"channel_layer_0", "channel_layer_1"}
+
+    redis_shards[1].kill()
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["channel_layer_1"]
+    assert response.json()["checks"]["channel_layer_0"] == "ok"
+
+
 def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(client, settings):
     url = f"redis://:s3cret-password@127.0.0.1:{free_port()}/0"  # nothing listens there
     settings.REDIS = url

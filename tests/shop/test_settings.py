@@ -33,7 +33,9 @@ def settings_in(environment: dict) -> subprocess.CompletedProcess:
         " 'eager': settings.CELERY_TASK_ALWAYS_EAGER, 'broker': settings.CELERY_BROKER_URL,"
         " 'secure_cookies': settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE,"
         " 'hsts': settings.SECURE_HSTS_SECONDS, 'ssl_redirect': settings.SECURE_SSL_REDIRECT,"
-        " 'proxy_header': settings.SECURE_PROXY_SSL_HEADER, 'trusted_proxies': settings.TRUSTED_PROXIES}))"
+        " 'proxy_header': settings.SECURE_PROXY_SSL_HEADER, 'trusted_proxies': settings.TRUSTED_PROXIES,"
+        " 'layer_hosts': [h['address'] for h in settings.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('hosts', [])],"
+        " 'login_limits': settings.LOGIN_LIMIT_STORAGE}))"
     )
     return subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=clean_env(environment), capture_output=True, text=True
@@ -119,6 +121,16 @@ def test_redis_url_switches_to_the_redis_layer_and_broker():
     assert '"db": "django.db.backends.postgresql"' in result.stdout
     assert '"hosts": ["shop.example.com", "www.shop.example.com"]' in result.stdout
     assert '"debug": false' in result.stdout
+
+
+def test_channel_layer_redis_urls_shard_the_layer_and_leave_the_broker_and_limits_on_redis_url():
+    shards = "redis://10.0.0.1:6379/0,redis://10.0.0.2:6379/0"
+    result = settings_in({**PRODUCTION, "REDIS_URL": "redis://127.0.0.1:6379/3", "CHANNEL_LAYER_REDIS_URLS": shards})
+
+    assert result.returncode == 0, result.stderr
+    configured = json.loads(result.stdout)
+    assert configured["layer_hosts"] == shards.split(",")
+    assert configured["broker"] == configured["login_limits"] == "redis://127.0.0.1:6379/3"
 
 
 @pytest.mark.parametrize("backend", ["pubsub", "core"])
