@@ -68,5 +68,6 @@ def unread_frame(*, unread: UnreadState, read_seqs: list[int] | None) -> dict:
     return {"type": "unread", "unread": unread.count, "unread_version": unread.version, "read_seqs": read_seqs}
 
 
-def error_frame(code: str, detail: str) -> dict:
-    return {"type": "error", "code": code, "detail": detail}
+def error_frame(code: str, detail: str, **context) -> dict:
+    """An `error` frame; `context` names what it answers (a chat message's `order` and `client_id`, say)."""
+    return {"type": "error", "code": code, "detail": detail, **context}
