@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from support.services import message_post
+from tests.notifications.conftest import listen  # noqa: F401 (the fixture: real groups on the real layer)
 
 
 @pytest.fixture(autouse=True)
