@@ -30,8 +30,9 @@ class Posted:
 def message_post(*, author, order_id: int, body: object, client_id: uuid.UUID, internal: bool = False) -> Posted:
     """Store a message from `author` on the order's conversation (created by its first message), then publish it.
 
-    Refused with ChatRefused, nothing stored or sent: a body outside the rules, an order the author may not
-    take part in, an internal note from a customer, or a client_id the author already used for another message.
+    A retry (a client_id the author already used, with the same body) stores nothing and publishes the stored
+    message again. Refused with ChatRefused, nothing stored or sent: a body outside the rules, an order the author
+    may not take part in, an internal note from a customer, or a client_id the author used for another message.
     """
     body = message_body_clean(body)
     from_staff = sees_internal_notes(author)
@@ -45,6 +46,9 @@ def message_post(*, author, order_id: int, body: object, client_id: uuid.UUID, i
             if (stored.body, stored.internal) != (body, internal):
                 raise ChatRefused("client_id_reused", "This client_id was already used for another message.")
             stored.author = author
+            # Published again: if the first publish was lost with its process, the retry delivers it (sockets
+            # drop a seq they already have).
+            group_send_on_commit(message_deliveries(stored, order=order))
             return Posted(message=stored, created=False)
         conversation.last_seq += 1
         message = Message(

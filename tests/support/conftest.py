@@ -27,10 +27,10 @@ def post(author, order, body="Hello", *, internal=False, client_id=None):
     ).message
 
 
-def post_without_publishing(author, order, body="Lost"):
+def post_without_publishing(author, order, body="Lost", *, client_id=None):
     """A message that commits but whose publish never happens, as if its process died in between."""
     with transaction.atomic():
-        message = post(author, order, body)
+        message = post(author, order, body, client_id=client_id)
         transaction.get_connection().run_on_commit.clear()
     return message
 

@@ -139,6 +139,21 @@ async def test_a_retried_send_with_the_same_client_id_stores_one_message_and_ack
     await disconnect(customer_socket, staff_socket, retry_socket)
 
 
+async def test_a_retry_of_a_send_whose_publish_was_lost_delivers_it_to_the_other_side_once():
+    customer, order, staff, customer_socket, [staff_socket] = await order_with_sockets()
+    client_id = uuid.uuid4()
+    # Stored, then its process died before publishing, and before the page got its chat.sent.
+    await sync_to_async(post_without_publishing)(customer, order, "Hello?", client_id=client_id)
+    assert await staff_socket.receive_nothing(timeout=0.3)
+
+    await customer_socket.send_json_to(send_frame(order.pk, "Hello?", client_id))
+
+    assert (await customer_socket.receive_json_from(timeout=5))["type"] == "chat.sent"
+    assert seqs(await frames_until_quiet(staff_socket)) == [1]
+    assert await count_messages() == 1
+    await disconnect(customer_socket, staff_socket)
+
+
 async def test_the_same_client_id_for_another_body_is_refused_and_nothing_is_stored():
     customer = await make_user()
     order = await place(customer=customer)
