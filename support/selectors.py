@@ -8,18 +8,15 @@ from support.models import Conversation, ConversationRead, Message
 from support.rules import order_for_participant, sees_internal_notes
 
 
-def visible_messages(*, conversation_id: int, staff_view: bool):
-    """A conversation's messages the viewer may see: all for staff, none of the internal notes for a customer."""
-    messages = Message.objects.filter(conversation_id=conversation_id).select_related("author")
+def visible_messages(messages, *, staff_view: bool):
+    """Of `messages`, those the viewer may see (all for staff, none of the internal notes for a customer)."""
+    messages = messages.select_related("author")
     return messages if staff_view else messages.filter(internal=False)
 
 
 def messages_between(*, order_id: int, after_seq: int, before_seq: int, staff_view: bool) -> list[Message]:
-    """The messages the viewer may see with after_seq < seq < before_seq, in order (a socket's gap)."""
-    conversation_id = Conversation.objects.filter(order_id=order_id).values_list("pk", flat=True).first()
-    if conversation_id is None:
-        return []
-    messages = visible_messages(conversation_id=conversation_id, staff_view=staff_view)
+    """The messages the viewer may see with after_seq < seq < before_seq, in order (a socket's gap): one query."""
+    messages = visible_messages(Message.objects.filter(conversation__order_id=order_id), staff_view=staff_view)
     return list(messages.filter(seq__gt=after_seq, seq__lt=before_seq).order_by("seq"))
 
 
@@ -59,7 +56,7 @@ def conversation_open(*, viewer, order_id: int, after: int, max_backlog: int) ->
     if conversation is None:
         return Opening(order.pk, [], last_seq=0, reset=reset, truncated=False, read={"customer": 0, "staff": 0})
     newest_first = list(
-        visible_messages(conversation_id=conversation.pk, staff_view=staff_view)
+        visible_messages(conversation.messages.all(), staff_view=staff_view)
         .filter(seq__gt=after)
         .order_by("-seq")[: max_backlog + 1]
     )

@@ -8,6 +8,7 @@ from django.db import transaction
 from notifications.groups import STAFF_GROUP, user_group
 from support.models import Conversation, ConversationRead, Message
 from support.rules import ChatRefused
+from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
 from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres
@@ -92,6 +93,47 @@ def test_a_rolled_back_post_gives_its_seq_back():
 
     assert post(customer, order, "two again").seq == 2
     assert_gapless(order)
+
+
+# --- What each costs ----------------------------------------------------------------------------
+
+
+def test_a_post_to_a_conversation_costs_five_queries_and_the_first_two_more(django_assert_num_queries):
+    customer = UserFactory()
+    order = place_order(customer=customer)
+
+    # BEGIN, the order, the locked conversation (the first: not there, inserted, then read), the client_id, the
+    # counters, the row, COMMIT.
+    with django_assert_num_queries(9):
+        post(customer, order, "first")
+    with django_assert_num_queries(7):
+        post(customer, order, "second")
+
+
+def test_a_sockets_gap_is_filled_in_one_query(django_assert_num_queries):
+    customer = UserFactory()
+    order = place_order(customer=customer)
+    for body in "abc":
+        post(customer, order, body)
+
+    with django_assert_num_queries(1):
+        missed = messages_between(order_id=order.pk, after_seq=0, before_seq=3, staff_view=False)
+        assert [(message.seq, message.author.get_username()) for message in missed] == [
+            (1, customer.get_username()),
+            (2, customer.get_username()),
+        ]
+
+
+def test_opening_a_conversation_costs_four_queries(django_assert_num_queries):
+    customer = UserFactory()
+    order = place_order(customer=customer)
+    for body in "abc":
+        post(customer, order, body)
+
+    # The order, the conversation, its messages with their authors, the read marks.
+    with django_assert_num_queries(4):
+        opening = conversation_open(viewer=customer, order_id=order.pk, after=0, max_backlog=200)
+    assert [message.seq for message in opening.messages] == [1, 2, 3]
 
 
 # --- Rules --------------------------------------------------------------------------------------
