@@ -5,6 +5,7 @@ Registered with the generic consumer (notifications/socket_handlers.py). Per soc
 and no duplicate: the same rule, and the same gap-filling from the database, as the notifications'.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
 
 EXTENSION = "support"  # its key in the socket's `extensions`
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -47,12 +49,11 @@ def _order_id(content: dict) -> int:
 
 def _client_id(content: dict) -> uuid.UUID:
     value = content.get("client_id")
-    try:
-        if not isinstance(value, str) or len(value) != 36:  # the canonical form only: uuid.UUID takes others
-            raise ValueError
-        return uuid.UUID(value)
-    except ValueError:
-        raise _Invalid('"client_id" must be a UUID in its canonical form ("xxxxxxxx-xxxx-…", 36 characters).') from None
+    # The form crypto.randomUUID() and str(uuid4()) give, only: uuid.UUID() also takes braces, "urn:uuid:", no
+    # dashes or dashes anywhere, and chat.sent echoes the canonical form the client must recognise.
+    if not isinstance(value, str) or not CANONICAL_UUID.fullmatch(value):
+        raise _Invalid('"client_id" must be a UUID in its canonical lowercase form ("0b7d1c5e-8a4f-4f57-…").')
+    return uuid.UUID(value)
 
 
 async def _refuse(socket, code: str, detail: str, **context) -> None:

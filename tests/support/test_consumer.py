@@ -504,6 +504,12 @@ ORDER, ORDER_AS_TEXT = "<the order's id>", "<the order's id as text>"  # filled 
         ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": "not-a-uuid"}, "invalid_field"),
         ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": UUID.replace("-", "")}, "invalid_field"),
         ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": 12}, "invalid_field"),
+        ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": UUID.upper()}, "invalid_field"),
+        ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": "{" + UUID[1:-1] + "}"}, "invalid_field"),
+        (
+            {"type": "chat.send", "order": ORDER, "body": "x", "client_id": "----" + UUID.replace("-", "")},
+            "invalid_field",
+        ),
         ({"type": "chat.send", "order": ORDER, "client_id": UUID}, "invalid_field"),
         ({"type": "chat.send", "order": ORDER, "body": 7, "client_id": UUID}, "invalid_field"),
         ({"type": "chat.send", "order": ORDER, "body": ["x"], "client_id": UUID}, "invalid_field"),
