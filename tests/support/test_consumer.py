@@ -500,6 +500,8 @@ ORDER, ORDER_AS_TEXT = "<the order's id>", "<the order's id as text>"  # filled 
         ({"type": "chat.send", "order": True, "body": "x", "client_id": UUID}, "invalid_field"),
         ({"type": "chat.send", "order": 1.5, "body": "x", "client_id": UUID}, "invalid_field"),
         ({"type": "chat.send", "order": 2**63, "body": "x", "client_id": UUID}, "invalid_field"),
+        ({"type": "chat.send", "order": 2**63 - 1, "body": "x", "client_id": UUID}, "unknown_order"),
+        ({"type": "chat.open", "order": 2**63 - 1, "after": 2**63 - 1}, "unknown_order"),
         ({"type": "chat.send", "order": ORDER, "body": "x"}, "invalid_field"),
         ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": "not-a-uuid"}, "invalid_field"),
         ({"type": "chat.send", "order": ORDER, "body": "x", "client_id": UUID.replace("-", "")}, "invalid_field"),
