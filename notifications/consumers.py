@@ -21,6 +21,7 @@ from notifications.groups import user_groups
 from notifications.receipts import receipt_gather
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
+from notifications.socket_handlers import client_message_handler, layer_message_handler
 from notifications.user_limits import (
     SocketWindows,
     rate_limits,
@@ -58,11 +59,15 @@ class DirectDispatchMixin:
 
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
+        if handler is not None:
+            await handler(message)
+            return
+        registered = layer_message_handler(message.get("type"))
+        if registered is None:
             # From another version of the shop on the same layer (a rolling deploy): not a reason to drop the socket.
             _log_unknown_message_once(message.get("type"))
             return
-        await handler(message)
+        await registered(self, message)
 
 
 _unknown_message_types: set = set()
@@ -114,6 +119,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     unread_sent_at = float("-inf")
     acked_seq = 0  # the highest seq this socket's page acknowledged: a lower or equal ack writes nothing
     windows: SocketWindows | None = None  # made at the first message: most sockets never send one
+    extensions: dict | None = None  # what apps' registered handlers keep per socket, by app (socket_handlers.py)
 
     closing = False  # the server closed it: client messages still in flight are not acted on
 
@@ -132,7 +138,9 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.user = user
         self.user_id = user.pk
+        self.extensions = {}
         self.session_digest = session_digest(session_socket_id(self.scope["session"]))  # for `session_ended`
         self.groups_joined = user_groups(user)
         self.rate_limits = rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
@@ -230,10 +238,14 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             "mark_read": self._mark_read,
             "mark_all_read": self._mark_all_read,
         }.get(content["type"])
-        if handler is None:
+        if handler is not None:
+            await handler(content)
+            return
+        registered = client_message_handler(content["type"])
+        if registered is None:
             await self.send_json(error_frame("unknown_type", "Unknown message type."))
             return
-        await handler(content)
+        await registered(self, content)
 
     async def _ping(self, content):
         await self.send_json({"type": "pong"})

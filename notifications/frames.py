@@ -34,9 +34,16 @@ def notification_payload_check(payload) -> None:
 
 
 def fanout_frame_check(frame: dict) -> dict:
-    """Refuse, with a ValueError, a kind's fan-out frame that would pass for one of the protocol's own."""
-    if frame.get("type") in PROTOCOL_FRAME_TYPES:
-        raise ValueError(f"A fan-out frame cannot be of type {frame['type']!r}: the protocol reserves it")
+    """Refuse, with a ValueError, a kind's fan-out frame that would pass for one of the protocol's own or an app's.
+
+    An app's socket frames are namespaced, "<app>.<name>" (notifications/socket_handlers.py: `chat.message`); a
+    kind's fan-out frames are not (`order_changed`).
+    """
+    frame_type = frame.get("type")
+    if frame_type in PROTOCOL_FRAME_TYPES:
+        raise ValueError(f"A fan-out frame cannot be of type {frame_type!r}: the protocol reserves it")
+    if isinstance(frame_type, str) and "." in frame_type:
+        raise ValueError(f"A fan-out frame cannot be of type {frame_type!r}: '<app>.<name>' types are apps' own")
     return frame
 
 
@@ -68,5 +75,6 @@ def unread_frame(*, unread: UnreadState, read_seqs: list[int] | None) -> dict:
     return {"type": "unread", "unread": unread.count, "unread_version": unread.version, "read_seqs": read_seqs}
 
 
-def error_frame(code: str, detail: str) -> dict:
-    return {"type": "error", "code": code, "detail": detail}
+def error_frame(code: str, detail: str, **context) -> dict:
+    """An `error` frame; `context` names what it answers (a chat message's `order` and `client_id`, say)."""
+    return {"type": "error", "code": code, "detail": detail, **context}

@@ -401,6 +401,25 @@ def session_digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()[:32]
 
 
+def group_send_on_commit(messages: list[tuple[str, dict]]) -> None:
+    """Send (group, message) pairs once the caller's transaction commits, never before; a failure is logged.
+
+    For an app's live frames whose rows are their own record (a chat message): a socket that misses one fills
+    the gap from the database at the next, and a page resumes after the last it has (Zulip's send_event_on_commit).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("group_send_on_commit must run inside the transaction that makes the change")
+    if messages:
+        _on_commit_robust(_group_sends_quietly, messages)
+
+
+def _group_sends_quietly(messages: list[tuple[str, dict]]) -> None:
+    try:
+        _send_all(messages)
+    except Exception:
+        logger.exception("Sending %d live message(s) (%s) failed", len(messages), messages[0][1]["type"])
+
+
 def _group_send_quietly(group: str, message: dict) -> None:
     try:
         _send_all([(group, message)])

@@ -112,10 +112,18 @@ def rate_limits(spec: str) -> tuple:
 
 async def user_message_allow(*, user_id: int) -> bool:
     """Count one message from any socket of the user; False once they are over NOTIFICATION_USER_RATE_LIMIT."""
+    return await user_rate_allow(name="user", user_id=user_id, spec=settings.NOTIFICATION_USER_RATE_LIMIT)
+
+
+async def user_rate_allow(*, name: str, user_id: int, spec: str) -> bool:
+    """Count one `name` action of the user, from any socket on any process; False once over the limits in `spec`.
+
+    Each name counts on its own: an app's limit on one kind of message (chat's `chat.send`) beside the socket's.
+    """
     limits = _redis()
     rate_limiter = _memory_rate_limiter if limits is None else limits.rate_limiter
-    for limit in rate_limits(settings.NOTIFICATION_USER_RATE_LIMIT):
-        if not await rate_limiter.hit(limit, "user", str(user_id)):
+    for limit in rate_limits(spec):
+        if not await rate_limiter.hit(limit, name, str(user_id)):
             return False
     return True
 

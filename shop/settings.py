@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "shop",
     "orders",
     "notifications",
+    "support",
 ]
 
 MIDDLEWARE = [
@@ -358,7 +359,9 @@ NOTIFICATION_MAX_BACKLOG = env.int("NOTIFICATION_MAX_BACKLOG", default=500)
 NOTIFICATION_PUBLISH_TIMEOUT = env.float("NOTIFICATION_PUBLISH_TIMEOUT", default=5.0)
 # Failed sends of one notification (its own fault, not the layer's) before the sweeper quarantines it.
 NOTIFICATION_PUBLISH_MAX_ATTEMPTS = env.int("NOTIFICATION_PUBLISH_MAX_ATTEMPTS", default=5)
-NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 4096
+# Characters of one client message: room for a chat.send's 2,000-character body however its client escapes it
+# (\uXXXX for each UTF-16 unit: 12 per emoji).
+NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES = 32 * 1024
 NOTIFICATION_SOCKET_RATE_LIMIT = env.str("NOTIFICATION_SOCKET_RATE_LIMIT", default="10/second;120/minute")
 NOTIFICATION_SOCKET_RATE_LIMIT_STRIKES = 20
 # Per user, across every web process (notifications/user_limits.py): sockets open at once (a new one
@@ -370,6 +373,15 @@ NOTIFICATION_USER_RATE_LIMIT = env.str("NOTIFICATION_USER_RATE_LIMIT", default="
 NOTIFICATION_UNREAD_FRAME_INTERVAL = env.float("NOTIFICATION_UNREAD_FRAME_INTERVAL", default=0.5)
 # WebSocket handshakes set up at once per process; the rest wait in line (notifications.middleware.ConnectGate).
 NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT", default=32)
+
+# --- Support conversations (support/, docs/protocol.md "Support conversations") --------------
+
+# Messages one user may post, over all their sockets on every web process (on top of the socket's own limits).
+CHAT_SEND_RATE_LIMIT = env.str("CHAT_SEND_RATE_LIMIT", default="5/5second;60/minute")
+# Conversations one socket may watch at once (`chat.open`); a staff inbox closes one before opening another.
+CHAT_CONVERSATIONS_PER_SOCKET = env.int("CHAT_CONVERSATIONS_PER_SOCKET", default=20)
+# Messages `chat.open` replays at most: a page that missed more gets the newest this many, told it was truncated.
+CHAT_MAX_BACKLOG = env.int("CHAT_MAX_BACKLOG", default=200)
 
 # --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
 

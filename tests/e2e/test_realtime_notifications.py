@@ -7,6 +7,7 @@ order, exactly once, on sockets that stay open for as long as the customer stays
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 from websockets.exceptions import InvalidStatus
 
 from celery_app import app as celery_app
@@ -170,7 +171,7 @@ async def test_server_side_closes_use_codes_daphne_can_send(stack, open_browser,
     browser = await (await open_browser(stack.web)).login(customer.username)
     socket = await open_socket(stack.web, browser)
     await receive_hello(socket)
-    await socket.send('{"type": "ping", "padding": "' + "x" * 5000 + '"}')
+    await socket.send('{"type": "ping", "padding": "' + "x" * settings.NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES + '"}')
     error = await receive_frame(socket)
     assert (error["type"], error["code"]) == ("error", "too_large")
     assert await closing_code(socket) == 4009

@@ -308,9 +308,10 @@ async def test_bad_input_gets_an_error_frame_and_the_socket_stays_usable(send, c
     await communicator.disconnect()
 
 
-async def test_oversized_message_is_refused_and_closed_with_4009():
+async def test_oversized_message_is_refused_and_closed_with_4009(settings):
     communicator, _ = await open_socket(await make_user())
-    await communicator.send_to(text_data='{"type": "ping", "pad": "' + "x" * 5000 + '"}')
+    padding = "x" * settings.NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES
+    await communicator.send_to(text_data='{"type": "ping", "pad": "' + padding + '"}')
     assert (await communicator.receive_json_from())["code"] == "too_large"
     assert await closed_with(communicator) == 4009
 

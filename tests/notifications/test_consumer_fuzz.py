@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from tests.notifications.test_consumer import closed_with, make_user, open_socke
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 KNOWN_REPLIES = {"pong", "error", "unread", "reset"}
-MAX_BYTES = 4096
+MAX_BYTES = settings.NOTIFICATION_SOCKET_MAX_MESSAGE_BYTES
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -42,7 +43,7 @@ after_garbage = st.one_of(
     st.sampled_from(["²", "1²", "٣", "①", "𝟗", "0x10", "+1", " 1", "1_000", "1e3", "9" * 4400]),
     st.text(max_size=30),
 )
-# Nested within the 4 KiB cap: from about 1,000 levels json.loads raises RecursionError.
+# Nested within the message cap: from about 1,000 levels json.loads raises RecursionError.
 deep_json = st.integers(min_value=1, max_value=2000).flatmap(
     lambda depth: st.sampled_from(
         [
@@ -173,7 +174,7 @@ async def test_after_at_the_64_bit_limit_is_a_seq_never_issued():
     await communicator.disconnect()
 
 
-# Nested within the 4 KiB cap: json.loads raises RecursionError (not ValueError) from about 1,000 levels.
+# Nested within the message cap: json.loads raises RecursionError (not ValueError) from about 1,000 levels.
 @pytest.mark.parametrize(
     "text",
     [

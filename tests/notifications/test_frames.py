@@ -36,6 +36,13 @@ def test_a_fan_out_frame_of_a_type_the_protocol_reserves_is_refused(frame_type):
         fanout_frame_check({"type": frame_type})
 
 
+@pytest.mark.parametrize("frame_type", ["chat.message", "chat.sent", "tests.anything"])
+def test_a_fan_out_frame_of_an_apps_namespaced_socket_type_is_refused(frame_type):
+    """A kind's fan-out could otherwise pass for an app's own frame, such as a chat message."""
+    with pytest.raises(ValueError, match="'<app>.<name>' types are apps' own"):
+        fanout_frame_check({"type": frame_type})
+
+
 def test_a_fan_out_frame_of_a_kinds_own_type_passes_as_it_is():
     frame = {"type": "order_changed", "order": {"id": 1}}
 

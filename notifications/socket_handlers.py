@@ -1,0 +1,46 @@
+"""Socket message types owned by other apps: registered from their `AppConfig.ready()`, like kinds and audiences.
+
+The consumer knows the protocol's own types (ping, ack, mark_read…); an app adds the client messages it answers
+(`chat.send`) and the channel-layer messages it delivers (`chat.message`), each with an async handler that gets
+the socket and the message. The consumer parses, rate-limits and error-handles them as it does its own; the app
+keeps whatever it needs per socket in `socket.extensions[<its name>]` (docs/protocol.md).
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+# What a handler gets: the NotificationConsumer (its `user`, `user_id`, `send_json` and `extensions`).
+SocketHandler = Callable[[Any, dict], Awaitable[None]]
+
+# A registered type is namespaced by its app ("chat.send"), so it can never be one of the protocol's own.
+MESSAGE_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*")
+
+_client_messages: dict[str, SocketHandler] = {}
+_layer_messages: dict[str, SocketHandler] = {}
+
+
+def _register(registry: dict[str, SocketHandler], what: str, type_name: str, handler: SocketHandler) -> None:
+    if not MESSAGE_TYPE_NAME.fullmatch(type_name):
+        raise ValueError(f"A registered {what} type is '<app>.<name>', lowercase: {type_name!r}")
+    registered = registry.setdefault(type_name, handler)
+    if registered is not handler:
+        raise ValueError(f"The {what} type {type_name!r} is already handled by {registered!r}")
+
+
+def client_message_register(type_name: str, handler: SocketHandler) -> None:
+    """Answer client messages of `type_name` with `handler(socket, content)`; the same again is harmless."""
+    _register(_client_messages, "client message", type_name, handler)
+
+
+def layer_message_register(type_name: str, handler: SocketHandler) -> None:
+    """Deliver channel-layer messages of `type_name` with `handler(socket, message)`; the same again is harmless."""
+    _register(_layer_messages, "channel-layer message", type_name, handler)
+
+
+def client_message_handler(type_name: str) -> SocketHandler | None:
+    return _client_messages.get(type_name)
+
+
+def layer_message_handler(type_name: str) -> SocketHandler | None:
+    return _layer_messages.get(type_name)

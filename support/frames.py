@@ -1,0 +1,60 @@
+"""The chat frames of the socket protocol (docs/protocol.md, "Support conversations")."""
+
+from support.models import Message
+
+# How a staff author is named to the customer when they gave no first name.
+STAFF_DEFAULT_NAME = "Support"
+
+
+def author_name(user, *, from_staff: bool) -> str:
+    """What the other side calls an author: a staff member's first name only, a customer's full name."""
+    if from_staff:
+        return user.first_name or STAFF_DEFAULT_NAME
+    return user.get_full_name() or user.get_username()
+
+
+def message_payload(message: Message) -> dict:
+    """A message as every frame carries it: the same for both sides (a customer is never sent an internal one)."""
+    return {
+        "seq": message.seq,
+        "body": message.body,
+        "author": {"name": author_name(message.author, from_staff=message.from_staff), "is_staff": message.from_staff},
+        "created_at": message.created_at.isoformat(timespec="microseconds"),
+        "internal": message.internal,
+    }
+
+
+def previous_seq(*, seq: int, public_previous_seq: int, staff_view: bool) -> int:
+    """The seq of the message before this one that the viewer can see: staff see every one, a customer no note."""
+    return seq - 1 if staff_view else public_previous_seq
+
+
+def chat_message_frame(*, order_id: int, message: dict, previous_seq: int) -> dict:
+    """A message, from the backlog or live; `previous_seq` lets the page tell it missed one."""
+    return {"type": "chat.message", "order": order_id, "previous_seq": previous_seq, "message": message}
+
+
+def chat_sent_frame(*, order_id: int, client_id: str, message: dict) -> dict:
+    """The answer to a `chat.send`: the stored message (also for a retry of one already stored)."""
+    return {"type": "chat.sent", "order": order_id, "client_id": client_id, "message": message}
+
+
+def chat_opened_frame(*, order_id: int, last_seq: int, reset: bool, truncated: bool, read: dict) -> dict:
+    return {
+        "type": "chat.opened",
+        "order": order_id,
+        "last_seq": last_seq,
+        "reset": reset,
+        "truncated": truncated,
+        "read": read,
+    }
+
+
+def chat_read_frame(*, order_id: int, seq: int, reader_name: str, reader_is_staff: bool) -> dict:
+    """A participant's read mark moved on to `seq` (a read receipt)."""
+    return {
+        "type": "chat.read",
+        "order": order_id,
+        "seq": seq,
+        "reader": {"name": reader_name, "is_staff": reader_is_staff},
+    }

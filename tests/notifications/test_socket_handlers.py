@@ -1,0 +1,82 @@
+"""Socket message types owned by other apps: registered once, reached through the generic consumer."""
+
+import pytest
+from channels.layers import get_channel_layer
+
+from notifications.groups import user_group
+from notifications.socket_handlers import (
+    client_message_handler,
+    client_message_register,
+    layer_message_handler,
+    layer_message_register,
+)
+from support.socket import chat_message_delivered, chat_send
+from tests.notifications.test_consumer import make_user, open_socket
+
+
+async def echo(socket, content):
+    """A test app's client message: answered on the socket, with what the socket keeps for the app."""
+    count = socket.extensions.setdefault("tests", 0) + 1
+    socket.extensions["tests"] = count
+    await socket.send_json({"type": "tests.echoed", "said": content.get("say"), "count": count})
+
+
+async def shout(socket, message):
+    """A test app's channel-layer message: forwarded to the client."""
+    await socket.send_json({"type": "tests.shouted", "text": message["text"]})
+
+
+client_message_register("tests.echo", echo)  # as the test app's AppConfig.ready() would
+layer_message_register("tests.shout", shout)
+
+
+def test_the_support_app_registers_its_chat_messages_at_start_up():
+    assert client_message_handler("chat.send") is chat_send
+    assert layer_message_handler("chat.message") is chat_message_delivered
+
+
+def test_registering_a_type_again_is_harmless_and_another_handler_under_its_name_is_refused():
+    client_message_register("tests.echo", echo)
+    layer_message_register("tests.shout", shout)
+
+    with pytest.raises(ValueError, match="already handled"):
+        client_message_register("tests.echo", shout)
+    with pytest.raises(ValueError, match="already handled"):
+        layer_message_register("tests.shout", echo)
+
+
+@pytest.mark.parametrize("name", ["ping", "ack", "notification", "Chat.send", "chat.", ".send", "chat send", ""])
+def test_a_type_that_is_not_namespaced_by_its_app_is_refused(name):
+    """So no app can take over, or pass for, one of the protocol's own types."""
+    with pytest.raises(ValueError, match="'<app>.<name>'"):
+        client_message_register(name, echo)
+    with pytest.raises(ValueError, match="'<app>.<name>'"):
+        layer_message_register(name, shout)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_registered_client_message_reaches_its_handler_with_state_kept_per_socket():
+    customer = await make_user()
+    first, _ = await open_socket(customer)
+    second, _ = await open_socket(customer)
+
+    for say in ("a", "b"):
+        await first.send_json_to({"type": "tests.echo", "say": say})
+    await second.send_json_to({"type": "tests.echo", "say": "c"})
+
+    assert await first.receive_json_from() == {"type": "tests.echoed", "said": "a", "count": 1}
+    assert await first.receive_json_from() == {"type": "tests.echoed", "said": "b", "count": 2}
+    assert await second.receive_json_from() == {"type": "tests.echoed", "said": "c", "count": 1}
+    for socket in (first, second):
+        await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_registered_channel_layer_message_reaches_its_handler():
+    customer = await make_user()
+    socket, _ = await open_socket(customer)
+
+    await get_channel_layer().group_send(user_group(customer.pk), {"type": "tests.shout", "text": "hey"})
+
+    assert await socket.receive_json_from(timeout=5) == {"type": "tests.shouted", "text": "hey"}
+    await socket.disconnect()
