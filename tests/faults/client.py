@@ -7,15 +7,19 @@ delivered with what the database says was committed for its user.
 import asyncio
 import json
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.db import connections
 from django.test import Client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from notifications.models import Notification
 from orders.models import OrderStatus
+from orders.transitions import order_transition
 from tests.factories import UserFactory, place_order
 from tests.live.servers import in_own_thread
 
@@ -181,3 +185,34 @@ async def wait_until_async(predicate, *, deadline: float, interval: float = 0.2)
 async def in_thread(function, /, *args, **kwargs):
     """`in_own_thread` for async tests: database code off the event loop, its connection closed after."""
     return await asyncio.to_thread(in_own_thread, function, *args, **kwargs)
+
+
+class ChangeStream(threading.Thread):
+    """Moves orders through `plan` ((order id, status) pairs) at a steady pace, as staff and tasks would."""
+
+    def __init__(self, plan, *, interval: float):
+        super().__init__(daemon=True)
+        self.plan = list(plan)
+        self.interval = interval
+        self.committed = 0
+        self.errors: list[Exception] = []
+
+    def run(self):
+        try:
+            for order_id, status in self.plan:
+                try:
+                    order_transition(order_id=order_id, to_status=status)
+                    self.committed += 1
+                except Exception as error:  # recorded and asserted on
+                    self.errors.append(error)
+                time.sleep(self.interval)  # the pace of the stream, not synchronisation
+        finally:
+            connections.close_all()
+
+
+def seqs_by_user() -> dict[int, list[int]]:
+    """Every user's notification seqs as the database holds them, in order: what each client must end with."""
+    result: dict[int, list[int]] = {}
+    for recipient_id, seq in Notification.objects.order_by("recipient_id", "seq").values_list("recipient_id", "seq"):
+        result.setdefault(recipient_id, []).append(seq)
+    return result

@@ -9,7 +9,6 @@ failed meanwhile), and everyone else goes on hearing live. Figures: docs/operati
 
 import asyncio
 import statistics
-import threading
 import time
 
 import pytest
@@ -27,7 +26,15 @@ from orders.transitions import order_transition
 from shop.channel_layers import channel_layers_config
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import UserFactory, place_order
-from tests.faults.client import ResilientClient, delivery_figures, in_thread, wait_until, wait_until_async
+from tests.faults.client import (
+    ChangeStream,
+    ResilientClient,
+    delivery_figures,
+    in_thread,
+    seqs_by_user,
+    wait_until,
+    wait_until_async,
+)
 from tests.faults.conftest import LAYER_PREFIX, record
 from tests.live.servers import live_db
 from tests.redis_server import RedisServer
@@ -76,13 +83,6 @@ def shop_with_customers():
     return orders, sessions
 
 
-def seqs_by_user() -> dict[int, list[int]]:
-    result: dict[int, list[int]] = {}
-    for recipient_id, seq in Notification.objects.order_by("recipient_id", "seq").values_list("recipient_id", "seq"):
-        result.setdefault(recipient_id, []).append(seq)
-    return result
-
-
 def users_subscribed_on(shard: RedisServer) -> set[int]:
     """The users whose group channel this shard carries, as Redis itself reports it (PUBSUB CHANNELS)."""
     pattern = f"{LAYER_PREFIX}__group__user_"
@@ -92,28 +92,6 @@ def users_subscribed_on(shard: RedisServer) -> set[int]:
 
 def publishes_on(shard: RedisServer) -> int:
     return redis.Redis.from_url(shard.url).info("commandstats").get("cmdstat_publish", {}).get("calls", 0)
-
-
-class ChangeStream(threading.Thread):
-    """Moves every order along its steps at a steady pace, as staff and tasks would."""
-
-    def __init__(self, plan):
-        super().__init__(daemon=True)
-        self.plan = plan
-        self.committed = 0
-        self.errors: list[Exception] = []
-
-    def run(self):
-        try:
-            for order_id, status in self.plan:
-                try:
-                    order_transition(order_id=order_id, to_status=status)
-                    self.committed += 1
-                except Exception as error:  # recorded and asserted on
-                    self.errors.append(error)
-                time.sleep(CHANGE_INTERVAL)  # the pace of the stream, not synchronisation
-        finally:
-            connections.close_all()
 
 
 def first_delivery_after(client: ResilientClient, moment: float) -> float:
@@ -167,7 +145,7 @@ async def test_losing_one_layer_shard_interrupts_only_its_customers_and_loses_no
     done_first = {(order.pk, OrderStatus.PROCESSING) for order in first_orders}
     steps = [OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
     plan = [(order.pk, status) for status in steps for order in orders if (order.pk, status) not in done_first]
-    stream = ChangeStream(plan)
+    stream = ChangeStream(plan, interval=CHANGE_INTERVAL)
     stream.start()
     stream_started = time.monotonic()
     lost = staff_shard() if lose == "the_staff_groups_shard" else 1 - staff_shard()

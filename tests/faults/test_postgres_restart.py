@@ -35,7 +35,7 @@ from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderSta
 from shop.models import Product
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
-from tests.faults.client import ResilientClient, delivery_figures, in_thread, wait_until, wait_until_async
+from tests.faults.client import ResilientClient, delivery_figures, in_thread, seqs_by_user, wait_until, wait_until_async
 from tests.faults.conftest import record
 from tests.live.clients import Browser, form_fields
 from tests.live.servers import live_db
@@ -225,13 +225,6 @@ def shop_for(customers_count: int, servers_user):
         for _ in range(STAFF_ORDERS_EACH)
     ]
     return customers, staff, product, staff_orders
-
-
-def seqs_by_user() -> dict[int, list[int]]:
-    result: dict[int, list[int]] = {}
-    for recipient_id, seq in Notification.objects.order_by("recipient_id", "seq").values_list("recipient_id", "seq"):
-        result.setdefault(recipient_id, []).append(seq)
-    return result
 
 
 def half_written() -> list[str]:

@@ -1,7 +1,6 @@
 """Fault 1: Redis stops for 10 seconds and comes back while customers watch and orders keep changing."""
 
 import asyncio
-import threading
 import time
 from collections import Counter
 
@@ -11,10 +10,17 @@ from django.test import Client
 
 from notifications.models import Notification
 from orders.models import OrderStatus
-from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import UserFactory, place_order
-from tests.faults.client import ResilientClient, delivery_figures, in_thread, wait_until, wait_until_async
+from tests.faults.client import (
+    ChangeStream,
+    ResilientClient,
+    delivery_figures,
+    in_thread,
+    seqs_by_user,
+    wait_until,
+    wait_until_async,
+)
 from tests.faults.conftest import record
 from tests.live.servers import live_db
 
@@ -44,35 +50,6 @@ def shop_with_customers():
     return customers, orders, sessions
 
 
-class ChangeStream(threading.Thread):
-    """Moves every order along its steps at a steady pace, as staff and tasks would."""
-
-    def __init__(self, orders):
-        super().__init__(daemon=True)
-        self.plan = [(order.pk, status) for status in STEPS for order in orders]
-        self.committed = 0
-        self.errors: list[Exception] = []
-
-    def run(self):
-        try:
-            for order_id, status in self.plan:
-                try:
-                    order_transition(order_id=order_id, to_status=status)
-                    self.committed += 1
-                except Exception as error:  # recorded and asserted on
-                    self.errors.append(error)
-                time.sleep(CHANGE_INTERVAL)  # the pace of the stream, not synchronisation
-        finally:
-            connections.close_all()
-
-
-def seqs_by_user() -> dict[int, list[int]]:
-    result: dict[int, list[int]] = {}
-    for recipient_id, seq in Notification.objects.order_by("recipient_id", "seq").values_list("recipient_id", "seq"):
-        result.setdefault(recipient_id, []).append(seq)
-    return result
-
-
 async def test_redis_restart_mid_stream_loses_nothing_and_duplicates_nothing(cluster, private_redis):
     web = cluster.web()
     cluster.worker()
@@ -82,7 +59,7 @@ async def test_redis_restart_mid_stream_loses_nothing_and_duplicates_nothing(clu
     clients = {pk: ResilientClient([web], sessions[pk], last_seq=start_seqs[pk][-1]).start() for pk in sessions}
     await wait_until(lambda: all(c.connects for c in clients.values()), deadline=20)
 
-    stream = ChangeStream(orders)
+    stream = ChangeStream([(order.pk, status) for status in STEPS for order in orders], interval=CHANGE_INTERVAL)
     stream.start()
     await asyncio.sleep(OUTAGE_AFTER)  # let the stream run on a healthy Redis first
     await asyncio.to_thread(private_redis.stop)

@@ -19,10 +19,17 @@ from django.test import Client
 
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
-from orders.transitions import order_transition
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import UserFactory, place_order
-from tests.faults.client import ResilientClient, delivery_figures, in_thread, wait_until, wait_until_async
+from tests.faults.client import (
+    ChangeStream,
+    ResilientClient,
+    delivery_figures,
+    in_thread,
+    seqs_by_user,
+    wait_until,
+    wait_until_async,
+)
 from tests.faults.conftest import record
 from tests.live.servers import live_db
 from tests.redis_server import wait_for
@@ -54,35 +61,6 @@ def shop_with_customers():
         sessions[customer.pk] = client.cookies["sessionid"].value
     connections.close_all()
     return moved, pending, sessions
-
-
-def seqs_by_user() -> dict[int, list[int]]:
-    result: dict[int, list[int]] = {}
-    for recipient_id, seq in Notification.objects.order_by("recipient_id", "seq").values_list("recipient_id", "seq"):
-        result.setdefault(recipient_id, []).append(seq)
-    return result
-
-
-class ChangeStream(threading.Thread):
-    """Moves every paid order along its steps at a steady pace, as staff would."""
-
-    def __init__(self, orders):
-        super().__init__(daemon=True)
-        self.plan = [(order.pk, status) for status in STEPS for order in orders]
-        self.committed = 0
-        self.errors: list[Exception] = []
-
-    def run(self):
-        try:
-            for order_id, status in self.plan:
-                try:
-                    order_transition(order_id=order_id, to_status=status)
-                    self.committed += 1
-                except Exception as error:  # recorded and asserted on
-                    self.errors.append(error)
-                time.sleep(CHANGE_INTERVAL)  # the pace of the stream, not synchronisation
-        finally:
-            connections.close_all()
 
 
 class PaymentTasks(threading.Thread):
@@ -133,7 +111,7 @@ async def test_primary_killed_mid_stream_the_replica_is_promoted_and_nothing_is_
     await wait_until(lambda: all(c.user_id is not None for c in clients.values()), deadline=20)
     assert [(await readiness(web))["http_status"] for web in webs] == [200, 200]
 
-    changes = ChangeStream(moved)
+    changes = ChangeStream([(order.pk, status) for status in STEPS for order in moved], interval=CHANGE_INTERVAL)
     payments = PaymentTasks(sentinel_cluster, pending)
     changes.start()
     payments.start()
