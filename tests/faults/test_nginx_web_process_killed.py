@@ -30,7 +30,8 @@ STATUSES = (OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED) 
 PRODUCE_SECONDS = 6.0  # the changes are spread over this, so the kill lands in the middle of them
 # A socket's line in nginx's access log (deploy/nginx.conf's log_format): its id and each upstream tried, in order.
 SOCKET_OPENED = re.compile(
-    r'"GET /ws/notifications/\?after=\d+ HTTP/1\.1" 101 .* request_id=(\S+) upstream=(.+?) upstream_status='
+    # nginx logs the path without its query string (?after=…): deploy/nginx.conf, shop_logged_path.
+    r'"GET /ws/notifications/ HTTP/1\.1" 101 .* request_id=(\S+) upstream=(.+?) upstream_status='
 )
 SOCKET_CONNECTED = re.compile(r"socket_connected .* request_id=(\S+)")
 

@@ -65,12 +65,13 @@ def test_no_module_under_notifications_imports_orders():
     assert {path: modules for path, modules in importing_orders.items() if modules} == {}
 
 
-# Django set up without the orders app (nor shop, whose catalog and cart use orders), then every module of
+# Django set up without the orders app (nor shop, whose catalog and cart use orders, nor support, whose conversations
+# are about orders), then every module of
 # notifications/ imported: what orders modules are loaded then came from notifications/ (or what it imports).
 WITHOUT_ORDERS = """
 import importlib, json, pkgutil, sys
 from django.conf import settings
-settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app not in ("orders", "shop")]
+settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app not in ("orders", "shop", "support")]
 import django
 django.setup()
 import notifications
