@@ -1,10 +1,10 @@
 """Embedded mode has no beat: its web process runs the periodic tasks, and what they change reaches the pages live."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from celery.utils.imports import symbol_by_name
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -13,7 +13,7 @@ from shop.embedded_schedule import RUN_ELSEWHERE, embedded_schedule
 from tests.conftest import requires_postgres
 from tests.factories import place_order
 from tests.live.clients import receive_hello, receive_notification
-from tests.live.servers import live_db, server_env, start_web_server
+from tests.live.servers import in_own_thread, live_db, server_env, start_web_server
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres()]
 
@@ -56,10 +56,9 @@ async def test_an_order_left_unpaid_is_cancelled_by_the_web_process_and_its_page
 
 
 async def place(customer) -> Order:
-    return await database_sync_to_async(place_order)(customer=customer)
+    return await asyncio.to_thread(in_own_thread, place_order, customer=customer)
 
 
 async def age(order: Order, *, minutes: int) -> None:
-    await database_sync_to_async(Order.objects.filter(pk=order.pk).update)(
-        created_at=timezone.now() - timedelta(minutes=minutes)
-    )
+    created_at = timezone.now() - timedelta(minutes=minutes)
+    await asyncio.to_thread(in_own_thread, Order.objects.filter(pk=order.pk).update, created_at=created_at)
