@@ -30,18 +30,20 @@ RELIANCES = {
         "Server's connection table, its two checker timers, http_factory/ws_factory made in run(), "
         "kill_all_applications as the before-shutdown trigger, listen_success given the port, handle_reply, "
         "application_checker's body; WebSocketProtocol.application_type; CommandLineInterface's parser and "
-        "server_class",
+        "server_class; WebRequest's upgrade, which leaves the request in its channel's requests",
     ),
     "autobahn": Reliance(
         "26.10.2",
         ("shop/web.py", "shop/drain.py"),
         "WebSocketServerProtocol copying CONFIG_ATTRS from its factory per connection; sendCloseFrame (any code) "
-        "and the state it leaves (STATE_CLOSING), sendMessage raising once not STATE_OPEN",
+        "and the state it leaves (STATE_CLOSING), sendMessage raising once not STATE_OPEN; is_closed resolved with "
+        "the protocol itself",
     ),
     "twisted": Reliance(
         "26.10.0",
         ("shop/web.py",),
-        "twisted.web.http._GenericHTTPChannelProtocol and HTTPChannel's allHeadersReceived/requestDone hooks",
+        "twisted.web.http._GenericHTTPChannelProtocol and HTTPChannel's allHeadersReceived/requestDone hooks; "
+        "HTTPChannel.requests, which keeps an upgraded request",
     ),
     "channels": Reliance(
         "4.3.2",
