@@ -184,11 +184,15 @@ def _plot(x: list, series: dict[str, list], labels: tuple[str, str], title: str,
     plt.close(figure)
 
 
-def write_soak_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
-    """make soak's run: soak.json, soak.png, and its table in docs/operations.md."""
+def write_soak_report(
+    report: dict, out: Path, doc: Path, markers: tuple[str, str], name: str = "soak", table: bool = True
+) -> None:
+    """make soak's run: <name>.json, <name>.png, and (`table`) its table in docs/operations.md."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot_soak(report, out / "soak.png")
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot_soak(report, out / f"{name}.png")
+    if not table:
+        return
     start, end = markers
     text = doc.read_text()
     before, rest = text.split(start, 1)

@@ -61,7 +61,21 @@ def parse_args(argv):
     # Unlike bench.run's (the workers' nice 10), the servers' priority: the soak needs its rate of changes, not the
     # workers' place in the queue for a core, and at nice 10 on a crowded machine the triggers made half of 50/s.
     parser.add_argument("--trigger-niceness", type=int, default=0, help="CPU priority (nice) of the triggers")
+    parser.add_argument(
+        "--web-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the web process beyond the stack's, e.g. WEB_GC_THRESHOLDS=20000,5,10 (repeatable)",
+    )
+    parser.add_argument(
+        "--results",
+        default="soak",
+        help="name of the results in docs/performance/ (NAME.json, NAME.png); only soak's go into docs/operations.md",
+    )
     args = parser.parse_args(argv)
+    if any("=" not in setting for setting in args.web_env):
+        parser.error("--web-env takes NAME=VALUE")
     if args.sample_seconds <= 0 or args.minutes * 60 < 2 * args.sample_seconds:
         parser.error("the run needs at least two sample intervals")
     return args
@@ -282,9 +296,9 @@ def main(argv=None) -> int:
     }
     from bench.report import write_soak_report
 
-    write_soak_report(report, OUT, DOC, (TABLE_START, TABLE_END))
+    write_soak_report(report, OUT, DOC, (TABLE_START, TABLE_END), name=args.results, table=args.results == "soak")
     print(f"\nDelivery: {result['delivery']}\nVerdict: {outcome}", flush=True)
-    print(f"Wrote {OUT.relative_to(ROOT)}/soak.json, soak.png and the table in {DOC.relative_to(ROOT)}", flush=True)
+    print(f"Wrote {OUT.relative_to(ROOT)}/{args.results}.json and .png", flush=True)
     return 0 if outcome["passed"] else 1
 
 
@@ -302,7 +316,8 @@ def _run(args, redis_url: str, log_dir) -> dict:
                      static_root=str(STATIC_ROOT), run=uuid.uuid4().hex[:8], layer="pubsub")  # fmt: skip
     server = worker = None
     try:
-        server = start_web("daphne", "soak-daphne", env, log_dir)
+        web_env = dict(setting.split("=", 1) for setting in args.web_env)
+        server = start_web("daphne", "soak-daphne", {**env, **web_env}, log_dir)
         worker = start_worker("soak-worker", env, log_dir)
         print(f"   web server pid {server.pid}; Redis at {redis_url}", flush=True)
         with Generators(args.generators) as generators, Triggers(args.triggers, env, args.trigger_niceness) as triggers:
