@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-faults bench lock check lint clean
+.PHONY: install run test test-faults bench soak lock check lint clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -51,6 +51,12 @@ test-faults: install
 # and BENCH_REDIS_URL say where. A shorter look: make bench BENCH_ARGS="--sockets 2000 --quick".
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# One web process for 30 minutes of churn and changes: memory and Redis keys must stay flat, nothing lost
+# (docs/operations.md, "Soak"; not part of `make test`). BENCH_DATABASE_URL as for the bench; Redis is its own.
+# A shorter look: make soak SOAK_ARGS="--minutes 4 --sample-seconds 30".
+soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 # The rules pyproject.toml selects; ruff is pinned in requirements-dev.
 lint: install

@@ -91,15 +91,20 @@ class Generators(_Helpers):
         self.ask_all({"cmd": "reconnect_to", "targets": [[server.ws_url, server.base_url] for server in servers]})
 
     def stats(self) -> dict:
-        """Every generator's stats, summed: sockets open, reconnects, failures and close codes by kind."""
-        total: dict = {"open": 0, "reconnects": 0, "reconnecting": 0, "reconnect_failures": {}, "close_codes": {}}
+        """Every generator's stats, summed: sockets open, reconnects, churn, failures and close codes by kind."""
+        total: dict = {"open": 0, "reconnects": 0, "reconnecting": 0, "churned": 0, "resets": 0,
+                       "reconnect_failures": {}, "close_codes": {}}  # fmt: skip
         for reply in self.ask_all({"cmd": "stats"}):
-            for key in ("open", "reconnects", "reconnecting"):
+            for key in ("open", "reconnects", "reconnecting", "churned", "resets"):
                 total[key] += reply[key]
             for key in ("reconnect_failures", "close_codes"):
                 for kind, count in reply[key].items():
                     total[key][kind] = total[key].get(kind, 0) + count
         return total
+
+    def churn(self, rate: float) -> None:
+        """From now on `rate` sockets a second in all close as tabs do and come back (`reconnect_to`); 0 stops it."""
+        self.ask_all({"cmd": "churn", "rate": rate / len(self.processes)})
 
     def acks(self, on: bool) -> None:
         """From now on every client acknowledges each notification as the page does (`on`), or none does."""

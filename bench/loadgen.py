@@ -10,6 +10,9 @@ their frames) and drives them over stdin/stdout, one JSON object per line:
     {"cmd": "collect"}    -> the notification frames received since the last collect
     {"cmd": "acks", "on": true}
                           -> from now on every client acknowledges what it receives, as the page does
+    {"cmd": "churn", "rate": 10.0}
+                          -> from now on `rate` sockets a second, at random, close as a tab does (1000) and, with
+                             `reconnect_to` given, come back; a rate of 0 stops it
     {"cmd": "close"}      -> closes every socket and exits
 
 Each client behaves like static/js/connection.js on its first connect: the session cookie,
@@ -17,9 +20,10 @@ the site's Origin, permessage-deflate offered as browsers do, no client pings (b
 send none), and it counts as connected only once the server's `hello` arrived. After
 `reconnect_to`, a socket the server drops comes back as the page's does: exponential
 backoff with full jitter (connection.js's base and cap), to the next target, resuming with
-?after=<last seq>; only a `hello` resets the backoff. After `acks`, each client sends the
-page's delivery receipt for every notification it receives (a visible tab's): `{"type": "ack",
-"seq": N}` at once, then at most one per ACK_INTERVAL for what came meanwhile.
+?after=<last seq>; only a `hello` resets the backoff. As the page, a client takes the `hello`'s `last_seq`
+on its first socket only (and after a `reset`): a resumed socket's replay starts from the client's own. After
+`acks`, each client sends the page's delivery receipt for every notification it receives (a visible tab's):
+`{"type": "ack", "seq": N}` at once, then at most one per ACK_INTERVAL for what came meanwhile.
 """
 
 import asyncio
@@ -67,6 +71,10 @@ class LoadGenerator:
         self.acked: dict[int, int] = {}  # user_id -> newest seq acknowledged
         self.ackers: dict[int, asyncio.Task] = {}  # user_id -> its ack and the interval after it
         self.acks_sent = 0
+        self.churner: asyncio.Task | None = None
+        self.churned = 0  # sockets this client side closed on purpose
+        self.resets = 0  # `reset` frames: what was missed could not be replayed
+        self.hello_last_seq: dict[int, int] = {}  # user_id -> last_seq of the hello of its current socket
 
     async def connect(self, clients: list[list], concurrency: int) -> dict:
         gate = asyncio.Semaphore(concurrency)
@@ -133,8 +141,10 @@ class LoadGenerator:
     def _track(self, user_id: int, socket, hello: dict) -> None:
         if hello.get("type") != "hello" or hello.get("user_id") != user_id:
             self.foreign.append(hello)
-        elif isinstance(hello.get("last_seq"), int):  # as the page does: resume from where the server said it was
-            self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), hello["last_seq"])
+        elif isinstance(hello.get("last_seq"), int):
+            self.hello_last_seq[user_id] = hello["last_seq"]
+            # As the page does: a first socket starts where the server is; a resumed one's replay is still to come.
+            self.last_seq.setdefault(user_id, hello["last_seq"])
         self.sockets[user_id] = socket
         _spawn(self._read(user_id, socket), self.readers)
 
@@ -168,6 +178,9 @@ class LoadGenerator:
                     self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), frame["seq"])
                     if self.acking:
                         self._shown(user_id, socket, frame["seq"])
+                elif frame["type"] == "reset":  # as the page does: carry on from the hello's seq
+                    self.resets += 1
+                    self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), self.hello_last_seq.get(user_id, 0))
                 elif frame["type"] in ("order_changed", "hello"):
                     self.foreign.append(frame)  # staff news, or a second hello, on a customer's socket
         except ConnectionClosed:
@@ -198,6 +211,26 @@ class LoadGenerator:
         finally:
             del self.ackers[user_id]  # no await since the last look at `shown`: nothing shown is left unacked
 
+    def churn(self, rate: float) -> None:
+        """From now on close `rate` random sockets a second, as tabs closing do; 0 stops it."""
+        if self.churner is not None:
+            self.churner.cancel()
+            self.churner = None
+        if rate > 0:
+            self.churner = asyncio.create_task(self._churn(rate))
+
+    async def _churn(self, rate: float) -> None:
+        closing: set[asyncio.Task] = set()
+        next_at = time.monotonic()
+        while True:
+            next_at += 1 / rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))  # open-loop pacing, as the triggers'
+            if self.sockets:
+                # Out of `sockets` at once, so it is not picked twice; its reader brings it back (_read, _come_back).
+                socket = self.sockets.pop(random.choice(list(self.sockets)))
+                self.churned += 1
+                _spawn(socket.close(), closing)
+
     def stats(self) -> dict:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
@@ -208,6 +241,8 @@ class LoadGenerator:
             "reconnect_failures": dict(self.reconnect_failures),
             "acks_sent": self.acks_sent,
             "acks_pending": len(self.ackers),
+            "churned": self.churned,
+            "resets": self.resets,
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "max_rss_kb": usage.ru_maxrss,
         }
@@ -219,6 +254,7 @@ class LoadGenerator:
 
     async def close(self) -> dict:
         self.closing = True
+        self.churn(0)
         for task in [*self.comebacks, *self.ackers.values()]:
             task.cancel()
         sockets = list(self.sockets.values())
@@ -252,6 +288,9 @@ async def main() -> None:
                 reply = generator.collect()
             case "acks":
                 generator.acking = command["on"]
+                reply = {}
+            case "churn":
+                generator.churn(command["rate"])
                 reply = {}
             case "close":
                 reply = await generator.close()

@@ -182,3 +182,104 @@ def _plot(x: list, series: dict[str, list], labels: tuple[str, str], title: str,
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def write_soak_report(
+    report: dict, out: Path, doc: Path, markers: tuple[str, str], name: str = "soak", table: bool = True
+) -> None:
+    """make soak's run: <name>.json, <name>.png, and (`table`) its table in docs/operations.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot_soak(report, out / f"{name}.png")
+    if not table:
+        return
+    start, end = markers
+    text = doc.read_text()
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + soak_markdown(report) + end + after)
+
+
+def soak_markdown(report: dict) -> str:
+    args, verdict, delivery = report["arguments"], report["verdict"], report["delivery"]
+    samples, checks = report["samples"], verdict["checks"]
+    after = [s for s in samples if s["minute"] >= verdict["warmup_minutes"]]
+    machine = report["machine"]
+    rss, keys = [s["rss_mb"] for s in after], [s["redis_keys"] for s in after]
+    redis_mb = [s["redis_used_memory_mb"] for s in after]
+    open_during = [s["ws_connections"] for s in samples[1:-1] if s["ws_connections"] is not None] or [0]
+    lines = [
+        f"Measured {report['started']} in {report['minutes']} minutes on {machine['cores']} cores ({machine['cpu']}), "
+        f"shared with other work; Python {machine['python']}. Command: `{report['command']}`. "
+        f"{args['sockets']:,} sockets, {args['churn']:g} closing and coming back a second, {args['changes']:g} "
+        f"changes a second asked ({report['changes_per_second']:g} made, {report['changes_late']:,} changes late), "
+        f"for {args['minutes']:g} minutes; a sample every {args['sample_seconds']:g} s, the first "
+        f"{verdict['warmup_minutes']:.3g} minutes left out as warm-up. Verdict: "
+        f"**{'passed' if verdict['passed'] else 'FAILED'}**.",
+        "",
+        "| figure | after warm-up | limit | verdict |",
+        "| --- | --- | --- | --- |",
+        f"| web process RSS | {min(rss):.1f}–{max(rss):.1f} MB, slope {_signed(verdict['rss_mb_per_10_minutes'])} "
+        f"MB per 10 min | {verdict['max_rss_mb_per_10_minutes']:g} MB per 10 min | {_ok(checks['rss'])} |",
+        f"| Redis keys (DBSIZE) | {min(keys):,}–{max(keys):,}, of which users' open sockets at most "
+        f"{verdict['redis_most_user_socket_keys']:,}; the others, the last {verdict['redis_keys_compared_samples']} "
+        f"samples' most against the first's: {_signed(verdict['redis_other_keys_growth'], '.0f')} "
+        f"| others {verdict['max_redis_keys_growth']:+d}, sockets' at most one per socket "
+        f"| {_ok(checks['redis_keys'])} |",
+        f"| Redis used_memory | {min(redis_mb):.2f}–{max(redis_mb):.2f} MB, slope "
+        f"{_signed(verdict['redis_used_memory_mb_per_10_minutes'], '.2f')} MB per 10 min | — | (reported) |",
+        f"| notifications | {delivery['notifications']:,} stored for {delivery['users']:,} customers "
+        f"({report['changes']:,} changes), {delivery['received']:,} received: {delivery['lost']} lost, "
+        f"{delivery['duplicates']} twice, {delivery['out_of_order']} out of order, {delivery['unknown']} unknown, "
+        f"{report['foreign_frames']} foreign | every customer's exactly, in order | {_ok(checks['delivery'])} |",
+        f"| sockets | {min(open_during):,.0f}–{max(open_during):,.0f} open on the server during the run; "
+        f"{samples[-1]['churned']:,} closed and {report['generators']['reconnects']:,} came back; "
+        f"all {samples[-1]['ws_connections']:,.0f} back {report['settle_seconds']:g} s after the end, "
+        f"{report['generators']['resets']} resets | all back, no reset | {_ok(checks['sockets'])} |",
+        "",
+        "![RSS, sockets and Redis during the soak](performance/soak.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _signed(value, spec: str = ".1f") -> str:
+    return "—" if value is None else format(value, "+" + spec)
+
+
+def _ok(passed: bool) -> str:
+    return "met" if passed else "**not met**"
+
+
+def _plot_soak(report: dict, path: Path) -> None:
+    samples, warmup = report["samples"], report["verdict"]["warmup_minutes"]
+    minutes = [s["minute"] for s in samples]
+    figure, (memory, sockets, keys) = plt.subplots(3, 1, figsize=(7, 7.5), sharex=True)
+    memory.plot(minutes, [s["rss_mb"] for s in samples], marker="o", label="web process RSS")
+    memory.set_ylabel("web process RSS (MB)")
+    redis_memory = memory.twinx()  # a few MB beside a few hundred: an axis of its own
+    redis_memory.plot(minutes, [s["redis_used_memory_mb"] for s in samples], marker=".", color="tab:orange",
+                      label="Redis used_memory")  # fmt: skip
+    redis_memory.set_ylabel("Redis used_memory (MB)")
+    sockets.plot(minutes, [s["ws_connections"] for s in samples], marker="o", label="open (shop_ws_connections)")
+    sockets.plot(minutes, [s["client_open"] for s in samples], marker=".", label="open (the clients' count)")
+    sockets.set_ylabel("sockets")
+    keys.plot(minutes, [s["redis_keys"] for s in samples], marker="o", label="Redis keys (DBSIZE)")
+    keys.set_ylabel("keys")
+    others = keys.twinx()
+    others.plot(minutes, [s["redis_keys"] - s["redis_user_socket_keys"] for s in samples], marker=".",
+                color="tab:green", label="keys other than users' open sockets")  # fmt: skip
+    others.set_ylabel("other keys")
+    keys.set_xlabel("minutes")
+    for axes, twin in ((memory, redis_memory), (sockets, None), (keys, others)):
+        axes.axvspan(0, warmup, color="grey", alpha=0.15, label="warm-up")
+        axes.grid(True, alpha=0.3)
+        handles, labels = axes.get_legend_handles_labels()
+        if twin is not None:
+            more_handles, more_labels = twin.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
+        axes.legend(handles, labels, fontsize="small", loc="lower right")
+    memory.set_title(f"Soak: {report['arguments']['sockets']:,} sockets, one daphne process")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

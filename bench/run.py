@@ -79,9 +79,10 @@ def parse_args(argv):
     return args
 
 
-def configure_django(secret_key: str) -> tuple[str, str]:
+def configure_django(secret_key: str, *, redis_url: str | None = None) -> tuple[str, str]:
+    """Settings for this process and a fresh bench database; `redis_url` overrides BENCH_REDIS_URL (make soak's own)."""
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_bench")
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = redis_url or os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     os.environ.update(
         DJANGO_SETTINGS_MODULE="shop.settings",
         DEBUG="false",
