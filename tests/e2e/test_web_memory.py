@@ -60,5 +60,5 @@ async def test_sockets_that_come_and_go_leave_no_garbage_for_the_collector(
         server.process.stop()
 
     # Before the fix: about 67 objects per socket (daphne's request and channel, autobahn's protocol, twisted's
-    # connection); a few stray ones are not per socket.
-    assert sum(garbage.values()) < SOCKETS // 10, sorted(garbage.items(), key=lambda kv: -kv[1])[:10]
+    # connection), each type about once per socket. A few strays (closures of the login, the logs) are not.
+    assert max(garbage.values(), default=0) < SOCKETS // 4, sorted(garbage.items(), key=lambda kv: -kv[1])[:10]
