@@ -1,4 +1,4 @@
-"""Login limits beside django-axes' lockout of one username from one address.
+"""Login limits beside django-axes' lockout of one username from one address, and the password-reset emails' limits.
 
 axes locks a (username, address) pair out after LOGIN_FAILURE_LIMIT failures. That alone let a guesser with many
 addresses try one account without end, and one address try one password on every account (password spraying).
@@ -108,6 +108,21 @@ def login_success_record(*, username: str) -> None:
         _limiter().clear(_limits()[USERNAME], USERNAME, keys[USERNAME])
     except redis.RedisError as error:
         logger.warning("Login limits unavailable, count not cleared: %s", error)
+
+
+def password_reset_allowed(*, email: str, address: str) -> bool:
+    """Count a password-reset email to `email` asked from `address`; False once either is over its limit.
+
+    Counted whether or not an account has that email, so the limits tell nobody which addresses have one.
+    """
+    keys = _keys(username=email, address=address)  # the email hashed and case-folded as a username is
+    limits_ = {"reset-email": (parse(settings.PASSWORD_RESET_EMAIL_LIMIT), keys[USERNAME]),
+               "reset-address": (parse(settings.PASSWORD_RESET_ADDRESS_LIMIT), keys[ADDRESS])}  # fmt: skip
+    try:
+        return all([_limiter().hit(limit, kind, key) for kind, (limit, key) in limits_.items()])
+    except redis.RedisError as error:
+        logger.warning("Password-reset limits unavailable, the email goes out: %s", error)
+        return True
 
 
 def login_limits_reset() -> None:

@@ -196,8 +196,14 @@ AXES_LOCKOUT_CALLABLE = "accounts.login_limits.lockout_response"
 # hour): pausing a customer's logins takes several addresses (accounts/login_limits.py, docs/reliability.md).
 LOGIN_USERNAME_FAILURE_LIMIT = env.str("LOGIN_USERNAME_FAILURE_LIMIT", default="30/hour")
 LOGIN_ADDRESS_FAILURE_LIMIT = env.str("LOGIN_ADDRESS_FAILURE_LIMIT", default="30/hour")
+# Password-reset requests that send an email, per address asked for and per client address: beyond them the answer
+# is the same and no email goes out, so nobody can flood a mailbox or the mail server (accounts/password_reset.py).
+PASSWORD_RESET_EMAIL_LIMIT = env.str("PASSWORD_RESET_EMAIL_LIMIT", default="3/hour")
+PASSWORD_RESET_ADDRESS_LIMIT = env.str("PASSWORD_RESET_ADDRESS_LIMIT", default="20/hour")
 for _name, _limit in (("LOGIN_USERNAME_FAILURE_LIMIT", LOGIN_USERNAME_FAILURE_LIMIT),
-                      ("LOGIN_ADDRESS_FAILURE_LIMIT", LOGIN_ADDRESS_FAILURE_LIMIT)):  # fmt: skip
+                      ("LOGIN_ADDRESS_FAILURE_LIMIT", LOGIN_ADDRESS_FAILURE_LIMIT),
+                      ("PASSWORD_RESET_EMAIL_LIMIT", PASSWORD_RESET_EMAIL_LIMIT),
+                      ("PASSWORD_RESET_ADDRESS_LIMIT", PASSWORD_RESET_ADDRESS_LIMIT)):  # fmt: skip
     try:
         if len(limits.parse_many(_limit)) != 1:
             raise ValueError(_limit)

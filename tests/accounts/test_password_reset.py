@@ -93,3 +93,23 @@ def test_an_invalid_address_is_a_form_error_and_sends_nothing(client, capture):
 
 def test_the_login_page_links_to_the_reset(client):
     assert reverse("accounts:password_reset") in client.get(reverse("accounts:login")).content.decode()
+
+
+def test_one_address_gets_at_most_its_limit_of_emails_and_the_same_answer_beyond(client, capture, settings):
+    settings.PASSWORD_RESET_EMAIL_LIMIT = "2/hour"
+    dana = UserFactory(email="dana@example.com")
+
+    answers = {ask_for_reset(client, dana.email, capture).url for _ in range(4)}
+
+    assert answers == {"/accounts/password/reset/sent/"}
+    assert [message.to for message in mail.outbox] == [[dana.email]] * 2
+
+
+def test_one_client_address_asking_for_many_accounts_is_bounded_too(client, capture, settings):
+    settings.PASSWORD_RESET_ADDRESS_LIMIT = "3/hour"
+    users = [UserFactory(email=f"user{n}@example.com") for n in range(5)]
+
+    for user in users:
+        assert ask_for_reset(client, user.email, capture).url == "/accounts/password/reset/sent/"
+
+    assert len(mail.outbox) == 3
