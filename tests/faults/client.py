@@ -144,12 +144,28 @@ def customers_with_sessions(count: int):
     """`count` customers with a paid order each (notification seq 1) and a session the servers accept."""
     customers = [UserFactory() for _ in range(count)]
     orders = {c.pk: place_order(customer=c, status=OrderStatus.PAID) for c in customers}
+    return orders, sessions_for(customers)
+
+
+def sessions_for(customers) -> dict[int, str]:
+    """A session the servers accept for each customer, by id: the cookie a logged-in browser holds."""
     sessions = {}
     for customer in customers:
         client = Client()
         client.force_login(customer)
         sessions[customer.pk] = client.cookies["sessionid"].value
-    return orders, sessions
+    return sessions
+
+
+def clients_behind(clients: dict, expected: dict[int, list[int]], start_seqs: dict[int, list[int]]) -> dict:
+    """Each client (by user id) that has not yet shown exactly its user's seqs committed after the start: what it
+    should have, what it has, and how its sockets went. Empty once every client has caught up."""
+    return {
+        pk: {"expected": expected[pk][len(start_seqs[pk]) :], "delivered": c.delivered, "closes": c.close_codes,
+             "connects": c.connects, "failures": dict(c.handshake_failures)}
+        for pk, c in clients.items()
+        if c.delivered != expected[pk][len(start_seqs[pk]) :]
+    }  # fmt: skip
 
 
 async def wait_until(predicate, *, deadline: float, interval: float = 0.1, describe=None) -> float:

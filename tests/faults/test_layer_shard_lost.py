@@ -16,7 +16,6 @@ import redis
 from channels_redis.utils import _consistent_hash
 from django.conf import settings
 from django.db import connections
-from django.test import Client
 
 from notifications.groups import STAFF_GROUP
 from notifications.layer_watch import CLOSE_SERVICE_RESTART
@@ -29,9 +28,11 @@ from tests.factories import UserFactory, place_order
 from tests.faults.client import (
     ChangeStream,
     ResilientClient,
+    clients_behind,
     delivery_figures,
     in_thread,
     seqs_by_user,
+    sessions_for,
     wait_until,
     wait_until_async,
 )
@@ -74,11 +75,7 @@ def shop_with_customers():
     orders = [
         place_order(customer=customer, status=OrderStatus.PAID) for customer in customers for _ in range(ORDERS_EACH)
     ]
-    sessions = {}
-    for customer in customers:
-        client = Client()
-        client.force_login(customer)
-        sessions[customer.pk] = client.cookies["sessionid"].value
+    sessions = sessions_for(customers)
     connections.close_all()
     return orders, sessions
 
@@ -173,11 +170,7 @@ async def test_losing_one_layer_shard_interrupts_only_its_customers_and_loses_no
     expected = await in_thread(seqs_by_user)
 
     def missing():
-        return {
-            pk: {"expected": expected[pk][len(start_seqs[pk]) :], "delivered": c.delivered, "closes": c.close_codes}
-            for pk, c in clients.items()
-            if c.delivered != expected[pk][len(start_seqs[pk]) :]
-        }
+        return clients_behind(clients, expected, start_seqs)
 
     await wait_until(lambda: not missing(), deadline=RECOVERY_DEADLINE, describe=missing)
     unpublished = Notification.objects.filter(published_at=None)

@@ -35,7 +35,15 @@ from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderSta
 from shop.models import Product
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
-from tests.faults.client import ResilientClient, delivery_figures, in_thread, seqs_by_user, wait_until, wait_until_async
+from tests.faults.client import (
+    ResilientClient,
+    clients_behind,
+    delivery_figures,
+    in_thread,
+    seqs_by_user,
+    wait_until,
+    wait_until_async,
+)
 from tests.faults.conftest import record
 from tests.live.clients import Browser, form_fields
 from tests.live.servers import live_db
@@ -357,12 +365,7 @@ async def test_postgres_restart_fails_requests_cleanly_and_recovers_without_a_re
     expected = await in_thread(seqs_by_user)
 
     def undelivered():
-        return {
-            pk: {"expected": [s for s in expected[pk] if s > start_seqs[pk][-1]], "delivered": c.delivered,
-                 "closes": c.close_codes, "failures": dict(c.handshake_failures)}
-            for pk, c in clients.items()
-            if c.delivered != [s for s in expected[pk] if s > start_seqs[pk][-1]]
-        }  # fmt: skip
+        return clients_behind(clients, expected, start_seqs)
 
     await wait_until(lambda: not undelivered(), deadline=RECOVERY_DEADLINE, describe=undelivered)
     problems = await in_thread(half_written)

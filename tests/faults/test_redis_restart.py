@@ -6,7 +6,6 @@ from collections import Counter
 
 import httpx
 from django.db import connections
-from django.test import Client
 
 from notifications.models import Notification
 from orders.models import OrderStatus
@@ -15,9 +14,11 @@ from tests.factories import UserFactory, place_order
 from tests.faults.client import (
     ChangeStream,
     ResilientClient,
+    clients_behind,
     delivery_figures,
     in_thread,
     seqs_by_user,
+    sessions_for,
     wait_until,
     wait_until_async,
 )
@@ -41,11 +42,7 @@ def shop_with_customers():
     orders = [
         place_order(customer=customer, status=OrderStatus.PAID) for customer in customers for _ in range(ORDERS_EACH)
     ]
-    sessions = {}
-    for customer in customers:
-        client = Client()
-        client.force_login(customer)
-        sessions[customer.pk] = client.cookies["sessionid"].value
+    sessions = sessions_for(customers)
     connections.close_all()
     return customers, orders, sessions
 
@@ -75,12 +72,7 @@ async def test_redis_restart_mid_stream_loses_nothing_and_duplicates_nothing(clu
     expected = await in_thread(seqs_by_user)
 
     def missing():
-        return {
-            pk: {"expected": [s for s in expected[pk] if s > start_seqs[pk][-1]], "delivered": c.delivered,
-                 "closes": c.close_codes, "connects": c.connects, "failures": dict(c.handshake_failures)}
-            for pk, c in clients.items()
-            if c.delivered != [s for s in expected[pk] if s > start_seqs[pk][-1]]
-        }  # fmt: skip
+        return clients_behind(clients, expected, start_seqs)
 
     recovery = await wait_until(lambda: not missing(), deadline=RECOVERY_DEADLINE, describe=missing)
     # The sweeper publishes what failed during the outage (the clients already have it by resume).

@@ -15,7 +15,6 @@ from collections import Counter
 
 import httpx
 from django.db import connections
-from django.test import Client
 
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
@@ -24,9 +23,11 @@ from tests.factories import UserFactory, place_order
 from tests.faults.client import (
     ChangeStream,
     ResilientClient,
+    clients_behind,
     delivery_figures,
     in_thread,
     seqs_by_user,
+    sessions_for,
     wait_until,
     wait_until_async,
 )
@@ -54,11 +55,7 @@ def shop_with_customers():
     customers = [UserFactory() for _ in range(CUSTOMERS)]
     moved = [place_order(customer=c, status=OrderStatus.PAID) for c in customers for _ in range(MOVED_ORDERS_EACH)]
     pending = [place_order(customer=c) for c in customers for _ in range(PAID_BY_WORKER_EACH)]
-    sessions = {}
-    for customer in customers:
-        client = Client()
-        client.force_login(customer)
-        sessions[customer.pk] = client.cookies["sessionid"].value
+    sessions = sessions_for(customers)
     connections.close_all()
     return moved, pending, sessions
 
@@ -138,12 +135,7 @@ async def test_primary_killed_mid_stream_the_replica_is_promoted_and_nothing_is_
     expected = await in_thread(seqs_by_user)
 
     def behind():
-        return {
-            pk: {"expected": [s for s in expected[pk] if s > start_seqs[pk][-1]], "delivered": c.delivered,
-                 "closes": c.close_codes, "connects": c.connects, "failures": dict(c.handshake_failures)}
-            for pk, c in clients.items()
-            if c.delivered != [s for s in expected[pk] if s > start_seqs[pk][-1]]
-        }  # fmt: skip
+        return clients_behind(clients, expected, start_seqs)
 
     caught_up = await wait_until(lambda: not behind(), deadline=RECOVERY_DEADLINE, describe=behind)
     # The sweeper (beat and the worker, on the new primary) publishes whatever failed meanwhile.
