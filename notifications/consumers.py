@@ -182,6 +182,17 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         await self._leave()
 
+    async def group_join(self, group: str) -> None:
+        """Join a group an app's handler chose for this socket after authorising its user; left with the others."""
+        if group not in self.groups_joined:
+            self.groups_joined.append(group)
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def group_leave(self, group: str) -> None:
+        if group in self.groups_joined:
+            self.groups_joined.remove(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
     async def _leave(self) -> None:
         """Leave the groups and the layer watch; once, however the socket ends (disconnect, crash, cancellation)."""
         layer_watch.unwatch(self)

@@ -3,7 +3,8 @@
 The consumer knows the protocol's own types (ping, ack, mark_read…); an app adds the client messages it answers
 (`chat.send`) and the channel-layer messages it delivers (`chat.message`), each with an async handler that gets
 the socket and the message. The consumer parses, rate-limits and error-handles them as it does its own; the app
-keeps whatever it needs per socket in `socket.extensions[<its name>]` (docs/protocol.md).
+keeps whatever it needs per socket in `socket.extensions[<its name>]`, and may put the socket in groups it names
+with `socket.group_join(name)` once it has authorised the user (left again at disconnect) (docs/protocol.md).
 """
 
 import re

@@ -1,8 +1,8 @@
 """Posting to a conversation and moving a read mark: stored in one transaction, sent to the participants after it.
 
-The rows are the record. The live messages go out on commit to the order's customer's group and the staff's
-(an internal note to the staff's only); a socket that misses one fills the gap from the database, and a page
-that was away asks for what came after the last seq it has (`chat.open`).
+The rows are the record. The live messages go out on commit to the order's customer's group and to the staff
+watching the conversation (an internal note to the staff only); a socket that misses one fills the gap from the
+database, and a page that was away asks for what came after the last seq it has (`chat.open`).
 """
 
 import uuid
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications.groups import STAFF_GROUP, user_group
+from notifications.groups import user_group
 from notifications.services import group_send_on_commit
 from support.frames import author_name, chat_read_frame, message_payload
+from support.groups import conversation_staff_group
 from support.models import Conversation, ConversationRead, Message
 from support.rules import ChatRefused, message_body_clean, order_for_participant, sees_internal_notes
 from support.selectors import public_seq_at_or_before
@@ -80,16 +81,18 @@ def _conversation_lock(*, order_id: int) -> Conversation:
 
 
 def message_deliveries(message: Message, *, order) -> list[tuple[str, dict]]:
-    """The (group, layer message) pairs that carry a new message: staff always, the customer unless it is a note."""
+    """The (group, layer message) pairs that carry a new message: the staff watching it always, the customer unless
+    it is a note."""
     event = {
         "type": "chat.message",
         "order": order.pk,
         "message": message_payload(message),
         "public_previous_seq": message.public_previous_seq,
     }
+    staff = conversation_staff_group(order.pk)
     if message.internal:
-        return [(STAFF_GROUP, event)]
-    return [(user_group(order.customer_id), event), (STAFF_GROUP, event)]
+        return [(staff, event)]
+    return [(user_group(order.customer_id), event), (staff, event)]
 
 
 def conversation_read(*, reader, order_id: int, seq: int) -> int | None:
@@ -108,7 +111,8 @@ def conversation_read(*, reader, order_id: int, seq: int) -> int | None:
             return None
         name = author_name(reader, from_staff=staff_view)
         frame = chat_read_frame(order_id=order.pk, seq=seq, reader_name=name, reader_is_staff=staff_view)
-        sends = [(STAFF_GROUP, {"type": "chat.read", "order": order.pk, "frame": frame, "staff_only": True})]
+        staff_message = {"type": "chat.read", "order": order.pk, "frame": frame, "staff_only": True}
+        sends = [(conversation_staff_group(order.pk), staff_message)]
         # The customer hears of a staff member's mark as of the last message they can see, never a note's seq.
         customer_seq = public_seq_at_or_before(conversation=conversation, seq=seq) if staff_view else seq
         if customer_seq:

@@ -17,6 +17,7 @@ from notifications.frames import error_frame
 from notifications.socket_handlers import client_message_register, layer_message_register
 from notifications.user_limits import user_rate_allow
 from support.frames import chat_message_frame, chat_opened_frame, chat_sent_frame, message_payload, previous_seq
+from support.groups import conversation_staff_group
 from support.rules import ChatRefused, message_body_clean, sees_internal_notes
 from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
@@ -117,11 +118,18 @@ async def chat_open(socket, content: dict) -> None:
         detail = f"A socket watches at most {settings.CHAT_CONVERSATIONS_PER_SOCKET} conversations: close one first."
         await _refuse(socket, "too_many_conversations", detail, order=order_id)
         return
+    staff_view = sees_internal_notes(socket.user)
+    if staff_view:
+        # Joined before the backlog is read, so nothing committed in between is missed (duplicates drop by seq);
+        # any staff member may watch any conversation, so joining first authorises nothing it should not.
+        await socket.group_join(conversation_staff_group(order_id))
     try:
         opening = await database_sync_to_async(conversation_open)(
             viewer=socket.user, order_id=order_id, after=after, max_backlog=settings.CHAT_MAX_BACKLOG
         )
     except ChatRefused as refused:
+        if staff_view and order_id not in watching:
+            await socket.group_leave(conversation_staff_group(order_id))
         await _refuse(socket, refused.code, refused.detail, order=order_id)
         return
     # Live messages that arrive meanwhile wait for this handler: they are judged against this seq.
@@ -135,7 +143,6 @@ async def chat_open(socket, content: dict) -> None:
             read=opening.read,
         )
     )
-    staff_view = sees_internal_notes(socket.user)
     for message in opening.messages:
         await socket.send_json(_message_frame(order_id, message, staff_view=staff_view))
 
@@ -148,6 +155,7 @@ async def chat_close(socket, content: dict) -> None:
         await _refuse(socket, "invalid_field", str(invalid))
         return
     _watching(socket).pop(order_id, None)
+    await socket.group_leave(conversation_staff_group(order_id))
 
 
 async def chat_read(socket, content: dict) -> None:

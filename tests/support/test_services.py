@@ -5,7 +5,8 @@ import uuid
 import pytest
 from django.db import transaction
 
-from notifications.groups import STAFF_GROUP, user_group
+from notifications.groups import user_group
+from support.groups import conversation_staff_group
 from support.models import Conversation, ConversationRead, Message
 from support.rules import ChatRefused
 from support.selectors import conversation_open, messages_between
@@ -248,7 +249,7 @@ def test_concurrent_read_marks_end_at_the_highest():
 def test_a_message_is_published_to_the_customer_and_staff_after_commit_only(listen):
     customer = UserFactory()
     order = place_order(customer=customer)
-    customer_group, staff_group = listen(user_group(customer.pk)), listen(STAFF_GROUP)
+    customer_group, staff_group = listen(user_group(customer.pk)), listen(conversation_staff_group(order.pk))
 
     with transaction.atomic():
         post(customer, order, "Hello")
@@ -262,7 +263,7 @@ def test_a_message_is_published_to_the_customer_and_staff_after_commit_only(list
 def test_a_rolled_back_message_is_never_published(listen):
     customer = UserFactory()
     order = place_order(customer=customer)
-    staff_group = listen(STAFF_GROUP)
+    staff_group = listen(conversation_staff_group(order.pk))
 
     with pytest.raises(RuntimeError), transaction.atomic():
         post(customer, order, "Hello")
@@ -274,7 +275,7 @@ def test_a_rolled_back_message_is_never_published(listen):
 def test_an_internal_note_is_published_to_staff_and_to_no_group_of_the_customer(listen):
     customer, staff = UserFactory(), StaffFactory()
     order = place_order(customer=customer)
-    customer_group, staff_group = listen(user_group(customer.pk)), listen(STAFF_GROUP)
+    customer_group, staff_group = listen(user_group(customer.pk)), listen(conversation_staff_group(order.pk))
 
     post(staff, order, "Courier says porch", internal=True)
 
