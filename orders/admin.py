@@ -22,6 +22,7 @@ from orders.transitions import (
     order_transition,
     orders_transition_bulk,
 )
+from shop.admin import money_column
 
 # The most orders the "mark shipped" page lists at once, each with its own tracking number field.
 SHIP_AT_ONCE_MAX = 100
@@ -181,8 +182,10 @@ class ReadOnlyInline(admin.TabularInline):
 
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
-    fields = ["product_name", "unit_price", "quantity", "line_total"]
+    fields = ["product_name", "unit_price_money", "quantity", "line_total_money"]
     readonly_fields = fields
+    unit_price_money = money_column("unit_price", "Unit price")
+    line_total_money = money_column("line_total", "Line total")
 
 
 def tracking_link(tracking: Tracking | None):
@@ -309,14 +312,15 @@ def mark_shipped(modeladmin, request, queryset):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     form = OrderAdminForm
-    list_display = ["number", "customer", "status", "total", "updated_at"]
+    list_display = ["number", "customer", "status", "total_money", "updated_at"]
     list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
     # Staff look a customer up by what the customer tells them: the order's number, an email or a name.
     search_fields = ["number", "customer__email", "customer__first_name", "customer__last_name", "customer__username"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
-    readonly_fields = ["number", "customer", "total", "note", "created_at", "updated_at", "version", "tracking"]
+    readonly_fields = ["number", "customer", "total_money", "note", "created_at", "updated_at", "version", "tracking"]
     inlines = [OrderItemInline, OrderEventInline]
+    total_money = money_column("total", "Total")
     actions = [
         _bulk_transition_action(OrderStatus.PAID),  # payments confirmed outside the shop (a bank transfer)
         _bulk_transition_action(OrderStatus.PROCESSING),
@@ -330,7 +334,7 @@ class OrderAdmin(admin.ModelAdmin):
         can_ship = obj is not None and can_transition(obj.status, OrderStatus.SHIPPED)
         shipping = ["carrier", "tracking_number"] if can_ship else ["tracking"] if obj and obj.tracking else []
         return [
-            (None, {"fields": ["number", "customer", "total", "note", "created_at", "updated_at"]}),
+            (None, {"fields": ["number", "customer", "total_money", "note", "created_at", "updated_at"]}),
             (
                 "Status",
                 {"fields": ["status", *shipping, "customer_message", "internal_note", "loaded_version", "version"]},

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from notifications.vapid import vapid_settings_check
 from shop.channel_layers import channel_layers_config
 from shop.logs import LOG_FORMATS, logging_config, structlog_configure
+from shop.money import currency_code_check
 from shop.proxy import proxy_networks_parse
 from shop.redis_config import celery_broker, limits_storage, redis_from_env
 
@@ -225,6 +226,11 @@ LOGIN_REDIRECT_URL = "shop:home"
 LOGOUT_REDIRECT_URL = "shop:home"
 
 LANGUAGE_CODE = "en-us"
+# Every price is in this one currency (ISO 4217), written for the active language by shop/money.py.
+try:
+    SHOP_CURRENCY = currency_code_check(env.str("SHOP_CURRENCY", default="EUR"))
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -37,9 +37,9 @@ def test_a_shipped_orders_email_lists_its_items_with_quantities_and_prices_its_s
     page = absolute_url(order.get_absolute_url())
     assert page.startswith("https://") and page in text and f'href="{page}"' in html
     assert "Status: Shipped" in text and "<strong>Shipped</strong>" in html
-    assert "2 x Mug <large> at 8.50 = 17.00" in text and f"2 x {tea.name} at 4.25 = 8.50" in text
-    assert "Total: 25.50" in text
-    assert "Mug &lt;large&gt;" in html and "<large>" not in html and "25.50" in html
+    assert "2 x Mug <large> at €8.50 = €17.00" in text and f"2 x {tea.name} at €4.25 = €8.50" in text
+    assert "Total: €25.50" in text
+    assert "Mug &lt;large&gt;" in html and "<large>" not in html and "<strong>€25.50</strong>" in html
 
 
 def test_a_shipped_orders_email_carries_the_tracking_link_when_the_payload_has_one(smtp):

@@ -26,7 +26,7 @@ def test_product_page_shows_price_and_stock(client):
     kettle = ProductFactory(name="Pour-Over Kettle", price=Decimal("59.00"), stock=4)
     response = client.get(kettle.get_absolute_url())
     assert response.status_code == 200
-    assert "59.00" in response.content.decode()
+    assert "€59.00" in response.content.decode()
 
 
 def test_inactive_product_page_is_404(client):
