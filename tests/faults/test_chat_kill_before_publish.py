@@ -131,6 +131,7 @@ async def test_a_stream_cut_by_the_kill_reaches_both_sides_once_each_in_the_orde
         ).start()
         for index, customer in enumerate(customers)
     }
+    moving = [page for page in pages.values() if len(page.servers) == 2]
     desks = [
         ChatClient([survivor], sessions[staff.pk], orders=order_ids[start : start + STAFF_CONVERSATIONS_PER_SOCKET])
         for start in range(0, CUSTOMERS, STAFF_CONVERSATIONS_PER_SOCKET)
@@ -186,6 +187,10 @@ async def test_a_stream_cut_by_the_kill_reaches_both_sides_once_each_in_the_orde
         retries_of_a_stored_message=sum(view.acks_of_shown for view in customer_views),
         duplicate_chat_messages=sum(view.dropped for view in customer_views + staff_views),
         reconnects=sum(page.connects for page in pages.values()) - len(pages),
+        back_on_the_other_process_seconds_after_the_kill=round(max(p.hello_times[1] for p in moving) - killed_at, 2),
+        back_on_the_restarted_process_seconds_after_the_kill=round(
+            max(p.hello_times[1] for p in pages.values() if len(p.servers) == 1) - killed_at, 2
+        ),
         restarted_seconds_after_the_kill=round(restarted_after, 2),
         all_caught_up_seconds_after_the_kill=round(caught_up_after, 2),
     )
