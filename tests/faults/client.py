@@ -9,6 +9,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -88,6 +89,8 @@ class ResilientClient:
                             if frame["type"] == "hello":
                                 attempt = 0  # as the page does: only a fully set-up socket resets the backoff
                             self._handle(frame)
+                            if frame["type"] == "hello":
+                                await self._set_up(socket)
                     except ConnectionClosed:
                         pass
                     self.close_codes.append(socket.close_code)
@@ -104,6 +107,9 @@ class ResilientClient:
             self._server_index += 1
             await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
             attempt += 1
+
+    async def _set_up(self, socket) -> None:
+        """What the page sends on each new socket once it is set up: nothing more, for notifications."""
 
     def _handle(self, frame: dict) -> None:
         if frame["type"] == "hello":
@@ -124,6 +130,117 @@ class ResilientClient:
             self.last_seq = frame["seq"]
             self.delivered.append(frame["seq"])
             self.delivered_times.append(time.monotonic())
+
+
+@dataclass
+class ChatView:
+    """One support conversation as the page shows it: each message once, by seq, in order."""
+
+    opened: int = 0  # chat.opened frames received: one per socket that watched it
+    opened_after: list[int] = field(default_factory=list)  # the `after` of each chat.open sent
+    last_seq: int = 0  # the last seq shown: the `after` of the next chat.open
+    shown: list[int] = field(default_factory=list)  # seqs shown, in order
+    bodies: dict[int, str] = field(default_factory=dict)
+    frames: list[tuple[int, str, int]] = field(default_factory=list)  # (socket number, type, seq) of each chat frame
+    dropped: int = 0  # chat.message frames for a seq already shown: the server should never send one
+    acks_of_shown: int = 0  # chat.sent for a seq already shown: a retried send whose message the backlog delivered
+    gaps: int = 0  # chat.message frames whose previous_seq was past the last seq shown: the protocol says never
+
+
+@dataclass
+class ChatClient(ResilientClient):
+    """A page showing support conversations (`orders`), in Python, as the page must behave across reconnects.
+
+    On every new socket it opens each conversation again with `after` = the last seq it shows, then sends again
+    every message not yet acknowledged by a `chat.sent`, with its client_id, in the order the user wrote them.
+    A message is shown once, by seq: from a `chat.message` or from the `chat.sent` that takes its place; a
+    `chat.sent` for a seq already shown (the retry of a send stored before a crash, which the re-opened backlog
+    delivered first) only acknowledges the send.
+    """
+
+    orders: list[int] = field(default_factory=list)
+    views: dict[int, ChatView] = field(default_factory=dict)
+    pending: dict[str, tuple[int, str]] = field(default_factory=dict)  # client_id -> (order, body), oldest first
+    acked: dict[str, int] = field(default_factory=dict)  # client_id -> the seq its chat.sent gave the message
+    written: list[str] = field(default_factory=list)  # client_ids in the order the user wrote them
+    sends: Counter = field(default_factory=Counter)  # client_id -> chat.send frames sent with it
+    errors: list[dict] = field(default_factory=list)
+    _socket: object = None  # the set-up socket the composer sends on; None while there is none
+
+    def __post_init__(self):
+        self.views = {order: ChatView() for order in self.orders}
+
+    @property
+    def resent(self) -> int:
+        """chat.send frames sent again with a client_id already sent: the retries."""
+        return sum(count - 1 for count in self.sends.values())
+
+    async def write(self, order_id: int, body: str) -> str:
+        """The user sends a message: now if a socket is set up, else on the next one; its client_id."""
+        client_id = str(uuid.uuid4())
+        self.pending[client_id] = (order_id, body)
+        self.written.append(client_id)
+        if self._socket is not None:
+            try:
+                await self._chat_send(self._socket, client_id)
+            except ConnectionClosed:
+                pass  # still pending: sent again on the next socket
+        return client_id
+
+    async def _chat_send(self, socket, client_id: str) -> None:
+        order_id, body = self.pending[client_id]
+        self.sends[client_id] += 1
+        await socket.send(json.dumps({"type": "chat.send", "order": order_id, "body": body, "client_id": client_id}))
+
+    async def _set_up(self, socket) -> None:
+        self._socket = None
+        for order_id, view in self.views.items():
+            view.opened_after.append(view.last_seq)
+            await socket.send(json.dumps({"type": "chat.open", "order": order_id, "after": view.last_seq}))
+        # The socket handles them in turn: each backlog comes before the answers to the retries.
+        sent_here = set()
+        while todo := [client_id for client_id in self.pending if client_id not in sent_here]:
+            for client_id in todo:  # one written meanwhile joins the end, so the user's order is kept
+                await self._chat_send(socket, client_id)
+                sent_here.add(client_id)
+        self._socket = socket
+
+    def _handle(self, frame: dict) -> None:
+        kind = frame["type"]
+        if kind == "error":
+            self.errors.append(frame)
+        elif kind == "chat.opened":
+            view = self.views[frame["order"]]
+            if frame["reset"] or frame["truncated"]:
+                raise AssertionError(f"a page that kept its last seq is never reset or truncated: {frame}")
+            view.opened += 1
+            view.frames.append((self.connects, kind, frame["last_seq"]))
+        elif kind == "chat.message":
+            view, message = self.views[frame["order"]], frame["message"]
+            view.frames.append((self.connects, kind, message["seq"]))
+            if message["seq"] <= view.last_seq:
+                view.dropped += 1
+                return
+            if frame["previous_seq"] > view.last_seq:
+                view.gaps += 1
+            self._show(view, message)
+        elif kind == "chat.sent":
+            view, message = self.views[frame["order"]], frame["message"]
+            view.frames.append((self.connects, kind, message["seq"]))
+            self.pending.pop(frame["client_id"], None)
+            self.acked[frame["client_id"]] = message["seq"]
+            if message["seq"] > view.last_seq:
+                self._show(view, message)
+            else:
+                view.acks_of_shown += 1
+        elif not kind.startswith("chat."):
+            super()._handle(frame)
+
+    @staticmethod
+    def _show(view: ChatView, message: dict) -> None:
+        view.last_seq = message["seq"]
+        view.shown.append(message["seq"])
+        view.bodies[message["seq"]] = message["body"]
 
 
 def delivery_figures(clients, *, committed: int) -> dict:
