@@ -7,10 +7,11 @@ the rule in support/rules.py and records one notification for each, newest reply
 push then follow the notifications' offline fallback, by the customer's preferences for "chat.message".
 """
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.text import Truncator
@@ -21,6 +22,8 @@ from notifications.services import notification_record
 from support.frames import author_name
 from support.models import Conversation, ConversationRead, Message
 from support.rules import reply_notice_due, unread_replies
+
+logger = logging.getLogger(__name__)
 
 # Characters of the newest reply a notification quotes (the conversation on the order page has it all).
 EXCERPT_LENGTH = 200
@@ -85,7 +88,15 @@ def reply_notifications_run(*, now=None) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)[:CONVERSATIONS_PER_RUN]
     )
-    return sum(conversation_replies_notify(conversation_id=pk, now=now) is not None for pk in list(pending))
+    notified = 0
+    for conversation_id in list(pending):
+        try:
+            notified += conversation_replies_notify(conversation_id=conversation_id, now=now) is not None
+        except DatabaseError:
+            raise  # PostgreSQL is away: the next run tries them all again
+        except Exception:  # one conversation's bug (its rows rolled back, it stays due) must not stall the others
+            logger.exception("No reply notification for conversation %s; the next run tries again", conversation_id)
+    return notified
 
 
 def conversation_replies_notify(*, conversation_id: int, now) -> Notification | None:

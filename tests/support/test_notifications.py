@@ -13,7 +13,9 @@ from notifications.kinds import Channel, notification_kind
 from notifications.models import Notification, NotificationDelivery
 from notifications.offline import offline_deliveries_run
 from notifications.preferences import notification_preferences_save
+from notifications.push_subscriptions import push_subscription_parse, push_subscription_save
 from shop.embedded_schedule import embedded_schedule
+from support import notifications as support_notifications
 from support.models import Conversation
 from support.notifications import CHAT_MESSAGE, CHAT_MESSAGE_TOPIC, EXCERPT_LENGTH, reply_notifications_run
 from support.services import conversation_read
@@ -21,6 +23,8 @@ from support.tasks import notify_support_replies
 from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres
 from tests.factories import StaffFactory, UserFactory, place_order
+from tests.notifications.conftest import push_keys  # noqa: F401 (the fixture: browser push on)
+from tests.notifications.push_service import BrowserKeys
 from tests.support.conftest import post
 
 pytestmark = [requires_postgres(), pytest.mark.django_db]
@@ -273,3 +277,41 @@ class TestEmail:
         [notification] = reply_notifications(customer)  # still in the bell and the notification centre
         assert not NotificationDelivery.objects.filter(notification=notification).exists()
         assert not [received for received in smtp.received if "replied about" in received.message["Subject"]]
+
+
+@pytest.mark.usefixtures("push_keys")
+def test_an_unread_reply_is_pushed_to_a_subscribed_browser_with_its_excerpt_never_the_note(
+    settings, push_service, customer, staff, order
+):
+    settings.NOTIFICATION_PUSH_DELAY = 0
+    browser = BrowserKeys.generate()
+    push_subscription_save(user_id=customer.pk, subscription=push_subscription_parse(
+        data=browser.subscription_json(push_service.endpoint("laptop"))))  # fmt: skip
+    post(staff, order, "It ships today.")
+    post(staff, order, NOTE, internal=True)
+    reply_notifications_run(now=later())
+
+    offline_deliveries_run()
+
+    [request] = push_service.requests_to("laptop")
+    message = browser.decrypt(request.body)
+    assert (message["title"], message["body"]) == (f"Anna replied about order {order.number}", "It ships today.")
+    assert message["url"] == order.get_absolute_url() and NOTE not in str(message)
+
+
+def test_a_conversation_that_cannot_be_notified_stays_due_and_does_not_stall_the_others(staff, monkeypatch):
+    broken, fine = (place_order(customer=UserFactory()) for _ in range(2))
+    post(staff, broken, "First.")
+    post(staff, fine, "Second.")
+    real_payload = support_notifications.chat_reply_payload
+
+    def payload_failing_for_the_first(*, order, replies):
+        if order.pk == broken.pk:
+            raise ValueError("a bug in one conversation's payload")
+        return real_payload(order=order, replies=replies)
+
+    monkeypatch.setattr(support_notifications, "chat_reply_payload", payload_failing_for_the_first)
+
+    assert reply_notifications_run(now=later()) == 1
+    assert len(reply_notifications(fine.customer)) == 1 and reply_notifications(broken.customer) == []
+    assert Conversation.objects.get(order=broken).reply_unnotified_seq is not None  # the next run tries again
