@@ -3,7 +3,7 @@
 Registered with the notifications service from `SupportConfig.ready()`. A staff reply marks its conversation
 (`Conversation.reply_unnotified_seq`, in the post's transaction); `reply_notifications_run` (beat's
 `notify_support_replies`, or the web process's in embedded mode) finds the conversations whose replies are due by
-the rule in support/rules.py and records one notification for each, newest reply first, saying how many. Email and
+the rule in support/rules.py and records one notification for each: the newest reply, saying how many. Email and
 push then follow the notifications' offline fallback, by the customer's preferences for "chat.message".
 """
 
@@ -55,14 +55,10 @@ def chat_reply_payload(*, order, replies: list[Message]) -> dict:
     newest = replies[-1]
     name = author_name(newest.author, from_staff=True)
     count = len(replies)
-    title = (
-        f"{name} replied about order {order.number}"
-        if count == 1
-        else (f"{count} new replies about order {order.number}")
-    )
+    title = f"{name} replied" if count == 1 else f"{count} new replies"
     return {
         "order": {"id": order.pk, "number": order.number},
-        "title": title,
+        "title": f"{title} about order {order.number}",
         "body": Truncator(newest.body).chars(EXCERPT_LENGTH),
         "author": {"name": name},
         "count": count,
