@@ -394,6 +394,10 @@ CHAT_SEND_RATE_LIMIT = env.str("CHAT_SEND_RATE_LIMIT", default="5/5second;60/min
 CHAT_CONVERSATIONS_PER_SOCKET = env.int("CHAT_CONVERSATIONS_PER_SOCKET", default=20)
 # Messages `chat.open` replays at most: a page that missed more gets the newest this many, told it was truncated.
 CHAT_MAX_BACKLOG = env.int("CHAT_MAX_BACKLOG", default=200)
+# A staff reply the customer has not read this many seconds after it was posted becomes a `chat.message`
+# notification (support/rules.py), looked for every CHAT_NOTIFY_INTERVAL seconds (beat's, or the web process's).
+CHAT_NOTIFY_DELAY = env.float("CHAT_NOTIFY_DELAY", default=30.0)
+CHAT_NOTIFY_INTERVAL = env.float("CHAT_NOTIFY_INTERVAL", default=5.0)
 
 # --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
 
@@ -452,6 +456,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.cancel_unpaid_orders",
         "schedule": UNPAID_ORDER_CHECK_SECONDS,
         "options": {"expires": UNPAID_ORDER_CHECK_SECONDS},
+    },
+    "notify-support-replies": {
+        "task": "support.tasks.notify_support_replies",
+        "schedule": CHAT_NOTIFY_INTERVAL,
+        "options": {"expires": CHAT_NOTIFY_INTERVAL},
     },
     "prune-notifications": {
         "task": "notifications.tasks.prune_notifications",

@@ -12,13 +12,25 @@ class Conversation(models.Model):
     `last_seq` is its newest message's seq: the transaction that posts takes the next one under this row's lock
     (SELECT … FOR UPDATE), so concurrent posts queue and a rollback gives the number back, as the notifications'
     counter does: seqs 1, 2, 3… with no gaps or repeats. `last_public_seq` is the newest its customer can see
-    (not an internal note).
+    (not an internal note). `reply_unnotified_seq` is the oldest staff reply the customer has not been told of by a
+    notification (None: none), the durable timer of support/notifications.py: set by the post, cleared by the run.
     """
 
     order = models.OneToOneField("orders.Order", on_delete=models.CASCADE, related_name="conversation")
     last_seq = models.PositiveBigIntegerField(default=0)
     last_public_seq = models.PositiveBigIntegerField(default=0)
+    reply_unnotified_seq = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The reply notifications' scan: only conversations with a staff reply not yet notified.
+            models.Index(
+                fields=["reply_unnotified_seq"],
+                condition=models.Q(reply_unnotified_seq__isnull=False),
+                name="support_reply_unnotified",
+            ),
+        ]
 
     def __str__(self):
         return f"conversation on order {self.order_id}: {self.last_seq} message(s)"

@@ -1,6 +1,10 @@
-"""Who may take part in an order's conversation, and what a message may say: one function for each rule."""
+"""Who may take part in an order's conversation, what a message may say, and when staff's replies become a
+notification for the customer: one function for each rule."""
 
 import re
+from datetime import timedelta
+
+from django.conf import settings
 
 from orders.models import Order
 from orders.notifications import staff_member
@@ -48,3 +52,14 @@ def message_body_clean(body: object) -> str:
     if _UNSTORABLE.search(text):
         raise ChatRefused("invalid_body", "A message is text: no control characters but newlines and tabs.")
     return text
+
+
+def unread_replies(*, messages, customer_read_seq: int) -> list:
+    """Of `messages`, staff's replies the customer has not read (past their mark): never a note, never their own."""
+    return [m for m in messages if m.from_staff and not m.internal and m.seq > customer_read_seq]
+
+
+def reply_notice_due(*, replies: list, now) -> bool:
+    """Unread replies become one notification once the oldest has waited CHAT_NOTIFY_DELAY seconds unread (the
+    customer was not on the page to read it); the newest then speaks for all of them."""
+    return bool(replies) and replies[0].created_at <= now - timedelta(seconds=settings.CHAT_NOTIFY_DELAY)

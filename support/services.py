@@ -64,7 +64,10 @@ def message_post(*, author, order_id: int, body: object, client_id: uuid.UUID, i
         )
         if not internal:
             conversation.last_public_seq = conversation.last_seq
-        conversation.save(update_fields=["last_seq", "last_public_seq"])
+            if from_staff and conversation.reply_unnotified_seq is None:
+                # The timer of the reply notification (support/notifications.py): a row, so no restart loses it.
+                conversation.reply_unnotified_seq = conversation.last_seq
+        conversation.save(update_fields=["last_seq", "last_public_seq", "reply_unnotified_seq"])
         message.save(force_insert=True)
         group_send_on_commit(message_deliveries(message, order=order))
     return Posted(message=message, created=True)
