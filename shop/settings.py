@@ -388,6 +388,8 @@ CHAT_SEND_RATE_LIMIT = env.str("CHAT_SEND_RATE_LIMIT", default="5/5second;60/min
 CHAT_CONVERSATIONS_PER_SOCKET = env.int("CHAT_CONVERSATIONS_PER_SOCKET", default=20)
 # Messages `chat.open` replays at most: a page that missed more gets the newest this many, told it was truncated.
 CHAT_MAX_BACKLOG = env.int("CHAT_MAX_BACKLOG", default=200)
+# Conversations the staff inbox lists at once (the head of the queue; it says how many there are in all).
+CHAT_INBOX_MAX_ROWS = env.int("CHAT_INBOX_MAX_ROWS", default=100)
 
 # --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
 
