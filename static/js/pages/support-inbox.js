@@ -13,7 +13,13 @@ export function listen(connection) {
   if (!table) return;
   const refresh = refresher(table);
   connection.on("hello", () => connection.send({ type: "chat.inbox" }));
-  connection.on("chat.inbox_opened", () => refresh());
+  connection.on("chat.inbox_opened", () => {
+    table.dataset.live = "subscribed"; // from now on every change reaches this page (and tests wait for it)
+    refresh();
+  });
+  connection.on("state", (state) => {
+    if (state !== "live") table.dataset.live = state;
+  });
   connection.on("chat.inbox_changed", (frame) => refresh(frame.order));
 }
 
