@@ -398,6 +398,8 @@ CHAT_MAX_BACKLOG = env.int("CHAT_MAX_BACKLOG", default=200)
 # notification (support/rules.py), looked for every CHAT_NOTIFY_INTERVAL seconds (beat's, or the web process's).
 CHAT_NOTIFY_DELAY = env.float("CHAT_NOTIFY_DELAY", default=30.0)
 CHAT_NOTIFY_INTERVAL = env.float("CHAT_NOTIFY_INTERVAL", default=5.0)
+# Conversations the staff inbox lists at once (the head of the queue; it says how many there are in all).
+CHAT_INBOX_MAX_ROWS = env.int("CHAT_INBOX_MAX_ROWS", default=100)
 
 # --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
 

@@ -58,3 +58,13 @@ def chat_read_frame(*, order_id: int, seq: int, reader_name: str, reader_is_staf
         "seq": seq,
         "reader": {"name": reader_name, "is_staff": reader_is_staff},
     }
+
+
+def chat_inbox_opened_frame() -> dict:
+    """The answer to `chat.inbox`: the socket now hears of every change, so the page fetches its rows afresh."""
+    return {"type": "chat.inbox_opened"}
+
+
+def chat_inbox_changed_frame(*, order_id: int) -> dict:
+    """A conversation changed (a message, a note, a staff read mark): only which one, the rows come over HTTP."""
+    return {"type": "chat.inbox_changed", "order": order_id}

@@ -28,6 +28,11 @@ def sees_internal_notes(user) -> bool:
     return staff_member(user)
 
 
+def inbox_viewer(user) -> bool:
+    """Who sees the staff inbox, over HTTP and on the socket alike: active staff allowed to view conversations."""
+    return user.is_active and sees_internal_notes(user) and user.has_perm("support.view_conversation")
+
+
 def order_for_participant(*, user, order_id: int) -> Order:
     """The order, if `user` may read and post in its conversation (its customer, or staff); else ChatRefused.
 

@@ -1,9 +1,13 @@
-"""Reads of conversations: what a page opening one is sent, and the messages a socket missed."""
+"""Reads of conversations: what a page opening one is sent, the messages a socket missed, and the staff inbox."""
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import Max, Q
+from django.db.models import Case, F, FilteredRelation, Max, OuterRef, Prefetch, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
+from support.frames import author_name
 from support.models import Conversation, ConversationRead, Message
 from support.rules import order_for_participant, sees_internal_notes
 
@@ -72,9 +76,129 @@ def _read_marks(conversation: Conversation, order, staff_view: bool) -> dict:
     """The customer's mark, and the furthest any staff member has read (as of the last message a customer sees)."""
     reads = ConversationRead.objects.filter(conversation=conversation).aggregate(
         customer=Max("last_read_seq", filter=Q(user_id=order.customer_id)),
-        staff=Max("last_read_seq", filter=~Q(user_id=order.customer_id)),
+        staff=Max("last_read_seq", filter=_staff_reader(order.customer_id)),
     )
     staff_mark = reads["staff"] or 0
     if not staff_view and staff_mark:
         staff_mark = public_seq_at_or_before(conversation=conversation, seq=staff_mark)
     return {"customer": reads["customer"] or 0, "staff": staff_mark}
+
+
+def _staff_reader(customer_id) -> Q:
+    """The read marks that are staff's: every participant's but the order's customer's (only staff read others')."""
+    return ~Q(user_id=customer_id)
+
+
+# --- The staff inbox ---------------------------------------------------------------------------
+
+# How much of the last message a row shows, in characters.
+INBOX_EXCERPT_LENGTH = 120
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One conversation as the inbox lists it.
+
+    The last message is the last one its customer can see (a note is no answer); `awaiting_reply` that it is the
+    customer's, and `waiting_since` when the customer's unanswered messages began. `unread` counts the messages,
+    notes included, after the furthest any staff member has read.
+    """
+
+    order_id: int
+    order_number: str
+    customer_name: str
+    last_message: Message | None
+    awaiting_reply: bool
+    waiting_since: datetime | None
+    unread: int
+
+    @property
+    def excerpt(self) -> str:
+        """The last message's start, on one line."""
+        return "" if self.last_message is None else message_excerpt(self.last_message.body)
+
+    @property
+    def last_author_name(self) -> str:
+        if self.last_message is None:
+            return ""
+        return author_name(self.last_message.author, from_staff=self.last_message.from_staff)
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """The first `max_rows` conversations of the queue, and how many there are in all (`total`)."""
+
+    rows: list[InboxRow]
+    total: int
+
+
+def message_excerpt(body: str) -> str:
+    """A body on one line, cut to INBOX_EXCERPT_LENGTH characters ("…" says it was)."""
+    text = _WHITESPACE.sub(" ", body).strip()
+    return text if len(text) <= INBOX_EXCERPT_LENGTH else text[: INBOX_EXCERPT_LENGTH - 1].rstrip() + "…"
+
+
+def inbox(*, awaiting_only: bool, max_rows: int) -> Inbox:
+    """The support queue: awaiting a reply first, the longest waiting first, then the most recently answered.
+
+    Three queries whatever the number of rows: the count, the rows, and their last messages with their authors.
+    """
+    conversations = _inbox_conversations()
+    if awaiting_only:
+        conversations = conversations.filter(awaiting_reply=True)
+    total = conversations.count()
+    last_messages = Message.objects.filter(internal=False, seq=F("conversation__last_public_seq"))
+    page = conversations.select_related("order__customer").prefetch_related(
+        Prefetch("messages", queryset=last_messages.select_related("author"), to_attr="last_public_messages")
+    )[:max_rows]
+    return Inbox(rows=[_inbox_row(conversation) for conversation in page], total=total)
+
+
+def _inbox_conversations():
+    """Every conversation, annotated with what the inbox sorts and filters on, in the queue's order."""
+    messages = Message.objects.filter(conversation=OuterRef("pk"), internal=False)
+    # Seqs have no gaps, so the unread are the seqs after the mark: a subtraction, no count.
+    staff_mark = Subquery(
+        ConversationRead.objects.filter(conversation=OuterRef("pk"))
+        .filter(_staff_reader(OuterRef("order__customer_id")))
+        .order_by("-last_read_seq")
+        .values("last_read_seq")[:1]
+    )
+    last_staff_reply = Subquery(
+        Message.objects.filter(conversation=OuterRef(OuterRef("pk")), internal=False, from_staff=True)
+        .order_by("-seq")
+        .values("seq")[:1]
+    )
+    first_unanswered = messages.filter(from_staff=False, seq__gt=Coalesce(last_staff_reply, Value(0)))
+    return (
+        Conversation.objects.annotate(
+            last_public=FilteredRelation("messages", condition=Q(messages__seq=F("last_public_seq"))),
+        )
+        .annotate(
+            awaiting_reply=Case(When(last_public__from_staff=False, then=Value(True)), default=Value(False)),
+            last_message_at=F("last_public__created_at"),
+            waiting_since=Subquery(first_unanswered.order_by("seq").values("created_at")[:1]),
+            unread=F("last_seq") - Coalesce(staff_mark, Value(0)),
+        )
+        .order_by(
+            F("awaiting_reply").desc(),
+            F("waiting_since").asc(nulls_last=True),
+            F("last_message_at").desc(nulls_last=True),
+            "-pk",
+        )
+    )
+
+
+def _inbox_row(conversation: Conversation) -> InboxRow:
+    order = conversation.order
+    last = conversation.last_public_messages
+    return InboxRow(
+        order_id=order.pk,
+        order_number=order.number,
+        customer_name=author_name(order.customer, from_staff=False),
+        last_message=last[0] if last else None,
+        awaiting_reply=conversation.awaiting_reply,
+        waiting_since=conversation.waiting_since,
+        unread=conversation.unread,
+    )

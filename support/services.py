@@ -2,7 +2,8 @@
 
 The rows are the record. The live messages go out on commit to the order's customer's group and to the staff
 watching the conversation (an internal note to the staff only); a socket that misses one fills the gap from the
-database, and a page that was away asks for what came after the last seq it has (`chat.open`).
+database, and a page that was away asks for what came after the last seq it has (`chat.open`). The staff inbox
+hears which order's conversation changed, and nothing more.
 """
 
 import uuid
@@ -13,8 +14,8 @@ from django.utils import timezone
 
 from notifications.groups import user_group
 from notifications.services import group_send_on_commit
-from support.frames import author_name, chat_read_frame, message_payload
-from support.groups import conversation_staff_group
+from support.frames import author_name, chat_inbox_changed_frame, chat_read_frame, message_payload
+from support.groups import INBOX_GROUP, conversation_staff_group
 from support.models import Conversation, ConversationRead, Message
 from support.rules import ChatRefused, message_body_clean, order_for_participant, sees_internal_notes
 from support.selectors import public_seq_at_or_before
@@ -49,7 +50,7 @@ def message_post(*, author, order_id: int, body: object, client_id: uuid.UUID, i
             stored.author = author
             # Published again: if the first publish was lost with its process, the retry delivers it (sockets
             # drop a seq they already have).
-            group_send_on_commit(message_deliveries(stored, order=order))
+            group_send_on_commit([*message_deliveries(stored, order=order), inbox_change(order_id=order.pk)])
             return Posted(message=stored, created=False)
         conversation.last_seq += 1
         message = Message(
@@ -69,7 +70,7 @@ def message_post(*, author, order_id: int, body: object, client_id: uuid.UUID, i
                 conversation.reply_unnotified_seq = conversation.last_seq
         conversation.save(update_fields=["last_seq", "last_public_seq", "reply_unnotified_seq"])
         message.save(force_insert=True)
-        group_send_on_commit(message_deliveries(message, order=order))
+        group_send_on_commit([*message_deliveries(message, order=order), inbox_change(order_id=order.pk)])
     return Posted(message=message, created=True)
 
 
@@ -98,6 +99,12 @@ def message_deliveries(message: Message, *, order) -> list[tuple[str, dict]]:
     return [(user_group(order.customer_id), event), (staff, event)]
 
 
+def inbox_change(*, order_id: int) -> tuple[str, dict]:
+    """The (group, layer message) that tells the staff inbox a conversation changed: staff sockets only, and only
+    the order's id (a note's words never travel this way)."""
+    return INBOX_GROUP, chat_inbox_changed_frame(order_id=order_id)
+
+
 def conversation_read(*, reader, order_id: int, seq: int) -> int | None:
     """Move the reader's mark on to `seq` and tell both sides; the new mark, or None if it was already there.
 
@@ -122,6 +129,8 @@ def conversation_read(*, reader, order_id: int, seq: int) -> int | None:
             customer_frame = {**frame, "seq": customer_seq}
             message = {"type": "chat.read", "order": order.pk, "frame": customer_frame, "staff_only": False}
             sends.append((user_group(order.customer_id), message))
+        if staff_view:
+            sends.append(inbox_change(order_id=order.pk))  # the inbox counts what staff have not read
         group_send_on_commit(sends)
     return seq
 

@@ -16,9 +16,17 @@ from notifications.client_input import client_int
 from notifications.frames import error_frame
 from notifications.socket_handlers import client_message_register, layer_message_register
 from notifications.user_limits import user_rate_allow
-from support.frames import chat_message_frame, chat_opened_frame, chat_sent_frame, message_payload, previous_seq
-from support.groups import conversation_staff_group
-from support.rules import ChatRefused, message_body_clean, sees_internal_notes
+from support.frames import (
+    chat_inbox_changed_frame,
+    chat_inbox_opened_frame,
+    chat_message_frame,
+    chat_opened_frame,
+    chat_sent_frame,
+    message_payload,
+    previous_seq,
+)
+from support.groups import INBOX_GROUP, conversation_staff_group
+from support.rules import ChatRefused, inbox_viewer, message_body_clean, sees_internal_notes
 from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
 
@@ -220,11 +228,31 @@ def _message_frame(order_id: int, message, *, staff_view: bool) -> dict:
     return chat_message_frame(order_id=order_id, message=message_payload(message), previous_seq=before)
 
 
+# --- The staff inbox -----------------------------------------------------------------------
+
+
+async def chat_inbox(socket, content: dict) -> None:
+    """Show the staff inbox live: join its group and say so (`chat.inbox_opened`); anyone else: `not_allowed`."""
+    if not await database_sync_to_async(inbox_viewer)(socket.user):
+        await _refuse(socket, "not_allowed", "Only staff who may view conversations see the support inbox.")
+        return
+    await socket.group_join(INBOX_GROUP)
+    await socket.send_json(chat_inbox_opened_frame())
+
+
+async def chat_inbox_changed_delivered(socket, event: dict) -> None:
+    """A conversation changed: the inbox page fetches its rows again (the event names the order, nothing more)."""
+    if sees_internal_notes(socket.user):  # only staff sockets join the group; never forwarded to anyone else
+        await socket.send_json(chat_inbox_changed_frame(order_id=event["order"]))
+
+
 def support_socket_register() -> None:
     """Give the notifications socket its chat messages (SupportConfig.ready)."""
     client_message_register("chat.send", chat_send)
     client_message_register("chat.open", chat_open)
     client_message_register("chat.close", chat_close)
     client_message_register("chat.read", chat_read)
+    client_message_register("chat.inbox", chat_inbox)
     layer_message_register("chat.message", chat_message_delivered)
     layer_message_register("chat.read", chat_read_delivered)
+    layer_message_register("chat.inbox_changed", chat_inbox_changed_delivered)
