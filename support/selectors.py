@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Case, F, FilteredRelation, Max, OuterRef, Prefetch, Q, Subquery, Value, When
+from django.db.models import Case, Count, F, FilteredRelation, Max, OuterRef, Prefetch, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from support.frames import author_name
@@ -101,8 +101,8 @@ class InboxRow:
     """One conversation as the inbox lists it.
 
     The last message is the last one its customer can see (a note is no answer); `awaiting_reply` that it is the
-    customer's, and `waiting_since` when the customer's unanswered messages began. `unread` counts the messages,
-    notes included, after the furthest any staff member has read.
+    customer's, and `waiting_since` when the customer's unanswered messages began. `unread` counts the customer's
+    messages after the furthest any staff member has read (staff's own replies and notes are never unread to staff).
     """
 
     order_id: int
@@ -158,7 +158,6 @@ def inbox(*, awaiting_only: bool, max_rows: int) -> Inbox:
 def _inbox_conversations():
     """Every conversation, annotated with what the inbox sorts and filters on, in the queue's order."""
     messages = Message.objects.filter(conversation=OuterRef("pk"), internal=False)
-    # Seqs have no gaps, so the unread are the seqs after the mark: a subtraction, no count.
     staff_mark = Subquery(
         ConversationRead.objects.filter(conversation=OuterRef("pk"))
         .filter(_staff_reader(OuterRef("order__customer_id")))
@@ -179,8 +178,9 @@ def _inbox_conversations():
             awaiting_reply=Case(When(last_public__from_staff=False, then=Value(True)), default=Value(False)),
             last_message_at=F("last_public__created_at"),
             waiting_since=Subquery(first_unanswered.order_by("seq").values("created_at")[:1]),
-            unread=F("last_seq") - Coalesce(staff_mark, Value(0)),
+            staff_mark=Coalesce(staff_mark, Value(0)),
         )
+        .annotate(unread=Coalesce(Subquery(_customer_messages_after_staff_mark()), Value(0)))
         .order_by(
             F("awaiting_reply").desc(),
             F("waiting_since").asc(nulls_last=True),
@@ -188,6 +188,12 @@ def _inbox_conversations():
             "-pk",
         )
     )
+
+
+def _customer_messages_after_staff_mark():
+    """How many of the conversation's customer messages come after its `staff_mark` (a subquery of one count)."""
+    after_mark = Message.objects.filter(conversation=OuterRef("pk"), from_staff=False, seq__gt=OuterRef("staff_mark"))
+    return after_mark.values("conversation").annotate(count=Count("pk")).values("count")
 
 
 def _inbox_row(conversation: Conversation) -> InboxRow:

@@ -112,7 +112,7 @@ def test_a_row_links_the_order_and_names_the_customer_the_last_message_its_autho
     assert f"{customer.get_full_name()} (customer)" in html
     assert "Awaiting reply since" in html
     assert "Carrier ticket 4411" not in html  # a note is never the last message shown
-    assert row.unread == 4
+    assert row.unread == 2  # the customer's two: staff's reply and note are no news to staff
     assert response.context["summary"] == "1 conversation awaiting a reply"
 
 
@@ -188,7 +188,7 @@ def test_the_rows_endpoint_gives_each_row_as_data(staff_client, conversation, cu
         },
         "customer": customer.get_full_name(),
         "awaiting_reply": True,
-        "unread": 2,
+        "unread": 1,  # the customer's last; the note after the mark is staff's own
     }
     assert (last["excerpt"], last["author"]) == (
         "Still nothing at all",

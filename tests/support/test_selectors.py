@@ -87,7 +87,7 @@ def test_a_conversation_of_notes_only_has_no_last_message_and_awaits_nothing(sta
 
     assert (row.last_message, row.excerpt, row.last_author_name) == (None, "", "")
     assert not row.awaiting_reply
-    assert row.unread == 1
+    assert row.unread == 0
 
 
 def test_the_customers_message_after_a_reply_awaits_again_since_that_message(customer, staff, order):
@@ -106,7 +106,7 @@ def test_the_customers_message_after_a_reply_awaits_again_since_that_message(cus
 # --- Unread counts ------------------------------------------------------------------------------
 
 
-def test_unread_counts_every_message_after_the_furthest_staff_read_mark_notes_included(customer, staff, order):
+def test_unread_counts_the_customers_messages_after_the_furthest_staff_read_mark(customer, staff, order):
     other_staff = StaffFactory()
     for body in ("One", "Two", "Three"):
         post(customer, order, body)
@@ -114,7 +114,18 @@ def test_unread_counts_every_message_after_the_furthest_staff_read_mark_notes_in
     conversation_read(reader=other_staff, order_id=order.pk, seq=2)
     post(staff, order, "Checking with the carrier", internal=True)
 
-    assert rows_by_order()[order.pk].unread == 2  # "Three" and the note, after the furthest mark (2)
+    assert (
+        rows_by_order()[order.pk].unread == 1
+    )  # "Three", after the furthest mark (2); staff's note is no news to staff
+
+
+def test_staffs_own_replies_are_never_unread_to_staff(customer, staff, order):
+    post(customer, order, "One")
+    conversation_read(reader=staff, order_id=order.pk, seq=1)
+    post(staff, order, "Answer")
+    post(staff, order, "Note", internal=True)
+
+    assert rows_by_order()[order.pk].unread == 0
 
 
 def test_the_customers_own_read_mark_is_not_staffs(customer, staff, order):
@@ -122,7 +133,7 @@ def test_the_customers_own_read_mark_is_not_staffs(customer, staff, order):
     post(staff, order, "Two")
     conversation_read(reader=customer, order_id=order.pk, seq=2)
 
-    assert rows_by_order()[order.pk].unread == 2
+    assert rows_by_order()[order.pk].unread == 1  # "One": only a staff member's mark counts
 
 
 def test_nothing_is_unread_once_staff_read_the_last_message(customer, staff, order):
