@@ -1,9 +1,11 @@
 """Reads of conversations: what a page opening one is sent, and the messages a socket missed."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Max, Q
 
+from support.frames import author_name
 from support.models import Conversation, ConversationRead, Message
 from support.rules import order_for_participant, sees_internal_notes
 
@@ -78,3 +80,46 @@ def _read_marks(conversation: Conversation, order, staff_view: bool) -> dict:
     if not staff_view and staff_mark:
         staff_mark = public_seq_at_or_before(conversation=conversation, seq=staff_mark)
     return {"customer": reads["customer"] or 0, "staff": staff_mark}
+
+
+@dataclass(frozen=True)
+class PageMessage:
+    """A message as a page renders it before its socket opens (the same fields as its frame)."""
+
+    seq: int
+    body: str
+    author_name: str
+    from_staff: bool
+    internal: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    """An order's conversation as its page first shows it: the newest messages the viewer may see, in order.
+
+    `last_seq` is the last of them (0: none), the `after` of the page's `chat.open`; `truncated` says older ones
+    were left out.
+    """
+
+    messages: list[PageMessage]
+    last_seq: int
+    truncated: bool
+
+
+def conversation_page(*, order_id: int, staff_view: bool, limit: int) -> ConversationPage:
+    """The newest `limit` messages of the order's conversation that the viewer may see: one query."""
+    messages = visible_messages(Message.objects.filter(conversation__order_id=order_id), staff_view=staff_view)
+    newest_first = list(messages.order_by("-seq")[: limit + 1])
+    shown = [
+        PageMessage(
+            seq=message.seq,
+            body=message.body,
+            author_name=author_name(message.author, from_staff=message.from_staff),
+            from_staff=message.from_staff,
+            internal=message.internal,
+            created_at=message.created_at,
+        )
+        for message in newest_first[:limit][::-1]
+    ]
+    return ConversationPage(shown, last_seq=shown[-1].seq if shown else 0, truncated=len(newest_first) > limit)
