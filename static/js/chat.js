@@ -8,6 +8,9 @@ export const BODY_MAX_LENGTH = 2000;
 export const TYPING_EVERY_MS = 2000;
 // When a `chat.typing` says nothing of its expiry.
 export const TYPING_EXPIRES_S = 5;
+// After the socket's own flood limit dropped a message, the sends still unanswered go again this much later.
+export const FLOODED_RETRY_MS = 2000;
+const FLOODED_WORDS = "Too many messages at once: the ones not sent yet go again in a moment.";
 
 // The words beside the composer for the error codes the chat can answer with (the server's detail otherwise).
 export const ERROR_WORDS = {
@@ -59,6 +62,8 @@ export class Conversation {
     this.typingSentAt = -Infinity;
     this.typingTimer = null;
     this.gapAllowed = false;
+    this.retryTimer = null;
+    this.floodShown = false;
   }
 
   // Listen to the connection; open the conversation on every new socket (a socket forgets what it watched).
@@ -81,8 +86,14 @@ export class Conversation {
   // send whose answer was lost is stored once (the server finds it by its client_id).
   open() {
     if (!this.connection.send({ type: "chat.open", order: this.order, after: this.lastSeq })) return;
-    for (const pending of this.pending.values()) this.connection.send(this.sendFrame(pending));
+    this.resendPending();
     if (this.readWanted > this.readSentSeq) this.shownOnScreen(this.readWanted);
+  }
+
+  resendPending() {
+    this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    for (const pending of this.pending.values()) this.connection.send(this.sendFrame(pending));
   }
 
   opened(frame) {
@@ -118,6 +129,10 @@ export class Conversation {
     if (!pending) return;
     this.pending.delete(frame.client_id);
     this.view.dropPending(frame.client_id);
+    if (this.floodShown && !this.pending.size) {
+      this.floodShown = false;
+      this.view.showError(null);
+    }
     const message = frame.message;
     if (!message || typeof message.seq !== "number") return;
     // On a socket that watches the conversation, chat.sent takes the message's place in its sequence.
@@ -186,8 +201,13 @@ export class Conversation {
     if (frame.code === "unknown_type") return;
     const pending = this.pending.get(frame.client_id);
     if (frame.order !== this.order) {
-      // The socket's own flood limit names no order; it dropped whatever was sent, a send too.
-      if (frame.code === "rate_limited" && this.pending.size) this.view.showError(errorWords(frame));
+      // The socket's own flood limit names no order; what it dropped may be a send, which goes again later
+      // (a send the server did store is not stored twice: its client_id finds it).
+      if (frame.code === "rate_limited" && this.pending.size) {
+        this.view.showError(FLOODED_WORDS);
+        this.floodShown = true;
+        if (this.retryTimer === null) this.retryTimer = this.timers.setTimeout(() => this.resendPending(), FLOODED_RETRY_MS);
+      }
       return;
     }
     if (QUIET_CODES.has(frame.code)) return;
@@ -212,7 +232,6 @@ export class Conversation {
     this.view.showError(null);
     this.view.showPending(pending);
     this.connection.send(this.sendFrame(pending));
-    this.typingSentAt = -Infinity; // the next keystroke is a new message being typed
     return true;
   }
 

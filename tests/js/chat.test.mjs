@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BODY_MAX_LENGTH, Conversation, TYPING_EVERY_MS } from "../../static/js/chat.js";
+import { BODY_MAX_LENGTH, Conversation, FLOODED_RETRY_MS, TYPING_EVERY_MS } from "../../static/js/chat.js";
 
 const ORDER = 7;
 
@@ -264,6 +264,26 @@ test("a refused send is no longer pending: its text goes back to the composer an
   connection.take();
   connection.hello();
   assert.deepEqual(connection.take(), [{ type: "chat.open", order: ORDER, after: 0 }]);
+});
+
+test("sends the socket's flood limit may have dropped go again a moment later, stored once by their client_id", () => {
+  const { connection, view, clock, conversation } = setUp();
+  connection.hello();
+  conversation.send("one");
+  conversation.send("two");
+  const [one, two] = view.take("showPending").map(([pending]) => pending);
+  connection.deliver({ type: "chat.sent", order: ORDER, client_id: one.client_id, message: message(1) });
+  connection.deliver({ type: "error", code: "rate_limited", detail: "Too many messages; slow down." });
+  connection.deliver({ type: "error", code: "rate_limited", detail: "Too many messages; slow down." });
+  assert.deepEqual(view.take("showError").slice(-1), [
+    ["Too many messages at once: the ones not sent yet go again in a moment."],
+  ]);
+  connection.take();
+  clock.advance(FLOODED_RETRY_MS);
+  assert.deepEqual(connection.take(), [{ type: "chat.send", order: ORDER, body: "two", client_id: two.client_id }]);
+  connection.deliver({ type: "chat.sent", order: ORDER, client_id: two.client_id, message: message(2) });
+  assert.deepEqual(view.take("showError"), [[null]]);
+  assert.deepEqual(view.shownSeqs(), [1, 2]);
 });
 
 test("an error of an unknown code shows the server's detail; one of another order or of chat.typing, nothing", () => {
