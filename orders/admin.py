@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -23,6 +24,7 @@ from orders.transitions import (
     orders_transition_bulk,
 )
 from shop.admin import money_column
+from support.selectors import conversation_page
 
 # The most orders the "mark shipped" page lists at once, each with its own tracking number field.
 SHIP_AT_ONCE_MAX = 100
@@ -350,6 +352,14 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="tracking")
     def tracking(self, order):
         return tracking_link(order.tracking)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The order's conversation below the form (templates/admin/orders/order/change_form.html), notes included.
+        if obj is not None:
+            context["conversation"] = conversation_page(
+                order_id=obj.pk, staff_view=True, limit=settings.CHAT_MAX_BACKLOG
+            )
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_changelist(self, request, **kwargs):
         return OrderChangeList

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -9,6 +10,7 @@ from notifications.selectors import last_seq
 from orders.models import Order
 from orders.selectors import order_of_customer, orders_of_customer
 from orders.services import CancelRefused, order_cancel_by_customer, order_cancellable_by_customer
+from support.selectors import conversation_page
 
 
 @login_required
@@ -29,7 +31,12 @@ def order_detail(request, number):
         order = order_of_customer(customer=request.user, number=number)
     except Order.DoesNotExist:
         raise Http404("No such order.") from None
-    context = {"order": order, "live_last_seq": live_last_seq, "cancellable": order_cancellable_by_customer(order)}
+    context = {
+        "order": order,
+        "live_last_seq": live_last_seq,
+        "cancellable": order_cancellable_by_customer(order),
+        "conversation": conversation_page(order_id=order.pk, staff_view=False, limit=settings.CHAT_MAX_BACKLOG),
+    }
     return render(request, "orders/order_detail.html", context)
 
 

@@ -208,3 +208,46 @@ def _inbox_row(conversation: Conversation) -> InboxRow:
         waiting_since=conversation.waiting_since,
         unread=conversation.unread,
     )
+
+
+@dataclass(frozen=True)
+class PageMessage:
+    """A message as a page renders it before its socket opens (the same fields as its frame)."""
+
+    seq: int
+    body: str
+    author_name: str
+    from_staff: bool
+    internal: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    """An order's conversation as its page first shows it: the newest messages the viewer may see, in order.
+
+    `last_seq` is the last of them (0: none), the `after` of the page's `chat.open`; `truncated` says older ones
+    were left out.
+    """
+
+    messages: list[PageMessage]
+    last_seq: int
+    truncated: bool
+
+
+def conversation_page(*, order_id: int, staff_view: bool, limit: int) -> ConversationPage:
+    """The newest `limit` messages of the order's conversation that the viewer may see: one query."""
+    messages = visible_messages(Message.objects.filter(conversation__order_id=order_id), staff_view=staff_view)
+    newest_first = list(messages.order_by("-seq")[: limit + 1])
+    shown = [
+        PageMessage(
+            seq=message.seq,
+            body=message.body,
+            author_name=author_name(message.author, from_staff=message.from_staff),
+            from_staff=message.from_staff,
+            internal=message.internal,
+            created_at=message.created_at,
+        )
+        for message in newest_first[:limit][::-1]
+    ]
+    return ConversationPage(shown, last_seq=shown[-1].seq if shown else 0, truncated=len(newest_first) > limit)

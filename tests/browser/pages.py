@@ -189,3 +189,38 @@ def admin_hide_nav_sidebar(page: Page) -> None:
 def admin_row(page: Page, order) -> Locator:
     """The change list row of `order`."""
     return page.locator("#result_list tbody tr").filter(has=page.locator(f'input.action-select[value="{order.pk}"]'))
+
+
+# --- An order's support conversation (static/js/pages/order-chat.js), on the order page and in the admin --------
+
+
+def wait_for_frame(session: BrowserSession, page: Page, frame_type: str) -> dict:
+    """The first frame of `frame_type` the page's newest socket got (waiting for it if it has not come yet)."""
+    watch = session.watch(page)
+    if not watch.websockets:
+        page.wait_for_event("websocket")
+    index = len(watch.websockets) - 1
+
+    def of_type(payload: str | bytes) -> bool:
+        try:
+            return json.loads(payload).get("type") == frame_type
+        except (ValueError, AttributeError):
+            return False
+
+    if not any(i == index and frame.get("type") == frame_type for i, frame in watch.frames):
+        watch.websockets[index].wait_for_event("framereceived", predicate=of_type)
+    return next(frame for i, frame in watch.frames if i == index and frame.get("type") == frame_type)
+
+
+def chat_messages(page: Page) -> Locator:
+    """The conversation's messages as shown, in order (those still being sent last)."""
+    return page.locator("#order-chat .chat-messages > li")
+
+
+def chat_send(page: Page, text: str, *, internal: bool = False) -> None:
+    """Write `text` in the composer and press Enter, as a user sends (a staff member may tick "Internal note")."""
+    composer = page.locator("#chat-body")
+    composer.fill(text)
+    if internal:
+        page.locator("#chat-internal").check()  # by id: the status form above has an "Internal note" field too
+    composer.press("Enter")
