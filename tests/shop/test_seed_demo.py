@@ -7,6 +7,8 @@ from django.core.management import CommandError, call_command
 from notifications.models import DeliveryState, NotificationDelivery
 from orders.models import Order, OrderEvent, OrderStatus
 from shop.models import Product
+from support.models import Message
+from support.selectors import inbox
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +64,15 @@ def test_seed_demo_refuses_to_run_in_production(settings):
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("seed_demo")
     assert counts() == (0, 0, 0, 0)
+
+
+def test_seed_demo_leaves_a_conversation_awaiting_staffs_reply_on_the_first_customers_delivered_order(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    call_command("seed_demo")  # again: nothing more
+
+    [row] = inbox(awaiting_only=True, max_rows=10).rows
+    order = Order.objects.get(pk=row.order_id)
+    assert (order.customer.username, order.status) == ("alice", OrderStatus.DELIVERED)
+    assert row.last_message.author == order.customer
+    assert list(Message.objects.values_list("internal", flat=True).order_by("seq")) == [False, True]

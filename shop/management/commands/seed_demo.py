@@ -1,5 +1,6 @@
 """Fill the shop with a demo catalog, a staff account and customers with orders. Safe to run again."""
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.db import transaction
 from notifications.offline import offline_deliveries_skip
 from orders.models import OrderStatus
 from shop.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, path_to, place_order
+from support.services import message_post
 
 CATALOG = [
     ("Espresso Cup Set", "Four stoneware cups, 80 ml each.", "24.00", 40),
@@ -29,6 +31,12 @@ CUSTOMERS = [
     ("alice", "Alice", [OrderStatus.DELIVERED, OrderStatus.SHIPPED, OrderStatus.PAID]),
     ("bob", "Bob", [OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED]),
     ("carol", "Carol", []),
+]
+
+# The support conversation on the first customer's delivered order: awaiting a reply, with a note only staff see.
+DEMO_CONVERSATION = [
+    ("customer", "The tracking says delivered, but the parcel isn't here. Could you check with the courier?", False),
+    ("staff", "Opened a trace with the carrier; the driver's photo shows a different door.", True),
 ]
 
 
@@ -56,8 +64,8 @@ class Command(BaseCommand):
             ProductFactory(name=name, description=description, price=Decimal(price), stock=stock)
             for name, description, price, stock in CATALOG
         ]
-        StaffFactory(username="staff", email="staff@example.com", first_name="Sam")
-        for username, first_name, statuses in CUSTOMERS:
+        staff = StaffFactory(username="staff", email="staff@example.com", first_name="Sam")
+        for number, (username, first_name, statuses) in enumerate(CUSTOMERS):
             customer = UserFactory(username=username, email=f"{username}@example.com", first_name=first_name)
             if customer.orders.exists():
                 continue
@@ -70,9 +78,16 @@ class Command(BaseCommand):
                     carrier=carrier,
                     tracking_number=tracking_number,
                 )
+            if number == 0:
+                self._conversation(order=customer.orders.earliest("created_at"), customer=customer, staff=staff)
             # Their history is the demo's starting point, not news: nobody is emailed about it two minutes later.
             offline_deliveries_skip(recipient_id=customer.pk)
 
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Customers: alice, bob, carol   password: {DEFAULT_PASSWORD}")
         self.stdout.write(f"  Staff:     staff               password: {DEFAULT_PASSWORD}   (admin at /admin/)")
+
+    def _conversation(self, *, order, customer, staff) -> None:
+        for side, body, internal in DEMO_CONVERSATION:
+            author = customer if side == "customer" else staff
+            message_post(author=author, order_id=order.pk, body=body, client_id=uuid.uuid4(), internal=internal)
