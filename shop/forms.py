@@ -1,6 +1,7 @@
 from django import forms
 
 from orders.services import MAX_QUANTITY_PER_LINE
+from shop.selectors import CATALOG_DEFAULT_SORT, CATALOG_SORTS
 
 
 class AddToCartForm(forms.Form):
@@ -20,3 +21,19 @@ class CheckoutForm(forms.Form):
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Leave it with the neighbours…"}),
     )
+
+
+class CatalogQueryForm(forms.Form):
+    """What the catalog page was asked for: words to look for and an order (both optional)."""
+
+    q = forms.CharField(label="Search", required=False, max_length=100)
+    sort = forms.ChoiceField(
+        label="Sort by",
+        required=False,
+        choices=[(value, sort.label) for value, sort in CATALOG_SORTS.items()],
+    )
+
+    def catalog(self) -> dict:
+        """The arguments of `catalog_products`: the valid fields' values, the defaults for the others."""
+        cleaned = getattr(self, "cleaned_data", {})
+        return {"search": cleaned.get("q", ""), "sort": cleaned.get("sort") or CATALOG_DEFAULT_SORT}

@@ -6,14 +6,23 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from orders.services import CheckoutError, order_place
 from shop.cart import Cart
-from shop.forms import AddToCartForm, CartLineForm, CheckoutForm
+from shop.forms import AddToCartForm, CartLineForm, CatalogQueryForm, CheckoutForm
 from shop.models import Product
+from shop.selectors import catalog_products
+
+CATALOG_PAGE_SIZE = 24
 
 
 def home(request):
-    """The catalog: every active product, a page at a time."""
-    products = Paginator(Product.objects.filter(is_active=True), 24).get_page(request.GET.get("page"))
-    return render(request, "shop/home.html", {"products": products})
+    """The catalog: the active products, searched and sorted as asked, a page at a time."""
+    form = CatalogQueryForm(request.GET)
+    form.is_valid()  # a bad field is shown with its error; the others still apply
+    products = Paginator(catalog_products(**form.catalog()), CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    # The page links keep the search and the order.
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"products": products, "form": form, "query": query.urlencode()}
+    return render(request, "shop/home.html", context, status=400 if form.errors else 200)
 
 
 def product_detail(request, slug):
