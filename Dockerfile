@@ -14,7 +14,8 @@ COPY . .
 RUN SECRET_KEY=collectstatic-only-not-used-at-runtime-0123456789abcdefghijklmnop ALLOWED_HOSTS=build \
     python manage.py collectstatic --noinput
 
-RUN useradd --create-home shop
+# /srv/media belongs to shop before compose mounts the `media` volume there, so a new volume takes its owner.
+RUN useradd --create-home shop && mkdir -p /srv/media && chown shop /srv/media
 USER shop
 
 # Every interface, so nginx (or `docker run -p`) reaches it; its other defaults are the settings' (shop/web.py).

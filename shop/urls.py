@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from notifications.views import service_worker
 from shop import views
@@ -22,3 +24,8 @@ urlpatterns = [
     path("sw.js", service_worker, name="service_worker"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.SERVE_MEDIA:
+    # Product images, for a shop with nothing in front of it; nginx serves them in the deployment (SERVE_MEDIA off).
+    media_prefix = settings.MEDIA_URL.strip("/")
+    urlpatterns.append(re_path(rf"^{media_prefix}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))

@@ -5,6 +5,8 @@ Databases and Redis come from the environment exactly as in production
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 # Production settings refuse to start without these; tests run with DEBUG off like production.
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
@@ -19,6 +21,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 WHITENOISE_USE_FINDERS = True
+# Uploads a test makes (product images) go to a folder of this run, never into the checkout's media/.
+MEDIA_ROOT = Path(tempfile.gettempdir()) / f"shop-test-media-{os.getpid()}"
 
 if REDIS_URL:
     # Keep test traffic apart from a shop running against the same Redis.

@@ -418,3 +418,18 @@ def test_the_settings_accept_the_sentinel_overrides_environment_and_send_celery_
     broker, options = json.loads(result.stdout)
     assert broker == ";".join(f"sentinel://{sentinel}:26379/0" for sentinel in SENTINELS)
     assert options["master_name"] == environment["REDIS_SENTINEL_MASTER"]
+
+
+def test_uploads_go_to_one_volume_the_web_processes_write_and_nginx_serves_read_only():
+    services = load_compose()["services"]
+    media_root = services["web-1"]["environment"]["MEDIA_ROOT"]
+    for name in WEB_SERVICES:
+        assert f"media:{media_root}" in services[name]["volumes"]
+        assert services[name]["environment"]["SERVE_MEDIA"] == "false"  # nginx serves it
+    assert f"media:{media_root}:ro" in services["nginx"]["volumes"]
+    assert "media" in load_compose()["volumes"]
+    location = re.search(r"location /media/ \{(.*?)\}", nginx_config(), re.S)[1]
+    assert f"alias {media_root}/;" in location and "nosniff" in location and "sandbox" in location
+    assert ("RUN", f"useradd --create-home shop && mkdir -p {media_root} && chown shop {media_root}") in (
+        dockerfile_instructions()
+    )

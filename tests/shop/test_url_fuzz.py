@@ -65,6 +65,7 @@ def world():
         "content_type_id": "1",
         "app_label": "orders",
         "url": "nowhere/",
+        "path": "products/none.png",  # MEDIA_URL, served by the shop when SERVE_MEDIA
         "uidb64": urlsafe_base64_encode(force_bytes(customer.pk)),
         "token": unsubscribe_token(user_id=customer.pk, topics=["order.shipped"], channel=Channel.EMAIL),
     }

@@ -2,8 +2,10 @@
 
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -11,6 +13,9 @@ from notifications.offline import offline_deliveries_skip
 from orders.models import OrderStatus
 from shop.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, path_to, place_order
 from support.services import message_post
+
+# The demo catalog's pictures, by product slug: local files, so a fresh machine downloads nothing.
+DEMO_IMAGES = Path(__file__).resolve().parents[2] / "demo_images"
 
 CATALOG = [
     ("Espresso Cup Set", "Four stoneware cups, 80 ml each.", "24.00", 40),
@@ -64,6 +69,11 @@ class Command(BaseCommand):
             ProductFactory(name=name, description=description, price=Decimal(price), stock=stock)
             for name, description, price, stock in CATALOG
         ]
+        for product in products:
+            picture = DEMO_IMAGES / f"{product.slug}.png"
+            if not product.image and picture.exists():
+                with picture.open("rb") as file:
+                    product.image.save(picture.name, File(file), save=True)
         staff = StaffFactory(username="staff", email="staff@example.com", first_name="Sam")
         for number, (username, first_name, statuses) in enumerate(CUSTOMERS):
             customer = UserFactory(username=username, email=f"{username}@example.com", first_name=first_name)
