@@ -1,8 +1,13 @@
 """Every page a customer meets fits a 390 px wide phone: nothing wider than the screen, so nothing scrolls sideways."""
 
+from decimal import Decimal
+
 import pytest
+from django.core.files import File
+from playwright.sync_api import expect
 
 from orders.models import OrderStatus
+from shop.management.commands.seed_demo import DEMO_IMAGES
 from tests.browser.data import place
 from tests.browser.pages import customer_login
 from tests.conftest import requires_postgres, requires_redis
@@ -64,3 +69,36 @@ def test_every_page_fits_a_390_px_phone_signed_in_with_a_full_cart_and_an_order(
         page.get_by_role("button", name="Add to cart").click()
     pages = [*SIGNED_IN_PAGES, order.get_absolute_url(), products[0].get_absolute_url()]
     assert [o for path in pages if (o := overflow(page, path))] == []
+
+
+def test_the_catalog_shows_each_products_picture_and_price_on_a_desktop_and_a_phone(open_session, screenshot):
+    for name, price in [("Pour-Over Kettle", "59.00"), ("Hand Grinder", "89.00"), ("Travel Mug", "27.90")]:
+        slug = name.lower().replace(" ", "-")
+        in_own_thread(demo_product, name=name, slug=slug, price=Decimal(price))
+    page = open_session("visitor").new_page()
+
+    page.goto("/?sort=-price")
+
+    cards = page.locator(".product-grid .card")
+    expect(cards).to_have_count(3)
+    expect(cards.first).to_contain_text("€89.00")
+    # Every picture loaded (a broken one has no natural width) from the shop's own /media/.
+    pictures = page.locator(".product-image")
+    expect(pictures).to_have_count(3)
+    page.wait_for_function("[...document.images].every((image) => image.complete && image.naturalWidth === 480)")
+    assert all(
+        src.startswith("/media/products/")
+        for src in pictures.evaluate_all("els => els.map(e => e.getAttribute('src'))")
+    )
+    screenshot(page, "catalog")
+    page.set_viewport_size(PHONE)
+    assert overflow(page, "/?sort=-price") is None
+    screenshot(page, "catalog-phone")
+
+
+def demo_product(**fields):
+    """A product with its demo catalog picture (shop/demo_images/), as seed_demo gives it."""
+    product = ProductFactory(**fields)
+    with (DEMO_IMAGES / f"{product.slug}.png").open("rb") as picture:
+        product.image.save(f"{product.slug}.png", File(picture), save=True)
+    return product

@@ -219,6 +219,8 @@ def server_env(**overrides: str) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
         # A test's servers stop at its end with their sockets still open: drain them in a second, not five.
         WEB_DRAIN_SECONDS="2",
+        # The uploads this test process stores (product images), served by the live servers.
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
     )
     env.update(overrides)
     return env
