@@ -388,6 +388,11 @@ CHAT_SEND_RATE_LIMIT = env.str("CHAT_SEND_RATE_LIMIT", default="5/5second;60/min
 CHAT_CONVERSATIONS_PER_SOCKET = env.int("CHAT_CONVERSATIONS_PER_SOCKET", default=20)
 # Messages `chat.open` replays at most: a page that missed more gets the newest this many, told it was truncated.
 CHAT_MAX_BACKLOG = env.int("CHAT_MAX_BACKLOG", default=200)
+# Seconds a page shows "… is typing" after a `chat.typing` (the frame's `expires_in`), unless another one comes.
+CHAT_TYPING_SECONDS = env.int("CHAT_TYPING_SECONDS", default=5)
+# Seconds a web process's presence (its sockets online, its staff viewing) outlives it once it stops refreshing it
+# (SIGKILL); refreshed, and re-read by watchers, three times as often (support/presence.py).
+CHAT_PRESENCE_SECONDS = env.float("CHAT_PRESENCE_SECONDS", default=15.0)
 
 # --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
 
