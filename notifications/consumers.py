@@ -21,7 +21,12 @@ from notifications.groups import user_groups
 from notifications.receipts import receipt_gather
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
-from notifications.socket_handlers import client_message_handler, layer_message_handler
+from notifications.socket_handlers import (
+    client_message_handler,
+    layer_message_handler,
+    socket_close_hooks,
+    socket_open_hooks,
+)
 from notifications.user_limits import (
     SocketWindows,
     rate_limits,
@@ -114,6 +119,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     accepted = False
     counted = False  # against the user's socket cap
+    opened = False  # set up and announced to the apps' open hooks: their close hooks are owed
     unread_pending: dict | None = None  # the newest `unread` frame held back, merged with those it replaced
     unread_flush: asyncio.Task | None = None
     unread_sent_at = float("-inf")
@@ -163,6 +169,9 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await self.accept()
         layer_watch.watch(self, groups=self.groups_joined)
         await self._count_socket()
+        self.opened = True
+        for hook in socket_open_hooks():
+            await hook(self)
 
         after, after_error = _parse_after(self.scope["query_string"])
         resume = await database_sync_to_async(notifications_resume)(
@@ -210,6 +219,12 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
             except (RedisError, ConnectionError):
                 pass  # Redis is gone, and the memberships it held with it (the pub/sub layer drops its own first)
+        opened, self.opened = self.opened, False
+        for hook in socket_close_hooks() if opened else ():
+            try:
+                await hook(self)
+            except (RedisError, ConnectionError):
+                pass  # what the app keeps in Redis for the socket expires with it
 
     # --- From the client ---------------------------------------------------------------
 

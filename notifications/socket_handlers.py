@@ -5,6 +5,8 @@ The consumer knows the protocol's own types (ping, ack, mark_read…); an app ad
 the socket and the message. The consumer parses, rate-limits and error-handles them as it does its own; the app
 keeps whatever it needs per socket in `socket.extensions[<its name>]`, and may put the socket in groups it names
 with `socket.group_join(name)` once it has authorised the user (left again at disconnect) (docs/protocol.md).
+An app may also hear of each socket's opening (set up and counted, before its backlog) and closing (however it
+ended, after it left its groups), e.g. to keep what it registered for the socket elsewhere in step.
 """
 
 import re
@@ -17,8 +19,13 @@ SocketHandler = Callable[[Any, dict], Awaitable[None]]
 # A registered type is namespaced by its app ("chat.send"), so it can never be one of the protocol's own.
 MESSAGE_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*")
 
+# What a socket's opening or closing is told to: the NotificationConsumer.
+SocketHook = Callable[[Any], Awaitable[None]]
+
 _client_messages: dict[str, SocketHandler] = {}
 _layer_messages: dict[str, SocketHandler] = {}
+_open_hooks: list[SocketHook] = []
+_close_hooks: list[SocketHook] = []
 
 
 def _register(registry: dict[str, SocketHandler], what: str, type_name: str, handler: SocketHandler) -> None:
@@ -45,3 +52,23 @@ def client_message_handler(type_name: str) -> SocketHandler | None:
 
 def layer_message_handler(type_name: str) -> SocketHandler | None:
     return _layer_messages.get(type_name)
+
+
+def socket_open_register(hook: SocketHook) -> None:
+    """Call `hook(socket)` once each authenticated socket is set up; the same again is harmless."""
+    if hook not in _open_hooks:
+        _open_hooks.append(hook)
+
+
+def socket_close_register(hook: SocketHook) -> None:
+    """Call `hook(socket)` once when a socket that was set up ends, however it ends; the same again is harmless."""
+    if hook not in _close_hooks:
+        _close_hooks.append(hook)
+
+
+def socket_open_hooks() -> tuple[SocketHook, ...]:
+    return tuple(_open_hooks)
+
+
+def socket_close_hooks() -> tuple[SocketHook, ...]:
+    return tuple(_close_hooks)

@@ -7,6 +7,7 @@ every web process; embedded mode has one process and no Redis, so they live in i
 """
 
 import asyncio
+import uuid
 import weakref
 from collections import deque
 from functools import lru_cache
@@ -45,6 +46,9 @@ class _RedisLimits:
 
     def __init__(self, host: dict, prefix: str):
         self.prefix = prefix
+        # Names this process (this event loop) in its sockets' entries, so readers can tell whose they are: an app
+        # that must know which are still alive keeps a key per process that dies with it (support/presence.py).
+        self.process = uuid.uuid4().hex
         pool = redis_pool(host, socket_connect_timeout=5, socket_timeout=5)
         self.client = redis.Redis(connection_pool=pool)
         self.register = self.client.register_script(_REGISTER_SCRIPT)
@@ -57,6 +61,10 @@ class _RedisLimits:
     def sockets_key(self, user_id: int) -> str:
         return f"{self.prefix}:sockets:user:{user_id}"
 
+    def socket_entry(self, channel_name: str) -> str:
+        """A socket's member in its user's set: "<process> <channel name>" (a channel name has no spaces)."""
+        return f"{self.process} {channel_name}"
+
 
 _redis_limits: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _RedisLimits]" = weakref.WeakKeyDictionary()
 # Embedded mode: this process's sockets per user (channel name -> nothing, oldest first) and its limiter.
@@ -64,7 +72,8 @@ _memory_sockets: dict[int, dict[str, None]] = {}
 _memory_rate_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
-def _redis() -> _RedisLimits | None:
+def socket_registry() -> _RedisLimits | None:
+    """This event loop's Redis client, key prefix and process name for the users' sockets (None: embedded mode)."""
     if not settings.REDIS:
         return None
     loop = asyncio.get_running_loop()
@@ -78,7 +87,7 @@ def _redis() -> _RedisLimits | None:
 async def user_socket_register(*, user_id: int, channel_name: str) -> list[str]:
     """Count a new socket of the user; the channel names of their oldest sockets beyond the cap, to be closed."""
     cap = settings.NOTIFICATION_SOCKETS_PER_USER
-    limits = _redis()
+    limits = socket_registry()
     if limits is None:
         sockets = _memory_sockets.setdefault(user_id, {})
         sockets[channel_name] = None
@@ -87,21 +96,26 @@ async def user_socket_register(*, user_id: int, channel_name: str) -> list[str]:
             del sockets[name]
         return evicted
     evicted = await limits.register(
-        keys=[limits.sockets_key(user_id)], args=[channel_name, cap, settings.WEBSOCKET_LIFETIME]
+        keys=[limits.sockets_key(user_id)], args=[limits.socket_entry(channel_name), cap, settings.WEBSOCKET_LIFETIME]
     )
-    return [name.decode() for name in evicted]
+    return [entry.decode().rpartition(" ")[2] for entry in evicted]  # an entry of before the process names: itself
 
 
 async def user_socket_unregister(*, user_id: int, channel_name: str) -> None:
     """Stop counting a socket that closed."""
-    limits = _redis()
+    limits = socket_registry()
     if limits is None:
         sockets = _memory_sockets.get(user_id, {})
         sockets.pop(channel_name, None)
         if not sockets:
             _memory_sockets.pop(user_id, None)
         return
-    await limits.client.zrem(limits.sockets_key(user_id), channel_name)
+    await limits.client.zrem(limits.sockets_key(user_id), limits.socket_entry(channel_name))
+
+
+def user_online_in_memory(user_id: int) -> bool:
+    """Embedded mode: whether the user has a socket open (on this, the one process)."""
+    return bool(_memory_sockets.get(user_id))
 
 
 @lru_cache(maxsize=4)
@@ -120,7 +134,7 @@ async def user_rate_allow(*, name: str, user_id: int, spec: str) -> bool:
 
     Each name counts on its own: an app's limit on one kind of message (chat's `chat.send`) beside the socket's.
     """
-    limits = _redis()
+    limits = socket_registry()
     rate_limiter = _memory_rate_limiter if limits is None else limits.rate_limiter
     for limit in rate_limits(spec):
         if not await rate_limiter.hit(limit, name, str(user_id)):

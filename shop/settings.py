@@ -406,6 +406,11 @@ CHAT_NOTIFY_DELAY = env.float("CHAT_NOTIFY_DELAY", default=30.0)
 CHAT_NOTIFY_INTERVAL = env.float("CHAT_NOTIFY_INTERVAL", default=5.0)
 # Conversations the staff inbox lists at once (the head of the queue; it says how many there are in all).
 CHAT_INBOX_MAX_ROWS = env.int("CHAT_INBOX_MAX_ROWS", default=100)
+# Seconds a page shows "… is typing" after a `chat.typing` (the frame's `expires_in`), unless another one comes.
+CHAT_TYPING_SECONDS = env.int("CHAT_TYPING_SECONDS", default=5)
+# Seconds a web process's presence (its sockets online, its staff viewing) outlives it once it stops refreshing it
+# (SIGKILL); refreshed, and re-read by watchers, three times as often (support/presence.py).
+CHAT_PRESENCE_SECONDS = env.float("CHAT_PRESENCE_SECONDS", default=15.0)
 
 # --- Health and metrics (shop/health.py, shop/monitoring.py; docs/operations.md) ---------------
 

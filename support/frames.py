@@ -39,7 +39,9 @@ def chat_sent_frame(*, order_id: int, client_id: str, message: dict) -> dict:
     return {"type": "chat.sent", "order": order_id, "client_id": client_id, "message": message}
 
 
-def chat_opened_frame(*, order_id: int, last_seq: int, reset: bool, truncated: bool, read: dict) -> dict:
+def chat_opened_frame(
+    *, order_id: int, last_seq: int, reset: bool, truncated: bool, read: dict, presence: dict
+) -> dict:
     return {
         "type": "chat.opened",
         "order": order_id,
@@ -47,6 +49,27 @@ def chat_opened_frame(*, order_id: int, last_seq: int, reset: bool, truncated: b
         "reset": reset,
         "truncated": truncated,
         "read": read,
+        "presence": presence,
+    }
+
+
+def chat_presence_frame(*, order_id: int, customer_online: bool, staff_viewing: bool) -> dict:
+    """Who is there now, sent to a watcher when it changed since the last it was sent."""
+    return {
+        "type": "chat.presence",
+        "order": order_id,
+        "customer_online": customer_online,
+        "staff_viewing": staff_viewing,
+    }
+
+
+def chat_typing_frame(*, order_id: int, author_name: str, author_is_staff: bool, expires_in: int) -> dict:
+    """The other side is typing: shown for `expires_in` seconds unless another comes, or their message."""
+    return {
+        "type": "chat.typing",
+        "order": order_id,
+        "author": {"name": author_name, "is_staff": author_is_staff},
+        "expires_in": expires_in,
     }
 
 

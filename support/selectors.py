@@ -37,7 +37,8 @@ class Opening:
     `messages` are those after the `after` asked for, in order (the newest `max_backlog` of them: `truncated`
     says some were left out); `reset` that `after` was past any seq the viewer could have had, so the page starts
     over from 0. `last_seq` is the last seq sent or had: live messages follow it with no gap or duplicate.
-    `read` holds the customer's and the staff's read marks, as this viewer may see them.
+    `read` holds the customer's and the staff's read marks, as this viewer may see them; `customer_id` is the order's
+    customer (whose presence and typing the staff side hears of).
     """
 
     order_id: int
@@ -46,6 +47,7 @@ class Opening:
     reset: bool
     truncated: bool
     read: dict
+    customer_id: int
 
 
 def conversation_open(*, viewer, order_id: int, after: int, max_backlog: int) -> Opening:
@@ -58,7 +60,8 @@ def conversation_open(*, viewer, order_id: int, after: int, max_backlog: int) ->
     if reset:
         after = 0
     if conversation is None:
-        return Opening(order.pk, [], last_seq=0, reset=reset, truncated=False, read={"customer": 0, "staff": 0})
+        no_reads = {"customer": 0, "staff": 0}
+        return Opening(order.pk, [], 0, reset, truncated=False, read=no_reads, customer_id=order.customer_id)
     newest_first = list(
         visible_messages(conversation.messages.all(), staff_view=staff_view)
         .filter(seq__gt=after)
@@ -69,7 +72,8 @@ def conversation_open(*, viewer, order_id: int, after: int, max_backlog: int) ->
     # From the rows sent, not from `visible`: a message committed between the two reads is in them, and its
     # live copy is then dropped as one already sent.
     last_seq = messages[-1].seq if messages else after
-    return Opening(order.pk, messages, last_seq, reset, truncated, read=_read_marks(conversation, order, staff_view))
+    read = _read_marks(conversation, order, staff_view)
+    return Opening(order.pk, messages, last_seq, reset, truncated, read=read, customer_id=order.customer_id)
 
 
 def _read_marks(conversation: Conversation, order, staff_view: bool) -> dict:

@@ -5,6 +5,7 @@ Registered with the generic consumer (notifications/socket_handlers.py). Per soc
 and no duplicate: the same rule, and the same gap-filling from the database, as the notifications'.
 """
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -14,24 +15,35 @@ from django.conf import settings
 
 from notifications.client_input import client_int
 from notifications.frames import error_frame
-from notifications.socket_handlers import client_message_register, layer_message_register
+from notifications.socket_handlers import (
+    client_message_register,
+    layer_message_register,
+    socket_close_register,
+    socket_open_register,
+)
 from notifications.user_limits import user_rate_allow
+from support import presence
 from support.frames import (
+    author_name,
     chat_inbox_changed_frame,
     chat_inbox_opened_frame,
     chat_message_frame,
     chat_opened_frame,
     chat_sent_frame,
+    chat_typing_frame,
     message_payload,
     previous_seq,
 )
-from support.groups import INBOX_GROUP, conversation_staff_group
+from support.groups import INBOX_GROUP, conversation_staff_group, typing_audience
 from support.rules import ChatRefused, inbox_viewer, message_body_clean, sees_internal_notes
 from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
 
 EXTENSION = "support"  # its key in the socket's `extensions`
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# At most one `chat.typing` relayed per socket and conversation in this many seconds; the rest are dropped (a page
+# repeats it while the user types, well within CHAT_TYPING_SECONDS).
+TYPING_RELAY_INTERVAL = 1.0
 
 
 @dataclass
@@ -39,6 +51,8 @@ class Watch:
     """One conversation a socket shows: the last seq it sent of it (in a backlog, live, or as a chat.sent)."""
 
     last_sent_seq: int
+    customer_id: int  # the order's, from the server: whom staff's typing goes to
+    typing_relayed_at: float = float("-inf")
 
 
 def _watching(socket) -> dict[int, Watch]:
@@ -141,7 +155,8 @@ async def chat_open(socket, content: dict) -> None:
         await _refuse(socket, refused.code, refused.detail, order=order_id)
         return
     # Live messages that arrive meanwhile wait for this handler: they are judged against this seq.
-    watching[order_id] = Watch(last_sent_seq=opening.last_seq)
+    watching[order_id] = Watch(last_sent_seq=opening.last_seq, customer_id=opening.customer_id)
+    present = await presence.conversation_watched(socket, order_id=order_id, customer_id=opening.customer_id)
     await socket.send_json(
         chat_opened_frame(
             order_id=order_id,
@@ -149,6 +164,7 @@ async def chat_open(socket, content: dict) -> None:
             reset=opening.reset,
             truncated=opening.truncated,
             read=opening.read,
+            presence=present._asdict(),
         )
     )
     for message in opening.messages:
@@ -164,6 +180,35 @@ async def chat_close(socket, content: dict) -> None:
         return
     _watching(socket).pop(order_id, None)
     await socket.group_leave(conversation_staff_group(order_id))
+    await presence.conversation_unwatched(socket, order_id)
+
+
+async def chat_typing(socket, content: dict) -> None:
+    """The user is typing in a watched conversation: relayed to the other side's sockets watching it, never stored."""
+    try:
+        order_id = _order_id(content)
+    except _Invalid as invalid:
+        await _refuse(socket, "invalid_field", str(invalid))
+        return
+    watch = _watching(socket).get(order_id)
+    if watch is None:
+        await _refuse(socket, "not_watching", "Open the conversation (chat.open) before typing in it.", order=order_id)
+        return
+    now = asyncio.get_running_loop().time()
+    if now - watch.typing_relayed_at < TYPING_RELAY_INTERVAL:
+        return  # best effort: the page repeats it while the user types
+    watch.typing_relayed_at = now
+    from_staff = sees_internal_notes(socket.user)
+    frame = chat_typing_frame(
+        order_id=order_id,
+        author_name=author_name(socket.user, from_staff=from_staff),
+        author_is_staff=from_staff,
+        expires_in=settings.CHAT_TYPING_SECONDS,
+    )
+    group = typing_audience(order_id=order_id, customer_id=watch.customer_id, from_staff=from_staff)
+    await socket.channel_layer.group_send(
+        group, {"type": "chat.typing", "order": order_id, "from_staff": from_staff, "frame": frame}
+    )
 
 
 async def chat_read(socket, content: dict) -> None:
@@ -210,6 +255,12 @@ async def chat_read_delivered(socket, event: dict) -> None:
     await socket.send_json(event["frame"])
 
 
+async def chat_typing_delivered(socket, event: dict) -> None:
+    """The other side is typing in a watched conversation: forwarded (never to the typist's own side)."""
+    if event["order"] in _watching(socket) and sees_internal_notes(socket.user) != event["from_staff"]:
+        await socket.send_json(event["frame"])
+
+
 async def _catch_up(socket, order_id: int, watch: Watch, *, seq: int, public_previous_seq: int) -> None:
     """Send, from the database, what the socket lacks before `seq` (a publish lost, or crossing another)."""
     staff_view = sees_internal_notes(socket.user)
@@ -253,6 +304,12 @@ def support_socket_register() -> None:
     client_message_register("chat.close", chat_close)
     client_message_register("chat.read", chat_read)
     client_message_register("chat.inbox", chat_inbox)
+    client_message_register("chat.typing", chat_typing)
     layer_message_register("chat.message", chat_message_delivered)
     layer_message_register("chat.read", chat_read_delivered)
     layer_message_register("chat.inbox_changed", chat_inbox_changed_delivered)
+    layer_message_register("chat.typing", chat_typing_delivered)
+    layer_message_register("chat.presence", presence.presence_hinted)
+    layer_message_register("chat.presence.customer", presence.customer_presence_hinted)
+    socket_open_register(presence.presence_socket_opened)
+    socket_close_register(presence.presence_socket_closed)

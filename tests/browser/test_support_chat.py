@@ -223,7 +223,6 @@ def test_a_refused_send_says_why_beside_the_composer_and_gives_the_text_back(ope
     assert Message.objects.filter(conversation__order=order).count() == 5
 
 
-@pytest.mark.xfail(strict=True, reason="chat.typing backend lands from branch h-a")
 def test_each_side_sees_the_other_typing_and_whether_the_other_is_there(open_session, customer, staff, order):
     _, customer_tab = open_customer_chat(open_session, customer, order)
     _, staff_tab = open_staff_chat(open_session, staff, order)

@@ -55,7 +55,9 @@ async def chat_send(socket, order, body: str, **fields) -> dict:
 async def converse(customer_socket, staff_socket, order) -> None:
     """Both open the conversation, then: a question, an internal note, a reply, a read receipt."""
     await chat_open(customer_socket, order)
-    await chat_open(staff_socket, order)
+    assert (await chat_open(staff_socket, order))["presence"] == {"customer_online": True, "staff_viewing": True}
+    presence = await receive_frame(customer_socket)  # from the other process: staff are looking now
+    assert presence == {"type": "chat.presence", "order": order.pk, "customer_online": True, "staff_viewing": True}
 
     question = await chat_send(customer_socket, order, "The parcel says delivered but it isn't here")
     assert await receive_frame(staff_socket) == {

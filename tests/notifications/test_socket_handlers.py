@@ -9,9 +9,15 @@ from notifications.socket_handlers import (
     client_message_register,
     layer_message_handler,
     layer_message_register,
+    socket_close_hooks,
+    socket_close_register,
+    socket_open_hooks,
+    socket_open_register,
 )
+from support.presence import presence_socket_closed, presence_socket_opened
 from support.socket import chat_message_delivered, chat_send
 from tests.notifications.test_consumer import make_user, open_socket
+from tests.notifications.test_consumer import socket as anonymous_socket
 
 
 async def echo(socket, content):
@@ -80,3 +86,47 @@ async def test_a_registered_channel_layer_message_reaches_its_handler():
 
     assert await socket.receive_json_from(timeout=5) == {"type": "tests.shouted", "text": "hey"}
     await socket.disconnect()
+
+
+# What the test app's open and close hooks saw: (event, user id), in order.
+hooked: list[tuple[str, int]] = []
+
+
+async def on_open(socket):
+    hooked.append(("opened", socket.user_id))
+
+
+async def on_close(socket):
+    hooked.append(("closed", socket.user_id))
+
+
+socket_open_register(on_open)
+socket_close_register(on_close)
+
+
+def test_the_support_app_hears_of_every_socket_opening_and_closing():
+    assert presence_socket_opened in socket_open_hooks()
+    assert presence_socket_closed in socket_close_hooks()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_apps_hooks_hear_of_a_socket_opening_and_once_of_its_closing():
+    customer = await make_user()
+
+    socket, _ = await open_socket(customer)
+    assert [event for event in hooked if event[1] == customer.pk] == [("opened", customer.pk)]
+    await socket.disconnect()  # the consumer leaves twice (disconnect, then as its application ends)
+
+    assert [event for event in hooked if event[1] == customer.pk] == [("opened", customer.pk), ("closed", customer.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_refused_at_connect_is_announced_to_no_hook():
+    refused = anonymous_socket(None)  # anonymous: accepted, then closed with 4401
+    before = len(hooked)
+
+    await refused.connect()
+    assert (await refused.receive_output(timeout=2))["type"] == "websocket.close"
+    await refused.wait()
+
+    assert len(hooked) == before

@@ -2,12 +2,19 @@
 frames, and the amplification attack they stop (docs/reliability.md, probe row 4)."""
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from notifications.models import Notification
-from notifications.user_limits import SocketWindows, rate_limits, user_socket_register, user_socket_unregister
+from notifications.user_limits import (
+    SocketWindows,
+    rate_limits,
+    socket_registry,
+    user_socket_register,
+    user_socket_unregister,
+)
 from orders.models import OrderStatus
 from tests.notifications.test_consumer import closed_with, frames_until_quiet, make_user, open_socket, place, transition
 
@@ -56,6 +63,19 @@ async def test_a_closed_socket_gives_its_place_back(settings):
     assert await second.receive_nothing(timeout=0.5)  # not closed: the cap counts open sockets only
     await second.disconnect()
     await third.disconnect()
+
+
+async def test_each_socket_is_registered_under_its_process_and_the_oldest_is_named_by_its_channel(settings):
+    settings.NOTIFICATION_SOCKETS_PER_USER = 1
+    registry = socket_registry()
+    key = registry.sockets_key(10**9)
+    # One of another process (it says who is still alive: support/presence.py), then one of this process.
+    await registry.client.zadd(key, {"elsewhere specific.old!1": time.time() * 1000 - 1000})
+
+    assert await user_socket_register(user_id=10**9, channel_name="specific.new!2") == ["specific.old!1"]
+    assert await registry.client.zrange(key, 0, -1) == [f"{registry.process} specific.new!2".encode()]
+    await user_socket_unregister(user_id=10**9, channel_name="specific.new!2")
+    assert await registry.client.zcard(key) == 0
 
 
 async def test_without_redis_the_cap_is_kept_in_the_process(settings):

@@ -41,12 +41,19 @@ async def order_with_sockets(*, staff_sockets=1):
         socket, _ = await open_socket(staff)
         await opened(socket, order)
         staff_side.append(socket)
+    # The customer's page is told that staff now view it (presence: tests/support/test_presence.py).
+    assert (await customer_socket.receive_json_from(timeout=5))["type"] == "chat.presence"
     return customer, order, staff, customer_socket, staff_side
 
 
 async def disconnect(*sockets):
     for socket in sockets:
         await socket.disconnect()
+
+
+def messages_only(frames: list[dict]) -> list[dict]:
+    """The frames but presence (the staff's socket opening the conversation shows in `chat.presence`)."""
+    return [frame for frame in frames if frame["type"] != "chat.presence"]
 
 
 def seqs(frames: list[dict]) -> list[int]:
@@ -203,6 +210,7 @@ async def test_open_replays_the_messages_after_the_seq_given_in_order_then_live_
         "reset": False,
         "truncated": False,
         "read": {"customer": 0, "staff": 0},
+        "presence": {"customer_online": True, "staff_viewing": False},
     }
     assert [(f["message"]["seq"], f["message"]["body"], f["previous_seq"]) for f in backlog] == [
         (2, "two", 1),
@@ -408,7 +416,7 @@ async def test_a_customers_history_and_live_sequence_skip_notes_and_say_so_witho
     await apost(staff, order, "note again", internal=True)
     await apost(staff, order, "five")
 
-    customer_frames = customer_backlog + await frames_until_quiet(customer_socket)
+    customer_frames = customer_backlog + messages_only(await frames_until_quiet(customer_socket))
     staff_frames = staff_backlog + await frames_until_quiet(staff_socket)
     assert [(f["message"]["seq"], f["previous_seq"]) for f in customer_frames] == [(1, 0), (3, 1), (5, 3)]
     assert all(not frame["message"]["internal"] for frame in customer_frames)
