@@ -85,7 +85,8 @@ def test_the_catalog_shows_each_products_picture_and_price_on_a_desktop_and_a_ph
     # Every picture loaded (a broken one has no natural width) from the shop's own /media/.
     pictures = page.locator(".product-image")
     expect(pictures).to_have_count(3)
-    page.wait_for_function("[...document.images].every((image) => image.complete && image.naturalWidth === 480)")
+    for index in range(3):
+        expect(pictures.nth(index)).to_have_js_property("naturalWidth", 480)
     assert all(
         src.startswith("/media/products/")
         for src in pictures.evaluate_all("els => els.map(e => e.getAttribute('src'))")
