@@ -324,7 +324,7 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = [
         "number",
         "customer",
-        "shipping_address",
+        "ship_to",
         "total_money",
         "note",
         "created_at",
@@ -353,7 +353,7 @@ class OrderAdmin(admin.ModelAdmin):
                     "fields": [
                         "number",
                         "customer",
-                        "shipping_address",
+                        "ship_to",
                         "total_money",
                         "note",
                         "created_at",
@@ -374,7 +374,7 @@ class OrderAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     @admin.display(description="ship to")
-    def shipping_address(self, order):
+    def ship_to(self, order):
         """The address snapshot the order was placed with, a line each (escaped); "—" for older orders."""
         try:
             address = order.shipping_address
