@@ -158,3 +158,14 @@ def test_the_order_email_shows_the_address_escaped_in_html_and_as_written_in_tex
     assert "Shipping to:<br>&lt;b&gt;Dana&lt;/b&gt; &amp; Co<br>" in html and "<b>Dana</b>" not in html
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert "Shipping to:\r\n<b>Dana</b> & Co\r\nLindenstraße 12\r\n" in text  # plain text: nothing to escape
+
+
+def test_an_order_refused_at_checkout_remembers_no_address(customer_client, customer, product):
+    customer_client.post(reverse("shop:cart_add", args=[product.slug]), {"quantity": 2})
+    product.stock = 1
+    product.save()
+
+    response = customer_client.post(reverse("shop:checkout"), {**CHECKOUT_ADDRESS, "save_address": "on"})
+
+    assert response.status_code == 400 and "Only 1 of" in response.content.decode()
+    assert not Order.objects.exists() and not CustomerAddress.objects.filter(customer=customer).exists()
