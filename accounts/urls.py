@@ -7,6 +7,11 @@ from accounts.forms import PasswordResetRequestForm
 app_name = "accounts"
 
 urlpatterns = [
+    path("", views.account, name="account"),
+    path("addresses/new/", views.address_create, name="address_create"),
+    path("addresses/<int:address_id>/", views.address_edit, name="address_edit"),
+    path("addresses/<int:address_id>/delete/", views.address_delete, name="address_delete"),
+    path("addresses/<int:address_id>/default/", views.address_make_default, name="address_make_default"),
     path("signup/", views.signup, name="signup"),
     path(
         "login/",

@@ -8,11 +8,12 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 
 from orders.carriers import Tracking, TrackingInvalid, carrier_choices
-from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus
+from orders.models import Order, OrderAddress, OrderEvent, OrderEventType, OrderItem, OrderStatus
 from orders.selectors import order_status_changes_seen
 from orders.transitions import (
     BulkTransitionResult,
@@ -320,7 +321,17 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ["number", "customer__email", "customer__first_name", "customer__last_name", "customer__username"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
-    readonly_fields = ["number", "customer", "total_money", "note", "created_at", "updated_at", "version", "tracking"]
+    readonly_fields = [
+        "number",
+        "customer",
+        "ship_to",
+        "total_money",
+        "note",
+        "created_at",
+        "updated_at",
+        "version",
+        "tracking",
+    ]
     inlines = [OrderItemInline, OrderEventInline]
     total_money = money_column("total", "Total")
     actions = [
@@ -336,7 +347,20 @@ class OrderAdmin(admin.ModelAdmin):
         can_ship = obj is not None and can_transition(obj.status, OrderStatus.SHIPPED)
         shipping = ["carrier", "tracking_number"] if can_ship else ["tracking"] if obj and obj.tracking else []
         return [
-            (None, {"fields": ["number", "customer", "total_money", "note", "created_at", "updated_at"]}),
+            (
+                None,
+                {
+                    "fields": [
+                        "number",
+                        "customer",
+                        "ship_to",
+                        "total_money",
+                        "note",
+                        "created_at",
+                        "updated_at",
+                    ]
+                },
+            ),
             (
                 "Status",
                 {"fields": ["status", *shipping, "customer_message", "internal_note", "loaded_version", "version"]},
@@ -348,6 +372,15 @@ class OrderAdmin(admin.ModelAdmin):
         # (the order's own carrier and number fields must not take posted values before they are checked).
         kwargs["fields"] = ["status"]
         return super().get_form(request, obj, change=change, **kwargs)
+
+    @admin.display(description="ship to")
+    def ship_to(self, order):
+        """The address snapshot the order was placed with, a line each (escaped); "—" for older orders."""
+        try:
+            address = order.shipping_address
+        except OrderAddress.DoesNotExist:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in address.lines()))
 
     @admin.display(description="tracking")
     def tracking(self, order):

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from accounts.models import PostalAddress
 from orders.carriers import TRACKING_NUMBER_MAX_LENGTH, Tracking, tracking_of
 
 
@@ -172,6 +173,18 @@ class OrderItem(models.Model):
 
     def __str__(self):
         return f"{self.quantity} × {self.product_name}"
+
+
+class OrderAddress(PostalAddress):
+    """The name and shipping address an order was placed with: a copy, so editing the address book never changes it.
+
+    Written with the order by `order_place`; orders placed before checkout asked for one have none.
+    """
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, primary_key=True, related_name="shipping_address")
+
+    def __str__(self):
+        return ", ".join(self.lines())
 
 
 class OrderEventType(models.TextChoices):

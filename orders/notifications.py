@@ -11,7 +11,7 @@ from notifications.groups import STAFF_GROUP
 from notifications.kinds import Channel, NotificationKind, Topic
 from notifications.models import Notification
 from notifications.services import notification_record
-from orders.models import ChangedBy, Order, OrderItem, OrderStatus, changed_by_of
+from orders.models import ChangedBy, Order, OrderAddress, OrderItem, OrderStatus, changed_by_of
 
 # Title and body of the notification a customer gets when their order enters a status.
 ORDER_STATUS_MESSAGES: dict[str, tuple[str, str]] = {
@@ -102,7 +102,7 @@ def order_status_topic(payload: dict) -> str:
 
 
 def order_status_email_context(notification: Notification) -> dict:
-    """An order's part of an email: its items with quantities and prices, and the tracking link once shipped.
+    """An order's part of an email: its items with quantities and prices, where it ships, and the tracking link.
 
     From the payload and the order's items only, like every channel: what staff wrote as an internal note is never read.
     """
@@ -115,8 +115,10 @@ def order_status_email_context(notification: Notification) -> dict:
     tracking = payload.get("tracking")
     if isinstance(tracking, dict) and not str(tracking.get("url", "")).startswith("https://"):
         tracking = {**tracking, "url": ""}  # only a web address becomes a link; anything else is dropped
+    address = OrderAddress.objects.filter(order_id=payload["order"]["id"]).first()  # the snapshot, not the book
     return {
         "items": items,
+        "address_lines": address.lines() if address else [],
         "total": sum((item["line_total"] for item in items), start=Decimal("0.00")),
         "tracking": tracking if isinstance(tracking, dict) else None,
     }

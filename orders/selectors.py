@@ -15,8 +15,13 @@ def orders_of_customer(*, customer) -> QuerySet[Order]:
 
 
 def order_of_customer(*, customer, number: str) -> Order:
-    """One of the customer's orders with its items and history; Order.DoesNotExist otherwise."""
-    return orders_of_customer(customer=customer).prefetch_related("items", "events__actor").get(number=number)
+    """One of the customer's orders with its address, items and history; Order.DoesNotExist otherwise."""
+    return (
+        orders_of_customer(customer=customer)
+        .select_related("shipping_address")
+        .prefetch_related("items", "events__actor")
+        .get(number=number)
+    )
 
 
 def order_status_changes_seen(*, order: Order) -> dict[tuple[str, str], datetime]:

@@ -1,12 +1,14 @@
 """What customers do to orders: place one from a cart (the order, its items and its first history event), and
 cancel one they have not paid for yet."""
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 
-from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus, format_order_number
+from accounts.models import ADDRESS_FIELDS
+from orders.models import Order, OrderAddress, OrderEvent, OrderEventType, OrderItem, OrderStatus, format_order_number
 from orders.tasks import schedule_payment_confirmation
 from orders.transitions import StaleOrder, order_transition
 from shop.models import Product
@@ -18,8 +20,13 @@ class CheckoutError(Exception):
     """Checkout refused; the message is fit to show to the customer. Nothing was written."""
 
 
-def order_place(*, customer, quantities: dict[int, int], note: str = "") -> Order:
-    """Create an order for `customer` from {product_id: quantity}, taking the stock.
+def order_place(
+    *, customer, quantities: dict[int, int], note: str = "", address: Mapping[str, str] | None = None
+) -> Order:
+    """Create an order for `customer` from {product_id: quantity}, taking the stock, shipping to `address`.
+
+    The address (checkout's form requires one) is copied onto the order, so a later edit of the address book
+    leaves it as it was.
 
     Prices come from the catalog, never from the client. Products are locked in
     id order, so two checkouts of the last item cannot both succeed and two
@@ -64,6 +71,8 @@ def order_place(*, customer, quantities: dict[int, int], note: str = "") -> Orde
                 )
             )
         OrderItem.objects.bulk_create(items)
+        if address is not None:
+            OrderAddress.objects.create(order=order, **{field: address.get(field) or "" for field in ADDRESS_FIELDS})
         order.number = format_order_number(order.pk)
         order.total = sum((item.line_total for item in items), Decimal("0.00"))
         order.save(update_fields=["number", "total"])

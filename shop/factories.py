@@ -14,6 +14,17 @@ from shop.models import Product
 
 DEFAULT_PASSWORD = "shop-demo-pass"
 
+# A name and shipping address as checkout's form posts it (accounts.models.ADDRESS_FIELDS).
+CHECKOUT_ADDRESS = {
+    "full_name": "Dana Weber",
+    "line1": "Lindenstraße 12",
+    "line2": "",
+    "postcode": "10969",
+    "city": "Berlin",
+    "country": "DE",
+    "phone": "+49 30 1234567",
+}
+
 
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -54,19 +65,20 @@ def place_order(
     actor=None,
     carrier: str = "",
     tracking_number: str = "",
+    address: dict | None = None,
 ):
     """An order placed through checkout, then moved along the lifecycle to `status`.
 
     Orders are built through the real services, not a model factory, so their
     history and stock are exactly what production would produce. `carrier` and
-    `tracking_number` go with its move to shipped, if its path has one.
+    `tracking_number` go with its move to shipped, if its path has one; `address` is checkout's (none by default).
     """
     from orders.services import order_place
     from orders.transitions import order_transition
 
     customer = customer or UserFactory()
     products = products or [ProductFactory()]
-    order = order_place(customer=customer, quantities={product.pk: quantity for product in products})
+    order = order_place(customer=customer, quantities={product.pk: quantity for product in products}, address=address)
     for step in path_to(status):
         tracking = {"carrier": carrier, "tracking_number": tracking_number} if step == OrderStatus.SHIPPED else {}
         order = order_transition(order_id=order.pk, to_status=step, actor=actor, **tracking)

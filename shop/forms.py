@@ -21,6 +21,7 @@ class CheckoutForm(forms.Form):
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Leave it with the neighbours…"}),
     )
+    save_address = forms.BooleanField(label="Save this address for my next order", required=False, initial=True)
 
 
 class CatalogQueryForm(forms.Form):

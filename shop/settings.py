@@ -14,6 +14,7 @@ import limits
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from accounts.countries import DEFAULT_SHIPPING_COUNTRIES, country_codes_check
 from notifications.vapid import vapid_settings_check
 from shop.channel_layers import channel_layers_config
 from shop.logs import LOG_FORMATS, logging_config, structlog_configure
@@ -229,6 +230,13 @@ LANGUAGE_CODE = "en-us"
 # Every price is in this one currency (ISO 4217), written for the active language by shop/money.py.
 try:
     SHOP_CURRENCY = currency_code_check(env.str("SHOP_CURRENCY", default="EUR"))
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+# Where checkout's country list offers delivery (ISO 3166-1 alpha-2 codes, named by accounts/countries.py).
+try:
+    SHOP_SHIPPING_COUNTRIES = country_codes_check(
+        env.list("SHOP_SHIPPING_COUNTRIES", default=DEFAULT_SHIPPING_COUNTRIES)
+    )
 except ValueError as error:
     raise ImproperlyConfigured(str(error)) from None
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Locator, Page, WebSocket, expect
 
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import CHECKOUT_ADDRESS, DEFAULT_PASSWORD
 
 
 @dataclass
@@ -75,6 +75,14 @@ def _record_console_error(watch: PageWatch, message: ConsoleMessage) -> None:
     # The servers run with DEBUG off: a missing asset or a script error shows up here.
     if message.type == "error":
         watch.errors.append(f"console: {message.text}")
+
+
+def fill_checkout_address(page: Page, address: dict | None = None) -> None:
+    """Fill checkout's name and shipping address the way a customer does (CHECKOUT_ADDRESS unless given)."""
+    address = address or CHECKOUT_ADDRESS
+    for name in ("full_name", "line1", "line2", "postcode", "city", "phone"):
+        page.locator(f"#id_{name}").fill(address[name])
+    page.locator("#id_country").select_option(address["country"])
 
 
 # --- Logging in through the real login pages -------------------------------------------------

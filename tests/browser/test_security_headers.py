@@ -19,6 +19,7 @@ from tests.browser.pages import (
     admin_change_url,
     customer_login,
     expect_live,
+    fill_checkout_address,
     staff_login,
     wait_for_hello,
 )
@@ -88,6 +89,7 @@ def test_every_customer_page_keeps_to_the_policy_and_the_live_client_connects(op
     page.get_by_role("button", name="Add to cart").click()
     expect(page.locator(".badge").first).to_contain_text("1")
     page.goto("/checkout/")
+    fill_checkout_address(page)
     with page.expect_navigation():
         page.get_by_role("button", name="Place order").click()
     expect(page.locator("#order-status")).to_be_visible()

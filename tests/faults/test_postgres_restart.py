@@ -34,7 +34,7 @@ from notifications.models import Notification, NotificationCounter
 from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus
 from shop.models import Product
 from tests.conftest import requires_postgres, requires_redis
-from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
+from tests.factories import CHECKOUT_ADDRESS, ProductFactory, StaffFactory, UserFactory, place_order
 from tests.faults.client import (
     ResilientClient,
     clients_behind,
@@ -133,7 +133,9 @@ async def checkout_stream(browser: Browser, slug: str, log: HttpLog, stop: async
     while not stop.is_set():
         if await log.request(browser, "add to cart", "POST", f"/products/{slug}/add/", data={"quantity": "1"},
                              expect="/cart/"):  # fmt: skip
-            await log.request(browser, "checkout", "POST", "/checkout/", data={"note": ""}, expect="/orders/")
+            await log.request(
+                browser, "checkout", "POST", "/checkout/", data={**CHECKOUT_ADDRESS, "note": ""}, expect="/orders/"
+            )
         await asyncio.sleep(CHECKOUT_PACE)  # the shopper's pace, not synchronisation
 
 

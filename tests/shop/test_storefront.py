@@ -6,9 +6,14 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Order
-from tests.factories import ProductFactory
+from tests.factories import CHECKOUT_ADDRESS, ProductFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def checkout(client, **fields):
+    """Post checkout's form: a valid address unless `fields` say otherwise."""
+    return client.post(reverse("shop:checkout"), {**CHECKOUT_ADDRESS, "note": "", **fields}, follow=False)
 
 
 def add_to_cart(client, product, quantity):
@@ -83,7 +88,9 @@ def test_checkout_places_the_order_empties_the_cart_and_shows_the_order(customer
     kettle = ProductFactory(price=Decimal("59.00"), stock=5)
     add_to_cart(customer_client, kettle, 2)
 
-    response = customer_client.post(reverse("shop:checkout"), {"note": "Leave by the door"}, follow=True)
+    response = customer_client.post(
+        reverse("shop:checkout"), {**CHECKOUT_ADDRESS, "note": "Leave by the door"}, follow=True
+    )
 
     order = Order.objects.get()
     assert (order.customer, order.total, order.note) == (customer, Decimal("118.00"), "Leave by the door")
@@ -96,16 +103,22 @@ def test_checkout_places_the_order_empties_the_cart_and_shows_the_order(customer
 def test_checkout_ignores_tampered_prices_in_post_data(customer_client):
     kettle = ProductFactory(price=Decimal("59.00"))
     add_to_cart(customer_client, kettle, 1)
-    customer_client.post(
-        reverse("shop:checkout"), {"note": "", "price": "0.01", "total": "0.01", f"price_{kettle.pk}": "0.01"}
-    )
+    checkout(customer_client, price="0.01", total="0.01", **{f"price_{kettle.pk}": "0.01"})
     assert Order.objects.get().total == Decimal("59.00")
 
 
-def test_checkout_with_empty_cart_shows_an_error_and_writes_nothing(customer_client):
-    response = customer_client.post(reverse("shop:checkout"), {"note": ""})
+def test_checkout_with_empty_cart_shows_the_empty_cart_and_no_form(customer_client):
+    response = customer_client.get(reverse("shop:checkout"))
+    assert response.status_code == 200
+    assert "Your cart is empty." in response.content.decode()
+    assert "Place order" not in response.content.decode()
+
+
+def test_checkout_post_with_empty_cart_shows_the_empty_cart_and_writes_nothing(customer_client):
+    response = checkout(customer_client)
     assert response.status_code == 400
     assert "Your cart is empty." in response.content.decode()
+    assert "Place order" not in response.content.decode()
     assert not Order.objects.exists()
 
 
@@ -115,7 +128,7 @@ def test_checkout_when_stock_ran_out_meanwhile_shows_an_error_and_writes_nothing
     scarce.stock = 1
     scarce.save()
 
-    response = customer_client.post(reverse("shop:checkout"), {"note": ""})
+    response = checkout(customer_client)
 
     assert response.status_code == 400
     assert "Only 1 of" in response.content.decode()
@@ -126,14 +139,14 @@ def test_checkout_with_tampered_session_quantity_is_refused(customer_client, pro
     session = customer_client.session
     session["cart"] = {str(product.pk): -5}
     session.save()
-    response = customer_client.post(reverse("shop:checkout"), {"note": ""})
+    response = checkout(customer_client)
     assert response.status_code == 400
     assert not Order.objects.exists()
 
 
 def test_checkout_note_over_the_limit_is_a_form_error(customer_client, product):
     add_to_cart(customer_client, product, 1)
-    response = customer_client.post(reverse("shop:checkout"), {"note": "x" * 1001})
+    response = checkout(customer_client, note="x" * 1001)
     assert response.status_code == 400
     assert not Order.objects.exists()
 

@@ -15,11 +15,12 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from accounts.services import customer_address_create
 from notifications.kinds import Channel
 from notifications.unsubscribe import unsubscribe_token
 from orders.models import OrderStatus
 from shop.asgi import application
-from tests.factories import ProductFactory, StaffFactory, UserFactory, place_order
+from tests.factories import CHECKOUT_ADDRESS, ProductFactory, StaffFactory, UserFactory, place_order
 
 pytestmark = pytest.mark.django_db
 
@@ -53,13 +54,14 @@ URL_TEMPLATES = sorted(set(_url_templates(get_resolver().url_patterns)))
 
 @pytest.fixture
 def world():
-    """A customer with an order and a product, so the URLs' sample parameters name real rows."""
+    """A customer with an order, an address and a product, so the URLs' sample parameters name real rows."""
     customer = UserFactory(username="fuzz-customer")
     product = ProductFactory(slug="fuzz-kettle", stock=5)
     order = place_order(customer=customer, status=OrderStatus.PAID)
     samples = {
         "slug": product.slug,
         "number": order.number,
+        "address_id": str(customer_address_create(customer=customer, address=CHECKOUT_ADDRESS).pk),
         "object_id": str(order.pk),
         "id": str(customer.pk),
         "content_type_id": "1",

@@ -9,9 +9,18 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.services import customer_address_create
 from notifications.offline import offline_deliveries_skip
 from orders.models import OrderStatus
-from shop.factories import DEFAULT_PASSWORD, ProductFactory, StaffFactory, UserFactory, path_to, place_order
+from shop.factories import (
+    CHECKOUT_ADDRESS,
+    DEFAULT_PASSWORD,
+    ProductFactory,
+    StaffFactory,
+    UserFactory,
+    path_to,
+    place_order,
+)
 from support.services import message_post
 
 # The demo catalog's pictures, by product slug: local files, so a fresh machine downloads nothing.
@@ -79,6 +88,9 @@ class Command(BaseCommand):
             customer = UserFactory(username=username, email=f"{username}@example.com", first_name=first_name)
             if customer.orders.exists():
                 continue
+            # Their address book's default, which pre-fills checkout and the demo orders were shipped to.
+            address = {**CHECKOUT_ADDRESS, "full_name": f"{first_name} Example"}
+            customer_address_create(customer=customer, address=address)
             for index, status in enumerate(statuses):
                 carrier, tracking_number = DEMO_TRACKING[index % len(DEMO_TRACKING)] if ships(status) else ("", "")
                 place_order(
@@ -87,6 +99,7 @@ class Command(BaseCommand):
                     status=status,
                     carrier=carrier,
                     tracking_number=tracking_number,
+                    address=address,
                 )
             if number == 0:
                 self._conversation(order=customer.orders.earliest("created_at"), customer=customer, staff=staff)
