@@ -312,6 +312,10 @@ def mark_shipped(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/orders/order/ship_orders.html", context)
 
 
+# What the change page shows of the order above its status, none of it editable.
+ORDER_SUMMARY_FIELDS = ["number", "customer", "ship_to", "total_money", "note", "created_at", "updated_at"]
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     form = OrderAdminForm
@@ -321,17 +325,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ["number", "customer__email", "customer__first_name", "customer__last_name", "customer__username"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
-    readonly_fields = [
-        "number",
-        "customer",
-        "ship_to",
-        "total_money",
-        "note",
-        "created_at",
-        "updated_at",
-        "version",
-        "tracking",
-    ]
+    readonly_fields = [*ORDER_SUMMARY_FIELDS, "version", "tracking"]
     inlines = [OrderItemInline, OrderEventInline]
     total_money = money_column("total", "Total")
     actions = [
@@ -349,17 +343,7 @@ class OrderAdmin(admin.ModelAdmin):
         return [
             (
                 None,
-                {
-                    "fields": [
-                        "number",
-                        "customer",
-                        "ship_to",
-                        "total_money",
-                        "note",
-                        "created_at",
-                        "updated_at",
-                    ]
-                },
+                {"fields": ORDER_SUMMARY_FIELDS},
             ),
             (
                 "Status",
