@@ -210,6 +210,8 @@ def chat_deliveries(generators: Generators, sends: list[ChatSend]) -> dict:
         "not_sent": len(sends) - len(made),  # the socket was gone, or the schedule was cut short
         "sent_late": late,
         "achieved_rate": (len(times) - 1) / (max(times) - min(times)) if len(times) > 1 else 0.0,
+        # What the server got through: messages acked per second, from the first send to the last `chat.sent`.
+        "served_rate": len(acked) / (max(acked.values()) - min(times)) if acked and times else 0.0,
         "received": sum(1 for client_id in made if client_id in received),
         "lost": sum(1 for client_id in made if client_id not in received),
         "duplicates": duplicates,
@@ -290,9 +292,9 @@ def _show_phase(phase: dict) -> None:
         chat = phase["chat"]
         ms, ack = chat["latency_ms"], chat["ack_ms"]
         line += (
-            f"; chat {chat['sent']:,} at {chat['achieved_rate']:.0f}/s, p50 {ms.get('p50', 0):.1f} p99 "
-            f"{ms.get('p99', 0):.1f} max {ms.get('max', 0):.1f} ms, ack p99 {ack.get('p99', 0):.1f} ms, lost "
-            f"{chat['lost']}, duplicates {chat['duplicates']}, foreign {chat['foreign_frames']}, "
-            f"errors {chat['errors']}"
+            f"; chat {chat['sent']:,} at {chat['achieved_rate']:.0f}/s (served {chat['served_rate']:.0f}/s), "
+            f"p50 {ms.get('p50', 0):.1f} p99 {ms.get('p99', 0):.1f} max {ms.get('max', 0):.1f} ms, "
+            f"ack p99 {ack.get('p99', 0):.1f} ms, lost {chat['lost']}, duplicates {chat['duplicates']}, "
+            f"foreign {chat['foreign_frames']}, errors {chat['errors']}"
         )
     print(line, flush=True)

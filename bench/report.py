@@ -87,10 +87,10 @@ def chat_markdown(report: dict) -> str:
         f"to chatting ones; the chat from {chat['margin_seconds']:g} s before to "
         f"{chat['margin_seconds']:g} s after them.",
         "",
-        "| phase | chat: sent, at | chat: send to the other side p50 / p99 / max (ms) | chat: send to `chat.sent` "
-        "p50 / p99 (ms) | chat: lost / twice / errors | status to idle sockets p50 / p99 / max (ms) "
-        "| status to chatting customers p50 / p99 / max (ms) | status lost | web waiting for a core "
-        "| machine busy |",
+        "| phase | chat: sent, at, served (acked per second) | chat: send to the other side p50 / p99 / max (ms) "
+        "| chat: send to `chat.sent` p50 / p99 (ms) | chat: lost / twice / errors "
+        "| status to idle sockets p50 / p99 / max (ms) | status to chatting customers p50 / p99 / max (ms) "
+        "| status lost | web waiting for a core | machine busy |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for number, phase in enumerate(chat["phases"], start=1):
@@ -99,8 +99,8 @@ def chat_markdown(report: dict) -> str:
         waits = [share for share in status["server_cpu_wait_share"] if share is not None]
         if talk:
             chat_cells = (
-                f"{talk['sent']:,} at {talk['achieved_rate']:.0f}/s | {_p(talk['latency_ms'], 'p50', 'p99', 'max')} "
-                f"| {_p(talk['ack_ms'], 'p50', 'p99')} "
+                f"{talk['sent']:,} at {talk['achieved_rate']:.0f}/s, served {talk['served_rate']:.0f}/s "
+                f"| {_p(talk['latency_ms'], 'p50', 'p99', 'max')} | {_p(talk['ack_ms'], 'p50', 'p99')} "
                 f"| {talk['lost']} / {talk['duplicates']} / {sum(talk['errors'].values())}"
             )
         else:
