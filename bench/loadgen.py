@@ -53,6 +53,8 @@ PAGE_BACKOFF_BASE = 0.5
 PAGE_BACKOFF_CAP = 30.0
 PAGE_STOP_CODES = {4401, 4403}
 ACK_INTERVAL = 1.0  # static/js/connection.js: ACK_INTERVAL_MS
+# Between one socket's `chat.open`s: well under its limit (10 a second), counted as the server handles them.
+CHAT_OPEN_INTERVAL = 0.25
 CHAT_BODY = "bench message "  # then the send's client_id: the receiver's way to say which send it got
 
 
@@ -254,9 +256,17 @@ class LoadGenerator:
     async def chat_open(self, watches: list[list]) -> dict:
         """Each socket opens its conversations as a page does (after 0); done once every `chat.opened` came."""
         wanted = {(user_id, order_id) for user_id, order_id in watches}
+        by_user: dict[int, list[int]] = {}
         for user_id, order_id in watches:
-            if socket := self.sockets.get(user_id):
-                await socket.send(json.dumps({"type": "chat.open", "order": order_id, "after": 0}))
+            by_user.setdefault(user_id, []).append(order_id)
+
+        async def opens(user_id: int, order_ids: list[int]) -> None:
+            for order_id in order_ids:
+                if socket := self.sockets.get(user_id):
+                    await socket.send(json.dumps({"type": "chat.open", "order": order_id, "after": 0}))
+                await asyncio.sleep(CHAT_OPEN_INTERVAL)
+
+        await asyncio.gather(*(opens(user_id, order_ids) for user_id, order_ids in by_user.items()))
         end = time.monotonic() + HANDSHAKE_TIMEOUT
         while not wanted <= self.chat_opened and time.monotonic() < end:
             await asyncio.sleep(0.05)  # polled with a deadline: the answers come on the sockets' readers
