@@ -220,7 +220,16 @@ def chat_deliveries(generators: Generators, sends: list[ChatSend]) -> dict:
         "unacked": sum(1 for client_id in made if client_id not in acked),
         "latency_ms": _ms([received[c] - sent_at[c] for c in made if c in received]),
         "ack_ms": _ms([acked[c] - sent_at[c] for c in made if c in acked]),
+        # The median of each tenth of the run, in the order sent: flat if the server keeps up, rising if it queues.
+        "p50_ms_by_tenth": [
+            _ms([received[c] - sent_at[c] for c in tenth if c in received]).get("p50")
+            for tenth in _tenths(sorted(made, key=sent_at.__getitem__))
+        ],
     }
+
+
+def _tenths(items: list) -> list[list]:
+    return [items[len(items) * i // 10 : len(items) * (i + 1) // 10] for i in range(10)]
 
 
 def _ms(seconds: list[float]) -> dict:

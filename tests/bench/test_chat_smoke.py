@@ -65,4 +65,5 @@ def test_every_chat_message_reaches_the_other_side_once_while_status_notificatio
     assert (chat["messages"], chat["sent"], chat["received"], chat["unacked"]) == (messages,) * 3 + (0,)
     assert (chat["lost"], chat["duplicates"], chat["foreign_frames"], chat["errors"]) == (0, 0, 0, {})
     assert chat["latency_ms"]["max"] > 0 and chat["ack_ms"]["max"] > 0 and chat["served_rate"] > 0
+    assert len(chat["p50_ms_by_tenth"]) == 10 and None not in chat["p50_ms_by_tenth"]
     assert generators.stats()["staff_news"] > 0  # staff sockets heard the status changes, as staff pages do
