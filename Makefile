@@ -49,6 +49,8 @@ test-faults: install
 # The benchmark behind docs/performance.md: the full stack under 10,000 sockets (20–30 minutes,
 # not part of `make test`). Needs PostgreSQL and Redis; BENCH_DATABASE_URL (dropped and recreated)
 # and BENCH_REDIS_URL say where. A shorter look: make bench BENCH_ARGS="--sockets 2000 --quick".
+# The support chat beside 10,000 idle sockets, and what it costs status notifications (about 5 minutes):
+# make bench BENCH_ARGS="--chat" (bench/chat.py; docs/performance.md, "Support chat").
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

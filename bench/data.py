@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from orders.models import Order, OrderStatus, format_order_number
+from support.models import Conversation
 
 USERNAME_PREFIX = "bench-"
 BATCH = 2000
@@ -29,16 +30,52 @@ class Customer:
     user_id: int
     session_key: str
     order_id: int
+    staff = False  # a class attribute, not a field: what the load generators are told (bench/loadgen.py)
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    user_id: int
+    session_key: str
+    staff = True
+
+
+def _users(count: int, *, run: str, is_staff: bool = False) -> list:
+    User = get_user_model()
+    password = make_password(None)  # unusable: bench users only ever use their session
+    return [
+        User(
+            username=f"{USERNAME_PREFIX}{run}-{i}",
+            email=f"{USERNAME_PREFIX}{run}-{i}@example.com",
+            password=password,
+            is_staff=is_staff,
+        )
+        for i in range(count)
+    ]
+
+
+def staff_create(count: int, *, run: str) -> list[StaffMember]:
+    """`count` staff members named bench-<run>-staff-<i>, each logged in (the admin's users: they see every order)."""
+    users = _users(count, run=f"{run}-staff", is_staff=True)
+    with transaction.atomic():
+        get_user_model().objects.bulk_create(users, batch_size=BATCH)
+        sessions = [_session_for(user) for user in users]
+        Session.objects.bulk_create(sessions, batch_size=BATCH)
+    return [
+        StaffMember(user_id=user.pk, session_key=session.session_key)
+        for user, session in zip(users, sessions, strict=True)
+    ]
+
+
+def conversations_create(order_ids: list[int]) -> None:
+    """An empty conversation on each order, as its first message would make it: the bench's are under way."""
+    Conversation.objects.bulk_create([Conversation(order_id=order_id) for order_id in order_ids], batch_size=BATCH)
 
 
 def customers_create(count: int, *, run: str) -> list[Customer]:
     """`count` customers named bench-<run>-<i>, each logged in and with one pending order."""
     User = get_user_model()
-    password = make_password(None)  # unusable: bench users only ever use their session
-    users = [
-        User(username=f"{USERNAME_PREFIX}{run}-{i}", email=f"{USERNAME_PREFIX}{run}-{i}@example.com", password=password)
-        for i in range(count)
-    ]
+    users = _users(count, run=run)
     with transaction.atomic():
         User.objects.bulk_create(users, batch_size=BATCH)
         orders = Order.objects.bulk_create(

@@ -80,22 +80,57 @@ class Generators(_Helpers):
 
     def __init__(self, count: int):
         super().__init__("bench.loadgen", count)
+        self.holder: dict[int, int] = {}  # user_id -> the index of the generator holding its socket
 
     def connect(self, clients: list[list], concurrency: int) -> list[dict]:
-        """Open `clients` ([user_id, session_key, ws_url, origin]) spread over the generators."""
+        """Open `clients` ([user_id, session_key, ws_url, origin, staff?]) spread over the generators."""
         shares = [clients[i :: len(self.processes)] for i in range(len(self.processes))]
+        for index, share in enumerate(shares):
+            self.holder.update((client[0], index) for client in share)
         return self._ask_each([{"cmd": "connect", "clients": share, "concurrency": concurrency} for share in shares])
+
+    def _by_holder(self, rows: list[list], user_column: int) -> list[list[list]]:
+        shares: list[list[list]] = [[] for _ in self.processes]
+        for row in rows:
+            shares[self.holder[row[user_column]]].append(row)
+        return shares
+
+    def chat_open(self, watches: list[list]) -> dict:
+        """Each [user_id, order_id]: that user's socket watches that conversation (`chat.open`); opened, errors."""
+        replies = self._ask_each([{"cmd": "chat_open", "watches": share} for share in self._by_holder(watches, 0)])
+        errors: dict[str, int] = {}
+        for reply in replies:
+            for code, count in reply["errors"].items():
+                errors[code] = errors.get(code, 0) + count
+        return {"opened": sum(reply["opened"] for reply in replies), "errors": errors}
+
+    def chat_run(self, sends: list[list]) -> None:
+        """Each [due_at, user_id, order_id, client_id] is sent by that user's socket when due, in the background."""
+        self._ask_each([{"cmd": "chat_run", "sends": share} for share in self._by_holder(sends, 1)])
+
+    def chat_collect(self) -> dict:
+        """The chat frames every generator saw since the last collect, together (bench/loadgen.py, chat_collect)."""
+        total: dict = {"sends": [], "acks": [], "received": [], "errors": {}, "late": 0, "running": False}
+        for reply in self.ask_all({"cmd": "chat_collect"}):
+            for key in ("sends", "acks", "received"):
+                total[key] += reply[key]
+            for code, count in reply["errors"].items():
+                total["errors"][code] = total["errors"].get(code, 0) + count
+            total["late"] += reply["late"]
+            total["running"] = total["running"] or reply["running"]
+        return total
 
     def reconnect_to(self, servers: list) -> None:
         """From now on a socket the server drops comes back as the page's would, to `servers` in turn."""
         self.ask_all({"cmd": "reconnect_to", "targets": [[server.ws_url, server.base_url] for server in servers]})
 
     def stats(self) -> dict:
-        """Every generator's stats, summed: sockets open, reconnects, churn, failures and close codes by kind."""
-        total: dict = {"open": 0, "reconnects": 0, "reconnecting": 0, "churned": 0, "resets": 0,
+        """Every generator's stats, summed: sockets open, reconnects, churn, staff's order news, failures and close
+        codes by kind."""
+        total: dict = {"open": 0, "reconnects": 0, "reconnecting": 0, "churned": 0, "resets": 0, "staff_news": 0,
                        "reconnect_failures": {}, "close_codes": {}}  # fmt: skip
         for reply in self.ask_all({"cmd": "stats"}):
-            for key in ("open", "reconnects", "reconnecting", "churned", "resets"):
+            for key in ("open", "reconnects", "reconnecting", "churned", "resets", "staff_news"):
                 total[key] += reply[key]
             for key in ("reconnect_failures", "close_codes"):
                 for kind, count in reply[key].items():

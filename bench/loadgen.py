@@ -13,6 +13,12 @@ their frames) and drives them over stdin/stdout, one JSON object per line:
     {"cmd": "churn", "rate": 10.0}
                           -> from now on `rate` sockets a second, at random, close as a tab does (1000) and, with
                              `reconnect_to` given, come back; a rate of 0 stops it
+    {"cmd": "chat_open", "watches": [[user_id, order_id], ...]}
+                          -> each of those sockets sends `chat.open` (after 0) and waits for its `chat.opened`
+    {"cmd": "chat_run", "sends": [[due_at, user_id, order_id, client_id], ...]}
+                          -> from now on, in the background, each socket sends its `chat.send` when due
+    {"cmd": "chat_collect"}
+                          -> the chat frames since the last collect: sends made, `chat.sent` acks, `chat.message`s
     {"cmd": "close"}      -> closes every socket and exits
 
 Each client behaves like static/js/connection.js on its first connect: the session cookie,
@@ -24,6 +30,10 @@ backoff with full jitter (connection.js's base and cap), to the next target, res
 on its first socket only (and after a `reset`): a resumed socket's replay starts from the client's own. After
 `acks`, each client sends the page's delivery receipt for every notification it receives (a visible tab's):
 `{"type": "ack", "seq": N}` at once, then at most one per ACK_INTERVAL for what came meanwhile.
+
+A client connected as staff (a fifth element, true, in `connect`) hears every order's `order_changed` as the staff
+pages do: counted, not foreign. The chat commands drive the support conversation (bench/chat.py): a message's
+body carries its client_id, so whoever receives it can say which send it was.
 """
 
 import asyncio
@@ -43,6 +53,9 @@ PAGE_BACKOFF_BASE = 0.5
 PAGE_BACKOFF_CAP = 30.0
 PAGE_STOP_CODES = {4401, 4403}
 ACK_INTERVAL = 1.0  # static/js/connection.js: ACK_INTERVAL_MS
+# Between one socket's `chat.open`s: well under its limit (10 a second), counted as the server handles them.
+CHAT_OPEN_INTERVAL = 0.25
+CHAT_BODY = "bench message "  # then the send's client_id: the receiver's way to say which send it got
 
 
 class HandshakeFailed(Exception):
@@ -75,6 +88,15 @@ class LoadGenerator:
         self.churned = 0  # sockets this client side closed on purpose
         self.resets = 0  # `reset` frames: what was missed could not be replayed
         self.hello_last_seq: dict[int, int] = {}  # user_id -> last_seq of the hello of its current socket
+        self.staff: set[int] = set()  # users connected as staff: `order_changed` is their own news
+        self.staff_news = 0  # `order_changed` frames staff sockets received
+        self.chat_opened: set[tuple[int, int]] = set()  # (user_id, order_id) whose `chat.opened` arrived
+        self.chat_sends: list[list] = []  # [client_id, user_id, sent_at]; sent_at None: the socket was gone
+        self.chat_acks: list[list] = []  # [client_id, user_id, received_at] of each `chat.sent`
+        self.chat_received: list[list] = []  # [user_id, order_id, seq, client_id, received_at] of each `chat.message`
+        self.chat_errors: Counter = Counter()  # error frames by code, while chatting
+        self.chat_late = 0  # sends made after they were due (this process could not keep up)
+        self.chatter: asyncio.Task | None = None
 
     async def connect(self, clients: list[list], concurrency: int) -> dict:
         gate = asyncio.Semaphore(concurrency)
@@ -82,8 +104,10 @@ class LoadGenerator:
         failed: list[int] = []
         handshake_seconds: list[float] = []
 
-        async def one(user_id: int, session_key: str, url: str, origin: str) -> None:
+        async def one(user_id: int, session_key: str, url: str, origin: str, staff: bool = False) -> None:
             self.sessions[user_id] = session_key
+            if staff:
+                self.staff.add(user_id)
             async with gate:
                 started = time.monotonic()
                 try:
@@ -181,8 +205,12 @@ class LoadGenerator:
                 elif frame["type"] == "reset":  # as the page does: carry on from the hello's seq
                     self.resets += 1
                     self.last_seq[user_id] = max(self.last_seq.get(user_id, 0), self.hello_last_seq.get(user_id, 0))
+                elif frame["type"] == "order_changed" and user_id in self.staff:
+                    self.staff_news += 1
                 elif frame["type"] in ("order_changed", "hello"):
                     self.foreign.append(frame)  # staff news, or a second hello, on a customer's socket
+                elif frame["type"].startswith("chat.") or frame["type"] == "error":
+                    self._chat_frame(user_id, frame, received_at)
         except ConnectionClosed:
             pass
         finally:
@@ -210,6 +238,74 @@ class LoadGenerator:
             pass
         finally:
             del self.ackers[user_id]  # no await since the last look at `shown`: nothing shown is left unacked
+
+    def _chat_frame(self, user_id: int, frame: dict, received_at: float) -> None:
+        match frame["type"]:
+            case "chat.message":
+                message = frame["message"]
+                self.chat_received.append(
+                    [user_id, frame["order"], message["seq"], message["body"].removeprefix(CHAT_BODY), received_at]
+                )
+            case "chat.sent":
+                self.chat_acks.append([frame["client_id"], user_id, received_at])
+            case "chat.opened":
+                self.chat_opened.add((user_id, frame["order"]))
+            case "error":
+                self.chat_errors[frame["code"]] += 1
+
+    async def chat_open(self, watches: list[list]) -> dict:
+        """Each socket opens its conversations as a page does (after 0); done once every `chat.opened` came."""
+        wanted = {(user_id, order_id) for user_id, order_id in watches}
+        by_user: dict[int, list[int]] = {}
+        for user_id, order_id in watches:
+            by_user.setdefault(user_id, []).append(order_id)
+
+        async def opens(user_id: int, order_ids: list[int]) -> None:
+            for order_id in order_ids:
+                if socket := self.sockets.get(user_id):
+                    await socket.send(json.dumps({"type": "chat.open", "order": order_id, "after": 0}))
+                await asyncio.sleep(CHAT_OPEN_INTERVAL)
+
+        await asyncio.gather(*(opens(user_id, order_ids) for user_id, order_ids in by_user.items()))
+        end = time.monotonic() + HANDSHAKE_TIMEOUT
+        while not wanted <= self.chat_opened and time.monotonic() < end:
+            await asyncio.sleep(0.05)  # polled with a deadline: the answers come on the sockets' readers
+        return {"opened": len(wanted & self.chat_opened), "errors": dict(self.chat_errors)}
+
+    def chat_run(self, sends: list[list]) -> None:
+        """From now on send each `chat.send` when due, in the background (open-loop, as the triggers pace)."""
+        if self.chatter is not None:
+            self.chatter.cancel()
+        self.chatter = asyncio.create_task(self._chat_run(sends))
+
+    async def _chat_run(self, sends: list[list]) -> None:
+        for due, user_id, order_id, client_id in sends:
+            pause = due - time.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            else:
+                self.chat_late += 1
+            socket = self.sockets.get(user_id)
+            if socket is None:
+                self.chat_sends.append([client_id, user_id, None])
+                continue
+            frame = {"type": "chat.send", "order": order_id, "body": CHAT_BODY + client_id, "client_id": client_id}
+            sent = [client_id, user_id, time.time()]
+            self.chat_sends.append(sent)
+            try:
+                await socket.send(json.dumps(frame))
+            except ConnectionClosed:
+                sent[2] = None
+
+    def chat_collect(self) -> dict:
+        sends, self.chat_sends = self.chat_sends, []
+        acks, self.chat_acks = self.chat_acks, []
+        received, self.chat_received = self.chat_received, []
+        errors, self.chat_errors = dict(self.chat_errors), Counter()
+        late, self.chat_late = self.chat_late, 0
+        running = self.chatter is not None and not self.chatter.done()
+        return {"sends": sends, "acks": acks, "received": received, "errors": errors, "late": late,
+                "running": running}  # fmt: skip
 
     def churn(self, rate: float) -> None:
         """From now on close `rate` random sockets a second, as tabs closing do; 0 stops it."""
@@ -243,6 +339,7 @@ class LoadGenerator:
             "acks_pending": len(self.ackers),
             "churned": self.churned,
             "resets": self.resets,
+            "staff_news": self.staff_news,
             "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "max_rss_kb": usage.ru_maxrss,
         }
@@ -255,6 +352,8 @@ class LoadGenerator:
     async def close(self) -> dict:
         self.closing = True
         self.churn(0)
+        if self.chatter is not None:
+            self.chatter.cancel()
         for task in [*self.comebacks, *self.ackers.values()]:
             task.cancel()
         sockets = list(self.sockets.values())
@@ -292,6 +391,13 @@ async def main() -> None:
             case "churn":
                 generator.churn(command["rate"])
                 reply = {}
+            case "chat_open":
+                reply = await generator.chat_open(**command)
+            case "chat_run":
+                generator.chat_run(**command)
+                reply = {}
+            case "chat_collect":
+                reply = generator.chat_collect()
             case "close":
                 reply = await generator.close()
                 _reply(reply)

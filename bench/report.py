@@ -64,6 +64,61 @@ def results_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_chat_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
+    """make bench BENCH_ARGS="--chat": chat.json, and its table in docs/performance.md ("Support chat")."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "chat.json").write_text(json.dumps(report, indent=2) + "\n")
+    start, end = markers
+    text = doc.read_text()
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + chat_markdown(report) + end + after)
+
+
+def chat_markdown(report: dict) -> str:
+    """One row per phase: the chat's latency (in the phases with it) beside the status notifications'."""
+    chat, machine = report["chat"], report["machine"]
+    lines = [
+        f"Measured {report['started']} in {report['minutes']} minutes on {machine['cores']} cores ({machine['cpu']}), "
+        f"Python {machine['python']}, one daphne process; the load generators ran on the same machine. "
+        f"Command: `{report['command']}`. {chat['conversations']:,} conversations (customer and staff sockets "
+        f"watching each), {chat['staff_sockets']:,} staff sockets, {chat['idle_sockets']:,} idle sockets; status "
+        f"changes at {chat['status_rate']:g}/s for {chat['seconds']:g} s per phase, half to idle customers and half "
+        f"to chatting ones; the chat from {chat['margin_seconds']:g} s before to "
+        f"{chat['margin_seconds']:g} s after them.",
+        "",
+        "| phase | chat: sent, at, served (acked per second) | chat: send to the other side p50 / p99 / max (ms) "
+        "| chat: send to `chat.sent` p50 / p99 (ms) | chat: lost / twice / errors "
+        "| status to idle sockets p50 / p99 / max (ms) | status to chatting customers p50 / p99 / max (ms) "
+        "| status lost | web waiting for a core | machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for number, phase in enumerate(chat["phases"], start=1):
+        status, talk = phase["status"], phase["chat"]
+        groups = status["latency_ms_by_group"]
+        waits = [share for share in status["server_cpu_wait_share"] if share is not None]
+        if talk:
+            chat_cells = (
+                f"{talk['sent']:,} at {talk['achieved_rate']:.0f}/s, served {talk['served_rate']:.0f}/s "
+                f"| {_p(talk['latency_ms'], 'p50', 'p99', 'max')} | {_p(talk['ack_ms'], 'p50', 'p99')} "
+                f"| {talk['lost']} / {talk['duplicates']} / {sum(talk['errors'].values())}"
+            )
+        else:
+            chat_cells = "— | — | — | —"
+        name = f"chat at {phase['chat_rate']:g}/s" if talk else "no chat"
+        lines.append(
+            f"| {number}: {name} | {chat_cells} "
+            f"| {_p(groups['idle'], 'p50', 'p99', 'max')} | {_p(groups['chatting'], 'p50', 'p99', 'max')} "
+            f"| {status['lost']} of {status['changes']:,} | {_share(max(waits) if waits else None)} "
+            f"| {_share(status['machine_cpu_busy'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _p(figures: dict, *names: str) -> str:
+    return " / ".join("—" if figures.get(name) is None else f"{figures[name]:.1f}" for name in names)
+
+
 def acks_markdown(acks: dict | None) -> str | None:
     """What delivery receipts cost the web server per notification, from the back-to-back latency runs."""
     if not acks or acks.get("overhead") is None:

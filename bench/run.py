@@ -2,6 +2,7 @@
 
     python -m bench.run [--sockets 10000] [--hold 300] [--rate 200] [--burst 10000] ...
     python -m bench.run --acks-only [--sockets 10000] [--ack-rounds 2]   # what delivery receipts cost, alone
+    python -m bench.run --chat [--chat-conversations 1000] [--chat-rate 200] [--sockets 10000]  # bench/chat.py
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
 and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
@@ -35,6 +36,7 @@ OUT = ROOT / "docs" / "performance"
 DOC = ROOT / "docs" / "performance.md"
 STATIC_ROOT = ROOT / "test-artifacts" / "bench" / "static"
 TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
 
 
 def parse_args(argv):
@@ -71,6 +73,19 @@ def parse_args(argv):
     parser.add_argument(
         "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
     )
+    chat = parser.add_argument_group("the chat scenario (bench/chat.py); --sockets is then the idle sockets")
+    chat.add_argument(
+        "--chat", action="store_true", help="only the chat scenario; writes docs/performance/chat.json and its section"
+    )
+    chat.add_argument("--chat-conversations", type=int, default=1000, help="conversations, both sides connected")
+    chat.add_argument("--chat-staff", type=int, default=200, help="staff members, one socket each")
+    chat.add_argument(
+        "--chat-rate", type=float, nargs="+", default=[200], help="chat messages per second, over all conversations; "
+        "several: phases at each in turn"
+    )  # fmt: skip
+    chat.add_argument("--chat-status-rate", type=float, default=20, help="status changes per second in each phase")
+    chat.add_argument("--chat-seconds", type=float, default=20, help="status changes per phase, seconds")
+    chat.add_argument("--chat-rounds", type=int, default=1, help="phases without then with the chat, per chat rate")
     args = parser.parse_args(argv)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
@@ -326,7 +341,7 @@ def raise_open_files_limit(sockets: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    raise_open_files_limit(args.sockets)
+    raise_open_files_limit(args.sockets + (args.chat_conversations + args.chat_staff if args.chat else 0))
     args.burst = args.burst or args.sockets
     started = time.time()
     secret_key = secrets.token_urlsafe(64)
@@ -337,8 +352,6 @@ def main(argv=None) -> int:
 
     log_dir = ROOT / "test-artifacts" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Creating {args.sockets} customers with sessions and orders...", flush=True)
-    customers = customers_create(args.sockets, run=uuid.uuid4().hex[:8])
     env_base = {
         "database_url": database_url,
         "redis_url": redis_url,
@@ -346,6 +359,20 @@ def main(argv=None) -> int:
         "static_root": str(STATIC_ROOT),
     }
 
+    if args.chat:
+        from bench.chat import chat_bench
+        from bench.report import write_chat_report
+
+        result = chat_bench(args, env_base, log_dir)
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "chat": result}  # fmt: skip
+        write_chat_report(report, OUT, DOC, (CHAT_START, CHAT_END))
+        print(f"\nWrote {OUT.relative_to(ROOT)}/chat.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+        return 0
+
+    print(f"Creating {args.sockets} customers with sessions and orders...", flush=True)
+    customers = customers_create(args.sockets, run=uuid.uuid4().hex[:8])
     if args.acks_only:
         config = {"server": "daphne", "layer": "pubsub", "processes": 1}
         args.hold = 0.0

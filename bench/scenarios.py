@@ -48,7 +48,7 @@ def percentiles(values: list[float]) -> dict:
 def storm(generators: Generators, servers: list, customers: list[Customer], *, concurrency: int) -> dict:
     """Connect every customer as fast as the servers accept them (as after a deploy)."""
     clients = [
-        [c.user_id, c.session_key, servers[i % len(servers)].ws_url, servers[i % len(servers)].base_url]
+        [c.user_id, c.session_key, servers[i % len(servers)].ws_url, servers[i % len(servers)].base_url, c.staff]
         for i, c in enumerate(customers)
     ]
     cpu_before = generators.cpu_seconds()
@@ -113,10 +113,12 @@ def latency(
     rate: float,
     seconds: float,
     acks: bool = False,
+    groups: dict[str, list[Customer]] | None = None,
 ) -> dict:
     """Change orders at a steady `rate` per second and time each change from COMMIT to the client's frame.
 
     With `acks`, every client acknowledges each notification as a visible page does (the server records it).
+    With `groups` (named subsets of `customers`), the latency of each too, as `latency_ms_by_group`.
     """
     generators.acks(acks)
     generators.collect()  # start from a clean slate
@@ -136,7 +138,7 @@ def latency(
     commits = {(order_id, version): committed_at for order_id, version, committed_at, _ in changes}
     # The publishing process's share of the latency: from COMMIT until Redis took the publish.
     publishing = [published - committed for _, _, committed, published in changes if published is not None]
-    delivery = await_deliveries(generators, commits, customers)
+    delivery = await_deliveries(generators, commits, customers, groups=groups)
     time.sleep(SETTLE)  # with or without acks alike, so both runs are measured over the same stretch
     server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_started
     acks_after, acks_pending = generators.ack_stats()
@@ -245,8 +247,13 @@ def burst(generators: Generators, customers: list[Customer], *, size: int) -> di
     }
 
 
-def await_deliveries(generators: Generators, commits: dict, customers: list[Customer]) -> dict:
-    """Wait until every committed change reached its customer's socket; latency, loss, duplicates, leaks."""
+def await_deliveries(
+    generators: Generators, commits: dict, customers: list[Customer], *, groups: dict[str, list[Customer]] | None = None
+) -> dict:
+    """Wait until every committed change reached its customer's socket; latency, loss, duplicates, leaks.
+
+    With `groups` (named subsets of `customers`), each one's latency and loss too (`latency_ms_by_group`).
+    """
     owner = {c.order_id: c.user_id for c in customers}
     times: dict[tuple[int, str], float] = {}
     duplicates = 0
@@ -266,7 +273,18 @@ def await_deliveries(generators: Generators, commits: dict, customers: list[Cust
             break
         time.sleep(POLL)
     latencies = [times[key] - commits[key] for key in commits if key in times]
+    by_group = {}
+    for name, members in (groups or {}).items():
+        orders = {c.order_id for c in members}
+        mine = [key for key in commits if key[0] in orders]
+        seconds = [times[key] - commits[key] for key in mine if key in times]
+        by_group[name] = {
+            "changes": len(mine),
+            "lost": len(mine) - len(seconds),
+            **{figure: value * 1000 for figure, value in percentiles(seconds).items()},
+        }
     return {
+        **({"latency_ms_by_group": by_group} if groups else {}),
         "received": len(latencies),
         "lost": len(commits) - len(latencies),
         "duplicates": duplicates,
