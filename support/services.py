@@ -92,6 +92,9 @@ def message_deliveries(message: Message, *, order) -> list[tuple[str, dict]]:
         "order": order.pk,
         "message": message_payload(message),
         "public_previous_seq": message.public_previous_seq,
+        # Which send it answers: the sending socket waits for its chat.sent instead (never sent to a client).
+        "author_id": message.author_id,
+        "client_id": str(message.client_id),
     }
     staff = conversation_staff_group(order.pk)
     if message.internal:

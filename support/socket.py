@@ -6,9 +6,10 @@ and no duplicate: the same rule, and the same gap-filling from the database, as 
 """
 
 import asyncio
+import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -39,7 +40,10 @@ from support.rules import ChatRefused, inbox_viewer, message_body_clean, sees_in
 from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
 
+logger = logging.getLogger(__name__)
+
 EXTENSION = "support"  # its key in the socket's `extensions`
+CLOSE_INTERNAL_ERROR = 4011  # as the consumer's for a bug in a handler: reconnect with backoff and resume
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # At most one `chat.typing` relayed per socket and conversation in this many seconds; the rest are dropped (a page
 # repeats it while the user types, well within CHAT_TYPING_SECONDS).
@@ -55,8 +59,32 @@ class Watch:
     typing_relayed_at: float = float("-inf")
 
 
+@dataclass
+class _SocketChat:
+    """A socket's chat: the conversations it watches, and the order its frames of them go out in."""
+
+    watching: dict[int, Watch] = field(default_factory=dict)
+    # Held while frames of watched conversations are decided and sent (a backlog, a live message, a post's ack),
+    # so the post tasks and the socket's own handlers never send a seq twice or out of order.
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    posting: asyncio.Task | None = None  # the last chat.send handed to a task
+    # (order, client_id) of the sends not yet answered: their live copies are not sent, their chat.sent is.
+    in_flight: set[tuple[int, str]] = field(default_factory=set)
+
+
+def _chat(socket) -> _SocketChat:
+    return socket.extensions.setdefault(EXTENSION, _SocketChat())
+
+
 def _watching(socket) -> dict[int, Watch]:
-    return socket.extensions.setdefault(EXTENSION, {})
+    return _chat(socket).watching
+
+
+async def chat_socket_closed(socket) -> None:
+    """The socket ended: a post still waiting for the database is left to finish (the page retries it anyway)."""
+    chat = socket.extensions.get(EXTENSION) if socket.extensions else None
+    if chat is not None and chat.posting is not None and not chat.posting.done():
+        chat.posting.cancel()
 
 
 class _Invalid(Exception):
@@ -107,21 +135,48 @@ async def chat_send(socket, content: dict) -> None:
     if not await user_rate_allow(name="chat.send", user_id=socket.user_id, spec=settings.CHAT_SEND_RATE_LIMIT):
         await _refuse(socket, "rate_limited", "Too many messages; wait a moment and send it again.", **context)
         return
+    # Stored in a task of its own, so that the socket goes on receiving (a status notification, the other side's
+    # messages) while the post waits for the database; one socket's posts are still stored in the order sent.
+    chat = _chat(socket)
+    chat.in_flight.add((order_id, str(client_id)))
+    chat.posting = asyncio.create_task(
+        _post_in_turn(socket, after=chat.posting, order_id=order_id, body=content["body"], client_id=client_id,
+                      internal=internal, context=context)
+    )  # fmt: skip
+
+
+async def _post_in_turn(socket, *, after: asyncio.Task | None, order_id, body, client_id, internal, context) -> None:
+    chat = _chat(socket)
+    try:
+        await _post(socket, after=after, order_id=order_id, body=body, client_id=client_id, internal=internal,
+                    context=context)  # fmt: skip
+    finally:
+        chat.in_flight.discard((order_id, str(client_id)))
+
+
+async def _post(socket, *, after: asyncio.Task | None, order_id, body, client_id, internal, context) -> None:
+    if after is not None:
+        await asyncio.wait([after])
     try:
         posted = await database_sync_to_async(message_post)(
-            author=socket.user, order_id=order_id, body=content["body"], client_id=client_id, internal=internal
+            author=socket.user, order_id=order_id, body=body, client_id=client_id, internal=internal
         )
     except ChatRefused as refused:
         await _refuse(socket, refused.code, refused.detail, **context)
         return
+    except Exception as error:  # as the consumer does for a bug in a handler: the page reconnects and retries
+        logger.exception("Posting a chat message failed: %s", error)
+        await socket.close(code=CLOSE_INTERNAL_ERROR)
+        return
     message = posted.message
-    payload = message_payload(message)
-    watch = _watching(socket).get(order_id)
-    if watch is not None and message.seq > watch.last_sent_seq:
-        # The ack delivers the message to this socket: what came before it, and this socket lacks, goes first.
-        await _catch_up(socket, order_id, watch, seq=message.seq, public_previous_seq=message.public_previous_seq)
-        watch.last_sent_seq = message.seq
-    await socket.send_json(chat_sent_frame(order_id=order_id, client_id=str(client_id), message=payload))
+    async with _chat(socket).sending:
+        watch = _watching(socket).get(order_id)
+        if watch is not None and message.seq > watch.last_sent_seq:
+            # The ack delivers the message to this socket: what came before it, and this socket lacks, goes first.
+            await _catch_up(socket, order_id, watch, seq=message.seq, public_previous_seq=message.public_previous_seq)
+            watch.last_sent_seq = message.seq
+        frame = chat_sent_frame(order_id=order_id, client_id=str(client_id), message=message_payload(message))
+        await socket.send_json(frame)
 
 
 async def chat_open(socket, content: dict) -> None:
@@ -145,6 +200,12 @@ async def chat_open(socket, content: dict) -> None:
         # Joined before the backlog is read, so nothing committed in between is missed (duplicates drop by seq);
         # any staff member may watch any conversation, so joining first authorises nothing it should not.
         await socket.group_join(conversation_staff_group(order_id))
+    async with _chat(socket).sending:
+        await _open(socket, order_id=order_id, after=after, staff_view=staff_view)
+
+
+async def _open(socket, *, order_id: int, after: int, staff_view: bool) -> None:
+    watching = _watching(socket)
     try:
         opening = await database_sync_to_async(conversation_open)(
             viewer=socket.user, order_id=order_id, after=after, max_backlog=settings.CHAT_MAX_BACKLOG
@@ -154,7 +215,7 @@ async def chat_open(socket, content: dict) -> None:
             await socket.group_leave(conversation_staff_group(order_id))
         await _refuse(socket, refused.code, refused.detail, order=order_id)
         return
-    # Live messages that arrive meanwhile wait for this handler: they are judged against this seq.
+    # Live messages and post acks that arrive meanwhile wait for the lock: they are judged against this seq.
     watching[order_id] = Watch(last_sent_seq=opening.last_seq, customer_id=opening.customer_id)
     present = await presence.conversation_watched(socket, order_id=order_id, customer_id=opening.customer_id)
     await socket.send_json(
@@ -232,6 +293,11 @@ async def chat_read(socket, content: dict) -> None:
 
 async def chat_message_delivered(socket, event: dict) -> None:
     """A new message of a watched conversation: sent after any this socket missed, or dropped as a duplicate."""
+    async with _chat(socket).sending:
+        await _deliver(socket, event)
+
+
+async def _deliver(socket, event: dict) -> None:
     order_id, message = event["order"], event["message"]
     watch = _watching(socket).get(order_id)
     staff_view = sees_internal_notes(socket.user)
@@ -240,6 +306,8 @@ async def chat_message_delivered(socket, event: dict) -> None:
     seq = message["seq"]
     if seq <= watch.last_sent_seq:
         return
+    if event.get("author_id") == socket.user_id and (order_id, event.get("client_id")) in _chat(socket).in_flight:
+        return  # this socket's own send: its chat.sent takes the message's place in the sequence
     await _catch_up(socket, order_id, watch, seq=seq, public_previous_seq=event["public_previous_seq"])
     before = previous_seq(seq=seq, public_previous_seq=event["public_previous_seq"], staff_view=staff_view)
     await socket.send_json(chat_message_frame(order_id=order_id, message=message, previous_seq=before))
@@ -313,3 +381,4 @@ def support_socket_register() -> None:
     layer_message_register("chat.presence.customer", presence.customer_presence_hinted)
     socket_open_register(presence.presence_socket_opened)
     socket_close_register(presence.presence_socket_closed)
+    socket_close_register(chat_socket_closed)

@@ -2,13 +2,17 @@
 
 import asyncio
 import json
+import threading
 import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection, transaction
 
 from notifications.groups import user_group
+from orders.models import OrderStatus
+from orders.transitions import order_transition
 from support.models import Conversation, ConversationRead, Message
 from support.services import message_deliveries
 from tests.factories import StaffFactory
@@ -114,6 +118,42 @@ async def test_a_socket_that_did_not_open_the_conversation_is_sent_none_of_it():
     assert (await customer_socket.receive_json_from(timeout=5))["type"] == "chat.message"
     assert await elsewhere.receive_nothing(timeout=0.3)
     await disconnect(customer_socket, staff_socket, elsewhere)
+
+
+async def test_a_status_notification_reaches_the_socket_while_its_own_send_waits_for_the_database():
+    """Chat must not starve notifications: a post waiting on the database holds up nothing else on its socket."""
+    customer, order, staff, customer_socket, [staff_socket] = await order_with_sockets()
+    await apost(customer, order, "First")
+    await frames_until_quiet(customer_socket)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_conversation():  # another transaction holds the row every post to it must lock
+        with transaction.atomic():
+            Conversation.objects.select_for_update().get(order=order)
+            locked.set()
+            release.wait(timeout=30)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_conversation)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        await customer_socket.send_json_to(send_frame(order.pk, "Where is it?"))
+        await sync_to_async(order_transition, thread_sensitive=False)(order_id=order.pk, to_status=OrderStatus.PAID)
+
+        frame = await customer_socket.receive_json_from(timeout=5)  # while the post still waits
+        assert (frame["type"], frame["kind"], frame["order"]["status"]) == (
+            "notification",
+            "order.status_changed",
+            "paid",
+        )
+        assert await sync_to_async(Message.objects.count, thread_sensitive=False)() == 1
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 30)
+    sent = await customer_socket.receive_json_from(timeout=5)
+    assert (sent["type"], sent["message"]["seq"], sent["message"]["body"]) == ("chat.sent", 2, "Where is it?")
+    await disconnect(customer_socket, staff_socket)
 
 
 async def test_a_send_without_opening_the_conversation_is_acked_and_starts_it():
