@@ -126,6 +126,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     acked_seq = 0  # the highest seq this socket's page acknowledged: a lower or equal ack writes nothing
     windows: SocketWindows | None = None  # made at the first message: most sockets never send one
     extensions: dict | None = None  # what apps' registered handlers keep per socket, by app (socket_handlers.py)
+    beside: set | None = None  # apps' tasks running beside the handlers (task_beside), cancelled when it ends
 
     closing = False  # the server closed it: client messages still in flight are not acted on
 
@@ -147,6 +148,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         self.user = user
         self.user_id = user.pk
         self.extensions = {}
+        self.beside = set()
         self.session_digest = session_digest(session_socket_id(self.scope["session"]))  # for `session_ended`
         self.groups_joined = user_groups(user)
         self.rate_limits = rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
@@ -202,9 +204,32 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             self.groups_joined.remove(group)
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    def task_beside(self, coroutine) -> asyncio.Task:
+        """Run an app's coroutine beside this socket's handlers, so the socket goes on receiving meanwhile.
+
+        It ends as a handler would: the loss of Redis or a bug closes the socket with the same codes, and it is
+        cancelled when the socket ends.
+        """
+        task = asyncio.create_task(self._run_beside(coroutine))
+        self.beside.add(task)
+        task.add_done_callback(self.beside.discard)
+        return task
+
+    async def _run_beside(self, coroutine) -> None:
+        try:
+            await coroutine
+        except (RedisError, ConnectionError) as error:
+            logger.warning("Channel layer lost (%s); closing the socket with %s", error, CLOSE_SERVICE_RESTART)
+            await self.close(code=CLOSE_SERVICE_RESTART)
+        except Exception as error:
+            _log_unexpected(error)
+            await self.close(code=CLOSE_INTERNAL_ERROR)
+
     async def _leave(self) -> None:
         """Leave the groups and the layer watch; once, however the socket ends (disconnect, crash, cancellation)."""
         layer_watch.unwatch(self)
+        for task in list(self.beside or ()):
+            task.cancel()
         if self.unread_flush is not None:
             self.unread_flush.cancel()
         counted, self.counted = self.counted, False

@@ -4,7 +4,8 @@ The consumer knows the protocol's own types (ping, ack, mark_read…); an app ad
 (`chat.send`) and the channel-layer messages it delivers (`chat.message`), each with an async handler that gets
 the socket and the message. The consumer parses, rate-limits and error-handles them as it does its own; the app
 keeps whatever it needs per socket in `socket.extensions[<its name>]`, and may put the socket in groups it names
-with `socket.group_join(name)` once it has authorised the user (left again at disconnect) (docs/protocol.md).
+with `socket.group_join(name)` once it has authorised the user (left again at disconnect), and may run work that
+must not hold up the socket with `socket.task_beside(coroutine)` (docs/protocol.md).
 An app may also hear of each socket's opening (set up and counted, before its backlog) and closing (however it
 ended, after it left its groups), e.g. to keep what it registered for the socket elsewhere in step.
 """

@@ -6,7 +6,6 @@ and no duplicate: the same rule, and the same gap-filling from the database, as 
 """
 
 import asyncio
-import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -40,10 +39,7 @@ from support.rules import ChatRefused, inbox_viewer, message_body_clean, sees_in
 from support.selectors import conversation_open, messages_between
 from support.services import conversation_read, message_post
 
-logger = logging.getLogger(__name__)
-
 EXTENSION = "support"  # its key in the socket's `extensions`
-CLOSE_INTERNAL_ERROR = 4011  # as the consumer's for a bug in a handler: reconnect with backoff and resume
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # At most one `chat.typing` relayed per socket and conversation in this many seconds; the rest are dropped (a page
 # repeats it while the user types, well within CHAT_TYPING_SECONDS).
@@ -78,13 +74,6 @@ def _chat(socket) -> _SocketChat:
 
 def _watching(socket) -> dict[int, Watch]:
     return _chat(socket).watching
-
-
-async def chat_socket_closed(socket) -> None:
-    """The socket ended: a post still waiting for the database is left to finish (the page retries it anyway)."""
-    chat = socket.extensions.get(EXTENSION) if socket.extensions else None
-    if chat is not None and chat.posting is not None and not chat.posting.done():
-        chat.posting.cancel()
 
 
 class _Invalid(Exception):
@@ -139,44 +128,38 @@ async def chat_send(socket, content: dict) -> None:
     # messages) while the post waits for the database; one socket's posts are still stored in the order sent.
     chat = _chat(socket)
     chat.in_flight.add((order_id, str(client_id)))
-    chat.posting = asyncio.create_task(
+    chat.posting = socket.task_beside(
         _post_in_turn(socket, after=chat.posting, order_id=order_id, body=content["body"], client_id=client_id,
                       internal=internal, context=context)
     )  # fmt: skip
 
 
 async def _post_in_turn(socket, *, after: asyncio.Task | None, order_id, body, client_id, internal, context) -> None:
+    """Store the message once the socket's previous post is done, then ack it in its place in the sequence."""
     chat = _chat(socket)
     try:
-        await _post(socket, after=after, order_id=order_id, body=body, client_id=client_id, internal=internal,
-                    context=context)  # fmt: skip
+        if after is not None:
+            await asyncio.wait([after])
+        try:
+            posted = await database_sync_to_async(message_post)(
+                author=socket.user, order_id=order_id, body=body, client_id=client_id, internal=internal
+            )
+        except ChatRefused as refused:
+            await _refuse(socket, refused.code, refused.detail, **context)
+            return
+        message = posted.message
+        async with chat.sending:
+            watch = chat.watching.get(order_id)
+            if watch is not None and message.seq > watch.last_sent_seq:
+                # The ack delivers the message here: what came before it, and this socket lacks, goes first.
+                await _catch_up(
+                    socket, order_id, watch, seq=message.seq, public_previous_seq=message.public_previous_seq
+                )
+                watch.last_sent_seq = message.seq
+            frame = chat_sent_frame(order_id=order_id, client_id=str(client_id), message=message_payload(message))
+            await socket.send_json(frame)
     finally:
-        chat.in_flight.discard((order_id, str(client_id)))
-
-
-async def _post(socket, *, after: asyncio.Task | None, order_id, body, client_id, internal, context) -> None:
-    if after is not None:
-        await asyncio.wait([after])
-    try:
-        posted = await database_sync_to_async(message_post)(
-            author=socket.user, order_id=order_id, body=body, client_id=client_id, internal=internal
-        )
-    except ChatRefused as refused:
-        await _refuse(socket, refused.code, refused.detail, **context)
-        return
-    except Exception as error:  # as the consumer does for a bug in a handler: the page reconnects and retries
-        logger.exception("Posting a chat message failed: %s", error)
-        await socket.close(code=CLOSE_INTERNAL_ERROR)
-        return
-    message = posted.message
-    async with _chat(socket).sending:
-        watch = _watching(socket).get(order_id)
-        if watch is not None and message.seq > watch.last_sent_seq:
-            # The ack delivers the message to this socket: what came before it, and this socket lacks, goes first.
-            await _catch_up(socket, order_id, watch, seq=message.seq, public_previous_seq=message.public_previous_seq)
-            watch.last_sent_seq = message.seq
-        frame = chat_sent_frame(order_id=order_id, client_id=str(client_id), message=message_payload(message))
-        await socket.send_json(frame)
+        chat.in_flight.discard((order_id, str(client_id)))  # only once its chat.sent (or refusal) went out
 
 
 async def chat_open(socket, content: dict) -> None:
@@ -381,4 +364,3 @@ def support_socket_register() -> None:
     layer_message_register("chat.presence.customer", presence.customer_presence_hinted)
     socket_open_register(presence.presence_socket_opened)
     socket_close_register(presence.presence_socket_closed)
-    socket_close_register(chat_socket_closed)

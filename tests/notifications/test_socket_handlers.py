@@ -1,5 +1,7 @@
 """Socket message types owned by other apps: registered once, reached through the generic consumer."""
 
+import asyncio
+
 import pytest
 from channels.layers import get_channel_layer
 
@@ -16,7 +18,7 @@ from notifications.socket_handlers import (
 )
 from support.presence import presence_socket_closed, presence_socket_opened
 from support.socket import chat_message_delivered, chat_send
-from tests.notifications.test_consumer import make_user, open_socket
+from tests.notifications.test_consumer import closed_with, make_user, open_socket
 from tests.notifications.test_consumer import socket as anonymous_socket
 
 
@@ -130,3 +132,52 @@ async def test_a_socket_refused_at_connect_is_announced_to_no_hook():
     await refused.wait()
 
     assert len(hooked) == before
+
+
+# --- Work an app runs beside the socket's handlers -------------------------------------------------------
+
+
+async def wait_then_answer(socket, content):
+    """A test app's client message whose work must not hold up the socket: it waits for a layer message."""
+    released = socket.extensions.setdefault("tests.beside", asyncio.Event())
+
+    async def answer():
+        await released.wait()
+        if content.get("fail"):
+            raise RuntimeError("a bug in the app's task")
+        await socket.send_json({"type": "tests.answered"})
+
+    socket.task_beside(answer())
+
+
+async def release(socket, message):
+    socket.extensions["tests.beside"].set()
+
+
+client_message_register("tests.wait", wait_then_answer)
+layer_message_register("tests.release", release)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_apps_task_beside_the_socket_holds_up_none_of_its_messages():
+    customer = await make_user()
+    socket, _ = await open_socket(customer)
+
+    await socket.send_json_to({"type": "tests.wait"})
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}  # while the task still waits
+    await get_channel_layer().group_send(user_group(customer.pk), {"type": "tests.release"})
+
+    assert await socket.receive_json_from(timeout=5) == {"type": "tests.answered"}
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_bug_in_an_apps_task_closes_the_socket_with_4011_as_a_bug_in_a_handler_does():
+    customer = await make_user()
+    socket, _ = await open_socket(customer)
+
+    await socket.send_json_to({"type": "tests.wait", "fail": True})
+    await get_channel_layer().group_send(user_group(customer.pk), {"type": "tests.release"})
+
+    assert await closed_with(socket, timeout=5) == 4011
