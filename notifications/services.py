@@ -413,6 +413,17 @@ def group_send_on_commit(messages: list[tuple[str, dict]]) -> None:
         _on_commit_robust(_group_sends_quietly, messages)
 
 
+def live_frames_send_on_commit(frames: list[tuple[str, dict]]) -> None:
+    """Send an app's live frames (group, frame) once the caller's transaction commits: no seq, no row of their own.
+
+    Each socket of the group forwards its frame as it is; a page that may have missed one refetches what it shows
+    on every `hello` (My orders, on `order_placed`). The frames follow the fan-out rules (`fanout_frame_check`).
+    """
+    group_send_on_commit(
+        [(group, {"type": "frame.forward", "frame": fanout_frame_check(frame)}) for group, frame in frames]
+    )
+
+
 def _group_sends_quietly(messages: list[tuple[str, dict]]) -> None:
     try:
         _send_all(messages)

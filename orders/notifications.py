@@ -61,6 +61,14 @@ def order_status_payload(
     return payload
 
 
+def order_placed_frame(order: Order) -> dict:
+    """An `order_placed` frame for the customer's own sockets: a new order to list (live only, no seq).
+
+    Only what names it: My orders refetches its rows from the server, so a row looks as a reload renders it.
+    """
+    return {"type": "order_placed", "order": {"id": order.pk, "number": order.number}}
+
+
 def order_changed_frame(notification: Notification) -> dict:
     """An `order_changed` frame for staff: any customer's order, live only (no seq)."""
     actor = notification.actor

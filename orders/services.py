@@ -8,7 +8,10 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import ADDRESS_FIELDS
+from notifications.groups import user_group
+from notifications.services import live_frames_send_on_commit
 from orders.models import Order, OrderAddress, OrderEvent, OrderEventType, OrderItem, OrderStatus, format_order_number
+from orders.notifications import order_placed_frame
 from orders.tasks import schedule_payment_confirmation
 from orders.transitions import StaleOrder, order_transition
 from shop.models import Product
@@ -77,6 +80,8 @@ def order_place(
         order.total = sum((item.line_total for item in items), Decimal("0.00"))
         order.save(update_fields=["number", "total"])
         OrderEvent.objects.create(order=order, type=OrderEventType.PLACED, new_status=order.status, actor=customer)
+        # Every tab showing My orders lists it, wherever it was placed (another tab, a task).
+        live_frames_send_on_commit([(user_group(customer.pk), order_placed_frame(order))])
         if settings.SIMULATE_ORDER_PROGRESS:
             schedule_payment_confirmation(order_id=order.pk)
     return order

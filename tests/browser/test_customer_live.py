@@ -25,6 +25,7 @@ from tests.browser.pages import (
     customer_login,
     expect_live,
     expect_not_reloaded,
+    fill_checkout_address,
     mark_page,
     staff_login,
     timeline_steps,
@@ -267,6 +268,52 @@ def test_a_customer_cancels_an_unpaid_order_and_the_other_tab_shows_the_step_as_
     expect(timeline_steps(watching).last).to_have_attribute("data-status", "cancelled")
     assert " ".join(timeline_steps(watching).last.inner_text().split()) == live_text
     expect(watching.get_by_role("button", name="Cancel this order")).to_have_count(0)
+
+
+def test_orders_placed_in_another_tab_by_a_task_or_while_offline_join_my_orders_live_newest_first(
+    open_session, screenshot, customer
+):
+    session = open_session("customer")
+    orders_tab = customer_login(session, customer)
+    orders_tab.goto("/orders/")
+    expect_live(orders_tab)
+    mark_page(orders_tab)
+    expect(orders_tab.get_by_text("You have no orders yet.")).to_be_visible()
+    rows = orders_tab.locator("#my-orders tr[data-order-id]")
+
+    # Checked out in another tab: the empty page gets its table, the row as a reload renders it.
+    product = ProductFactory(name="Kettle")
+    shopping_tab = session.new_page()
+    shopping_tab.goto(f"/products/{product.slug}/")
+    shopping_tab.get_by_role("button", name="Add to cart").click()
+    shopping_tab.goto("/checkout/")
+    fill_checkout_address(shopping_tab)
+    with shopping_tab.expect_navigation():
+        shopping_tab.get_by_role("button", name="Place order").click()
+    first = Order.objects.get(customer=customer)
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-order-id", str(first.pk))
+    expect(rows.first).to_have_class(re.compile(r"\blive-added\b"))
+    expect(orders_tab.get_by_text("You have no orders yet.")).to_have_count(0)
+
+    # Placed by a task, then one while the tab was offline: each joins at the top, the missed one on reconnect.
+    second = place(customer=customer)
+    expect(rows).to_have_count(2)
+    session.context.set_offline(True)
+    expect(orders_tab.locator("#live-indicator")).to_have_attribute("data-state", "offline")
+    third = place(customer=customer)
+    session.context.set_offline(False)
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_have_attribute("data-order-id", str(third.pk))
+    assert [row.get_attribute("data-order-id") for row in rows.all()] == [str(third.pk), str(second.pk), str(first.pk)]
+    for row in rows.all():
+        expect(row).to_have_class(re.compile(r"\blive-added\b"))  # the mark stays until a reload
+    expect_not_reloaded(orders_tab)
+    live_text = rows.all_inner_texts()
+    screenshot(orders_tab, "my-orders-placed-live")
+
+    orders_tab.reload()
+    assert rows.all_inner_texts() == live_text
 
 
 def test_an_empty_notification_centre_offers_mark_all_as_read_only_once_something_unread_arrives(

@@ -98,9 +98,10 @@ async def test_losing_one_shard_closes_only_the_sockets_that_hear_through_it(red
     while not (hearing and deaf_to_it):
         assert len(hearing) + len(deaf_to_it) < 30, "the layer put every group on one shard"
         customer = await make_user()
+        order = await place(customer=customer)
         communicator, _ = await open_socket(customer)
         shards = layer_watch.socket_shards(layer, channel_name=process_channel, groups=[user_group(customer.pk)])
-        (hearing if lost in shards else deaf_to_it).append((communicator, await place(customer=customer)))
+        (hearing if lost in shards else deaf_to_it).append((communicator, order))
 
     await sync_to_async(redis_shards[lost].kill)()
 

@@ -323,6 +323,9 @@ async def test_a_socket_fills_in_a_quarantined_notification_from_the_database_wh
 
     await sync_to_async(place_order)(customer=customer, status=OrderStatus.PAID)
 
+    # Both orders placed meanwhile are announced live, with no seq, before the paid one's notification.
+    for _ in range(2):
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "order_placed"
     frames = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
     assert hello["last_seq"] == 0
     assert [(frame["seq"], frame["order"]["version"]) for frame in frames] == [(poison.seq, BEYOND_64_BITS), (2, 2)]

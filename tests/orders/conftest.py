@@ -1,6 +1,7 @@
 import pytest
 
 from orders.carriers import CARRIERS, Carrier
+from tests.notifications.conftest import listen  # noqa: F401 (the fixture: real groups on the real layer)
 
 # A carrier whose label is markup: what a page shows of it must be text.
 MARKUP_CARRIER = Carrier(

@@ -3,7 +3,9 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
+from notifications.groups import user_group
 from orders.models import Order, OrderEventType, OrderStatus
 from orders.services import CheckoutError, order_place
 from tests.concurrency import run_concurrently
@@ -107,3 +109,36 @@ def test_concurrent_checkouts_of_overlapping_carts_do_not_deadlock():
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.stock, b.stock, Order.objects.count()) == (14, 14, 6)
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_a_placed_order_is_announced_to_the_customers_sockets_after_commit_only(listen):
+    customer, product = UserFactory(), ProductFactory()
+    customer_group = listen(user_group(customer.pk))
+
+    with transaction.atomic():
+        order = order_place(customer=customer, quantities={product.pk: 1})
+        assert customer_group.receive_nothing(timeout=0.3)  # not before it commits
+
+    event = customer_group.receive()
+    assert event == {
+        "type": "frame.forward",
+        "frame": {"type": "order_placed", "order": {"id": order.pk, "number": order.number}},
+    }
+
+
+@requires_postgres()
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_or_rolled_back_checkout_announces_nothing(listen):
+    customer, product = UserFactory(), ProductFactory(stock=1)
+    customer_group = listen(user_group(customer.pk))
+
+    with pytest.raises(CheckoutError):
+        order_place(customer=customer, quantities={product.pk: 2})
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order_place(customer=customer, quantities={product.pk: 1})
+        raise RuntimeError("rolled back")
+
+    assert customer_group.receive_nothing(timeout=0.5)
+    assert not Order.objects.exists()

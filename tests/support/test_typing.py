@@ -53,8 +53,9 @@ async def test_a_staff_members_typing_reaches_the_customer_and_not_other_staff()
 
 async def test_typing_reaches_only_sockets_watching_that_conversation():
     customer, order, staff, customer_socket, [staff_socket] = await order_with_sockets()
-    elsewhere, _ = await open_socket(customer)  # another page of the shop
     other_order = await place(customer=customer)
+    assert (await customer_socket.receive_json_from(timeout=5))["type"] == "order_placed"  # My orders lists it
+    elsewhere, _ = await open_socket(customer)  # another page of the shop
     on_another_order, _ = await open_socket(customer)
     await opened(on_another_order, other_order)
 
@@ -111,6 +112,7 @@ async def test_a_burst_of_typing_is_relayed_once_then_again_after_the_interval()
 async def test_typing_is_throttled_per_conversation():
     customer, order, staff, customer_socket, [staff_socket] = await order_with_sockets()
     second_order = await place(customer=customer)
+    assert (await customer_socket.receive_json_from(timeout=5))["type"] == "order_placed"  # My orders lists it
     await opened(customer_socket, second_order)
     await opened(staff_socket, second_order)
 
