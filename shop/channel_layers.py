@@ -19,7 +19,7 @@ REDIS_DRIVER_INFO = DriverInfo(lib_version=redis.__version__).add_upstream_drive
     "channels-redis", channels_redis.__version__
 )
 
-BACKENDS = ("pubsub", "core", "rabbitmq")
+BACKENDS = ("pubsub", "core")
 
 
 class RedisChannelLayer(channels_redis.core.RedisChannelLayer):
@@ -36,13 +36,7 @@ class RedisChannelLayer(channels_redis.core.RedisChannelLayer):
 
 
 def channel_layers_config(
-    location: Redis,
-    backend: str,
-    prefix: str,
-    *,
-    group_expiry: int = 86400,
-    shard_urls: Sequence[str] = (),
-    rabbitmq_url: str = "",
+    location: Redis, backend: str, prefix: str, *, group_expiry: int = 86400, shard_urls: Sequence[str] = ()
 ) -> dict:
     """CHANNEL_LAYERS for the shop's Redis at `location`, a URL or a RedisSentinel (empty: in-memory, embedded mode),
     or sharded over the Redis servers at `shard_urls` if any.
@@ -56,15 +50,7 @@ def channel_layers_config(
             raise ImproperlyConfigured("CHANNEL_LAYER_REDIS_URLS needs REDIS_URL: embedded mode has no Redis.")
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     if backend not in BACKENDS:
-        raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core", "pubsub" or "rabbitmq".')
-    if backend == "rabbitmq":
-        # Under evaluation (issue 20): channels_rabbitmq, one exclusive queue per process, groups as bindings.
-        return {
-            "default": {
-                "BACKEND": "shop.channel_layers.RabbitmqChannelLayer",
-                "CONFIG": {"host": rabbitmq_url, "prefix": prefix, "remote_capacity": 100_000, "expiry": 60},
-            }
-        }
+        raise ImproperlyConfigured('CHANNEL_LAYER_BACKEND must be "core" or "pubsub".')
     if shard_urls and not isinstance(location, str):
         # Each shard would need a primary of its own for the sentinels to watch: not supported.
         raise ImproperlyConfigured("CHANNEL_LAYER_REDIS_URLS shards over plain Redis URLs; not with REDIS_SENTINELS.")
@@ -98,21 +84,3 @@ def channel_layers_config(
             },
         }
     }
-
-
-class RabbitmqChannelLayer:
-    """channels_rabbitmq's layer with the shop's `prefix`: its groups exchange, so shops on one broker stay apart."""
-
-    def __new__(cls, *, prefix: str, **config):
-        import asyncio
-        import os
-
-        from channels_rabbitmq.core import RabbitmqChannelLayer
-
-        class Shielded(RabbitmqChannelLayer):
-            @property
-            def carehare_connection(self):
-                return asyncio.shield(super().carehare_connection)
-
-        layer_class = Shielded if os.environ.get("RABBITMQ_LAYER_SHIELD") else RabbitmqChannelLayer
-        return layer_class(groups_exchange=f"{prefix}-groups", **config)

@@ -311,7 +311,6 @@ CHANNEL_LAYERS = channel_layers_config(
     prefix=env.str("CHANNEL_LAYER_PREFIX", default="shop"),
     group_expiry=WEBSOCKET_LIFETIME,
     shard_urls=CHANNEL_LAYER_REDIS_URLS,
-    rabbitmq_url=env.str("CHANNEL_LAYER_RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672/"),
 )
 
 # The login limits' counts: in Redis when there is one, so every process shares them, beside the layer's keys.

@@ -150,13 +150,3 @@ def push_service():
     service = LocalPushService().start()
     yield service
     service.stop()
-
-
-@pytest.fixture(autouse=True)
-def _rabbitmq_layer_per_test():
-    """EVALUATION ONLY (issue 20): channels_rabbitmq binds its layer to one event loop; each test has its own."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()

@@ -60,18 +60,7 @@ LOG_TAIL_LINES = 300
 # Variables the servers may inherit; everything else they get is set explicitly below,
 # so neither this process's DATABASE_URL (the non-test database) nor its
 # DJANGO_SETTINGS_MODULE (tests.settings) can leak into them.
-INHERITED = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "SYSTEMROOT",
-    "CHANNEL_LAYER_BACKEND",
-    "CHANNEL_LAYER_RABBITMQ_URL",
-    "RABBITMQ_LAYER_SHIELD",
-)  # EVALUATION
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 _LOG_OFFSETS = pytest.StashKey[dict]()
 # The servers share the test process's SECRET_KEY, so a session the test process creates
