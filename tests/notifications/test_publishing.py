@@ -18,7 +18,8 @@ from notifications.publishing_loop import LOOP_GRACE
 from notifications.services import notification_record, notifications_publish_pending
 from orders.models import OrderStatus
 from orders.notifications import ORDER_STATUS_CHANGED, order_status_payload
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition
+from orders.transitions_bulk import orders_transition_bulk
 from tests.factories import UserFactory, place_order
 from tests.notifications.test_consumer import open_socket
 from tests.notifications.test_services import DEAD_REDIS
