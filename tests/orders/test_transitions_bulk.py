@@ -3,7 +3,7 @@
 import pytest
 from django.db import transaction
 
-from notifications.models import Notification, NotificationDelivery
+from notifications.models import Notification, NotificationDelivery, NotificationPreference
 from orders.carriers import TrackingInvalid, tracking_validate
 from orders.models import Order, OrderEvent, OrderEventType, OrderStatus
 from orders.transitions import OrderTransitionError, order_transition, orders_transition_each
@@ -111,6 +111,29 @@ def test_bulk_shipping_writes_each_orders_tracking_as_one_at_a_time_would():
         ]
         == DHL_NUMBER
     )
+
+
+@pytest.mark.parametrize(("email", "push"), [(None, True), (False, True), (True, False), (False, None)])
+def test_bulk_shipping_plans_the_offline_deliveries_one_at_a_time_would_by_choice_default_and_browser(
+    email, push, settings
+):
+    settings.WEBPUSH_VAPID_PRIVATE_KEY = "set"  # the shop can push (only whether it is set counts here)
+    chooser, subscribed, plain = UserFactory(), UserFactory(), UserFactory()
+    for channel, enabled in (("email", email), ("push", push)):
+        if enabled is not None:
+            NotificationPreference.objects.create(user=chooser, topic="order.shipped", channel=channel, enabled=enabled)
+    for customer in (chooser, subscribed):
+        customer.push_subscriptions.create(endpoint=f"https://push.example/{customer.pk}", p256dh="k", auth="a")
+    orders = [
+        place_order(customer=customer, status=OrderStatus.PROCESSING) for customer in (chooser, subscribed, plain)
+    ]
+    arguments = {"order_ids": [order.pk for order in orders], "to_status": OrderStatus.SHIPPED}
+    _, expected = one_by_one_then_undone(**arguments)
+
+    orders_transition_bulk(**arguments)
+
+    assert stored_state()["deliveries"] == expected["deliveries"]
+    assert {channel for *_, channel, _, _ in expected["deliveries"]} == {"email", "push"}
 
 
 def test_tracking_with_any_move_but_to_shipped_is_refused_and_writes_nothing():
