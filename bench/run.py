@@ -3,6 +3,7 @@
     python -m bench.run [--sockets 10000] [--hold 300] [--rate 200] [--burst 10000] ...
     python -m bench.run --acks-only [--sockets 10000] [--ack-rounds 2]   # what delivery receipts cost, alone
     python -m bench.run --chat [--chat-conversations 1000] [--chat-rate 200] [--sockets 10000]  # bench/chat.py
+    python -m bench.run --bulk [--sockets 10000] [--bulk-rounds 2] [--bulk-sockets 0]  # bench/bulk.py: the two paths
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
 and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
@@ -37,6 +38,7 @@ DOC = ROOT / "docs" / "performance.md"
 STATIC_ROOT = ROOT / "test-artifacts" / "bench" / "static"
 TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
+BULK_START, BULK_END = "<!-- bench:bulk:start -->", "<!-- bench:bulk:end -->"
 
 
 def parse_args(argv):
@@ -86,6 +88,14 @@ def parse_args(argv):
     chat.add_argument("--chat-status-rate", type=float, default=20, help="status changes per second in each phase")
     chat.add_argument("--chat-seconds", type=float, default=20, help="status changes per phase, seconds")
     chat.add_argument("--chat-rounds", type=int, default=1, help="phases without then with the chat, per chat rate")
+    bulk = parser.add_argument_group("the bulk action alone (bench/bulk.py); --sockets is then its orders")
+    bulk.add_argument(
+        "--bulk", action="store_true", help="only the bulk action, both paths; writes docs/performance/bulk.json"
+    )
+    bulk.add_argument("--bulk-rounds", type=int, default=2, help="rounds of the per-order then the set-based path")
+    bulk.add_argument(
+        "--bulk-sockets", type=int, default=0, help="how many of the customers connect (0: all); every order changes"
+    )
     args = parser.parse_args(argv)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
@@ -369,6 +379,17 @@ def main(argv=None) -> int:
                   "minutes": round((time.time() - started) / 60, 1), "chat": result}  # fmt: skip
         write_chat_report(report, OUT, DOC, (CHAT_START, CHAT_END))
         print(f"\nWrote {OUT.relative_to(ROOT)}/chat.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+        return 0
+
+    if args.bulk:
+        from bench.bulk import bulk_bench, write_bulk_report
+
+        result = bulk_bench(args, env_base, log_dir)
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "bulk": result}  # fmt: skip
+        write_bulk_report(report, OUT, DOC, (BULK_START, BULK_END))
+        print(f"\nWrote {OUT.relative_to(ROOT)}/bulk.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
 
     print(f"Creating {args.sockets} customers with sessions and orders...", flush=True)

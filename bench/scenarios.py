@@ -20,7 +20,7 @@ from bench.loadgen import ACK_INTERVAL
 from bench.stack import cpu_seconds, cpu_wait_seconds, machine_busy_since, machine_cpu_seconds
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
-from orders.transitions import orders_transition_bulk
+from orders.transitions_bulk import orders_transition_bulk
 
 DELIVERY_DEADLINE = 120.0  # seconds to wait for stragglers before counting them as lost
 POLL = 0.2

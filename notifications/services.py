@@ -29,7 +29,7 @@ from notifications.groups import user_group
 from notifications.kinds import UnknownNotificationKind, notification_kind
 from notifications.metrics import notification_publish_failures, notifications_published_count
 from notifications.models import Notification, NotificationCounter
-from notifications.offline import offline_deliveries_plan
+from notifications.offline import offline_deliveries_plan, offline_deliveries_plan_many
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
 from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
 
@@ -449,3 +449,62 @@ def notifications_prune(*, older_than: timedelta) -> int:
             unread_version_next(user_id=recipient_id)
             deleted += old.filter(recipient_id=recipient_id).delete()[0]
     return deleted + old.delete()[0]
+
+
+# --- Many at once: a bulk change's notifications, set-based -------------------------------------
+
+
+def notification_seqs_take(*, counts: dict[int, int]) -> dict[int, int]:
+    """Take `counts[recipient]` sequence numbers for every recipient in one statement; returns each one's last.
+
+    The counter rows are locked in user id order, the one order every bulk change takes them in, so two bulk
+    changes never deadlock on them; a single change takes one row only. Locked until commit, as one by one.
+    """
+    if not counts:
+        return {}
+    recipients = sorted(counts)
+    table = NotificationCounter._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, last_seq, unread_version) "  # the table name is ours
+            "SELECT user_id, taken, taken FROM unnest(%s::bigint[], %s::bigint[]) AS taking (user_id, taken) "
+            f"ORDER BY user_id ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + EXCLUDED.last_seq, "
+            f"unread_version = {table}.unread_version + EXCLUDED.unread_version RETURNING user_id, last_seq",
+            [recipients, [counts[recipient] for recipient in recipients]],
+        )
+        return dict(cursor.fetchall())
+
+
+def notifications_record_many(*, notifications: list[Notification]) -> list[Notification]:
+    """Write many unsaved notifications in the current transaction and publish them together once that commits.
+
+    `notification_record`'s guarantees, set-based: every kind and payload checked before anything is written,
+    each recipient's seqs gapless and in the order given, the offline deliveries planned, and one publish after
+    commit (or the enclosing `notifications_batched()` block's). A few statements whatever their number.
+    """
+    for notification in notifications:
+        notification_kind(notification.kind)
+        notification_payload_check(notification.payload)
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("notifications_record_many must run inside the transaction that makes the change")
+    if not notifications:
+        return []
+    counts: dict[int, int] = {}
+    for notification in notifications:
+        counts[notification.recipient_id] = counts.get(notification.recipient_id, 0) + 1
+    last = notification_seqs_take(counts=counts)
+    following = {recipient: last[recipient] - count for recipient, count in counts.items()}
+    created_at = timezone.now()
+    for notification in notifications:
+        following[notification.recipient_id] += 1
+        notification.seq = following[notification.recipient_id]
+        notification.created_at = created_at
+    Notification.objects.bulk_create(notifications)
+    offline_deliveries_plan_many(notifications=notifications)
+    batch = _batch.get()
+    if batch is not None:
+        batch.extend(notification.pk for notification in notifications)
+    else:
+        # The rows go to the hook as they are: after COMMIT only the unread counts are read, as on the commit path.
+        _on_commit_robust(notifications_send, notifications=notifications, path="batch")
+    return notifications

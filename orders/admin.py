@@ -22,8 +22,8 @@ from orders.transitions import (
     next_statuses,
     order_tracking_validate,
     order_transition,
-    orders_transition_bulk,
 )
+from orders.transitions_bulk import orders_transition_bulk
 from shop.admin import money_column
 from support.selectors import conversation_page
 

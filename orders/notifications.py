@@ -10,7 +10,7 @@ from decimal import Decimal
 from notifications.groups import STAFF_GROUP
 from notifications.kinds import Channel, NotificationKind, Topic
 from notifications.models import Notification
-from notifications.services import notification_record
+from notifications.services import notification_record, notifications_record_many
 from orders.models import ChangedBy, Order, OrderAddress, OrderItem, OrderStatus, changed_by_of
 
 # Title and body of the notification a customer gets when their order enters a status.
@@ -156,4 +156,29 @@ def notification_record_order_status_change(
             changed_by=changed_by_of(actor_id=actor.pk if actor else None, customer_id=order.customer_id),
         ),
         actor=actor,
+    )
+
+
+def notifications_record_order_status_changes(
+    *, changes: list[tuple[Order, str]], actor=None, customer_message: str = ""
+) -> list[Notification]:
+    """`notification_record_order_status_change` for many (order, previous status) pairs at once: a bulk change's.
+
+    The same payload each, so a customer cannot tell a bulk change from a single one.
+    """
+    return notifications_record_many(
+        notifications=[
+            Notification(
+                recipient_id=order.customer_id,
+                kind=ORDER_STATUS_CHANGED.name,
+                payload=order_status_payload(
+                    order,
+                    previous_status=previous_status,
+                    customer_message=customer_message,
+                    changed_by=changed_by_of(actor_id=actor.pk if actor else None, customer_id=order.customer_id),
+                ),
+                actor=actor,
+            )
+            for order, previous_status in changes
+        ]
     )

@@ -1,4 +1,6 @@
-"""The one rule about writing `Order.status`: only `orders.transitions.order_transition` changes it.
+"""The one rule about writing `Order.status`: only `orders.transitions.order_transition` changes it, and for many
+orders at once its set-based twin, `orders.transitions_bulk.orders_transition_bulk` (the same lock, table, events and
+notifications, written with raw SQL that these guards do not see).
 
 Any other write of the status — `save()`, `QuerySet.update()`, `bulk_update()`, `create()` or `bulk_create()` in a
 later status — is refused before anything is written, so no order can change without the row lock, the transition

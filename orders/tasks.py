@@ -13,7 +13,8 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
-from orders.transitions import OrderTransitionError, order_transition, orders_transition_bulk
+from orders.transitions import OrderTransitionError, order_transition
+from orders.transitions_bulk import orders_transition_bulk
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """The order lifecycle: which status may follow which, and the one function that moves an order.
 
 Everything that changes an order's status — checkout's payment task, the admin form,
-bulk admin actions, scheduled tasks — goes through `order_transition`, so the rule,
-the history and the notification can never be skipped.
+scheduled tasks — goes through `order_transition`, so the rule, the history and the
+notification can never be skipped; bulk admin actions and tasks touching thousands go
+through its set-based twin, `orders.transitions_bulk.orders_transition_bulk`, with the same guarantees.
 """
 
 from collections.abc import Mapping
@@ -147,7 +148,7 @@ class BulkTransitionResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def orders_transition_bulk(
+def orders_transition_each(
     *,
     order_ids,
     to_status: str,
@@ -156,8 +157,10 @@ def orders_transition_bulk(
     internal_note: str = "",
     tracking: Mapping[int, Tracking] | None = None,
 ) -> BulkTransitionResult:
-    """Move many orders to `to_status`, each through `order_transition`.
+    """Move many orders to `to_status`, each through `order_transition`: the per-order reference path.
 
+    `orders_transition_bulk` (orders/transitions_bulk.py) does the same set-based and is what the shop calls;
+    this one stays as what it is tested against and benchmarked beside (docs/performance.md, "Bulk actions").
     Each order changes in its own savepoint, so one refused order is reported and
     skipped without undoing the others; their notifications go out in one batch
     after commit. `tracking` gives some of them (by id) their shipment's tracking.

@@ -12,7 +12,8 @@ from notifications.models import Notification
 from notifications.receipts import receipts_written
 from notifications.services import notifications_publish_pending
 from orders.models import OrderStatus
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition
+from orders.transitions_bulk import orders_transition_bulk
 from tests.conftest import requires_redis
 from tests.factories import UserFactory, place_order
 from tests.notifications.test_consumer import closed_with, open_socket, socket

@@ -20,7 +20,8 @@ from notifications.services import notification_record
 from notifications.tasks import deliver_notifications
 from orders.models import Order, OrderStatus
 from orders.notifications import order_status_payload
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition
+from orders.transitions_bulk import orders_transition_bulk
 from tests.concurrency import run_concurrently
 from tests.factories import UserFactory, place_order
 from tests.faults.client import wait_until_sync

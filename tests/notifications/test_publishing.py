@@ -18,7 +18,8 @@ from notifications.publishing_loop import LOOP_GRACE
 from notifications.services import notification_record, notifications_publish_pending
 from orders.models import OrderStatus
 from orders.notifications import ORDER_STATUS_CHANGED, order_status_payload
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition, orders_transition_each
+from orders.transitions_bulk import orders_transition_bulk
 from tests.factories import UserFactory, place_order
 from tests.notifications.test_consumer import open_socket
 from tests.notifications.test_services import DEAD_REDIS
@@ -126,6 +127,42 @@ def test_a_bulk_changes_publish_racing_a_sweep_sends_each_row_once(
     assert sorted(message["frame"]["order"]["id"] for message in messages_for(staff_listener)) == sorted(
         order.pk for order in orders
     )
+
+
+def test_a_bulk_change_sends_each_customer_and_the_staff_the_frames_one_change_at_a_time_would(
+    monkeypatch, staff, django_capture_on_commit_callbacks
+):
+    """The same orders moved by the per-order path (then undone) and by the set-based one: the same messages."""
+    customers = [UserFactory(), UserFactory()]
+    orders = [place_order(customer=customers[index % 2], status=OrderStatus.PAID) for index in range(4)]
+    real_group_send_all = services.group_send_all
+    sent: list[list] = []
+
+    async def group_send_all(messages):
+        sent[-1] += messages
+        return await real_group_send_all(messages)
+
+    monkeypatch.setattr(services, "group_send_all", group_send_all)
+
+    def published_by(transition) -> list:
+        sent.append([])
+        with transaction.atomic():
+            with django_capture_on_commit_callbacks(execute=False) as hooks:
+                transition(order_ids=[order.pk for order in orders], to_status=OrderStatus.PROCESSING, actor=staff)
+            for hook in hooks:  # as at commit, seeing this transaction's rows
+                hook()
+            transaction.set_rollback(True)
+        # The time each was written at is the one thing that differs.
+        return sorted(
+            ((group, message["type"], {k: v for k, v in message["frame"].items() if k != "created_at"})
+             for group, message in sent[-1]),
+            key=repr,
+        )  # fmt: skip
+
+    one_at_a_time = published_by(orders_transition_each)
+
+    assert published_by(orders_transition_bulk) == one_at_a_time
+    assert len(one_at_a_time) == 8  # each order's customer and the staff
 
 
 @pytest.mark.parametrize(

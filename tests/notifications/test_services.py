@@ -18,7 +18,8 @@ from notifications.services import (
     notifications_publish_pending,
 )
 from orders.models import OrderStatus
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition
+from orders.transitions_bulk import orders_transition_bulk
 from tests.concurrency import run_concurrently
 from tests.conftest import requires_postgres
 from tests.factories import UserFactory, place_order

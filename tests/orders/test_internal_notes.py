@@ -21,7 +21,8 @@ from django.utils.html import escape
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
 from orders.tasks import advance_fulfilment, cancel_unpaid_orders, confirm_payment
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition
+from orders.transitions_bulk import orders_transition_bulk
 from tests.factories import StaffFactory, UserFactory, place_order
 from tests.notifications.test_consumer import frames_until_quiet, open_socket
 from tests.orders.test_admin import change_form_data, change_url

@@ -17,7 +17,8 @@ from notifications.models import Notification
 from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderQuerySet, OrderStatus
 from orders.status_writes import StatusWriteRefused
 from orders.tasks import advance_fulfilment
-from orders.transitions import order_transition, orders_transition_bulk
+from orders.transitions import order_transition
+from orders.transitions_bulk import orders_transition_bulk
 from tests.factories import place_order
 from tests.orders.test_admin import change_form_data, change_url
 

@@ -15,8 +15,8 @@ from orders.transitions import (
     InvalidTransition,
     StaleOrder,
     order_transition,
-    orders_transition_bulk,
 )
+from orders.transitions_bulk import orders_transition_bulk
 from tests.factories import ProductFactory, place_order
 from tests.log_capture import json_log_captured
 
