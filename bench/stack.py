@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 START_DEADLINE = 60.0
@@ -123,6 +124,18 @@ class WebServer(Process):
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/notifications/"
+
+    def loop_lag_buckets(self) -> dict[float, float] | None:
+        """Its `shop_event_loop_lag_seconds` so far, by bucket (cumulative); None without the probe (uvicorn)."""
+        families = text_string_to_metric_families(httpx.get(f"{self.base_url}/metrics", timeout=10).text)
+        buckets = {
+            float(sample.labels["le"]): sample.value
+            for family in families
+            if family.name == "shop_event_loop_lag_seconds"
+            for sample in family.samples
+            if sample.name.endswith("_bucket")
+        }
+        return buckets or None
 
 
 def server_env(
