@@ -17,7 +17,7 @@ from django.utils import timezone
 from bench.data import Customer
 from bench.load import Generators, Triggers
 from bench.loadgen import ACK_INTERVAL
-from bench.stack import cpu_seconds, cpu_wait_seconds, machine_busy_since, machine_cpu_seconds
+from bench.stack import cpu_seconds, cpu_wait_seconds, loop_lag_buckets, machine_busy_since, machine_cpu_seconds
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
 from orders.transitions import orders_transition_bulk
@@ -130,7 +130,7 @@ def latency(
     machine_started = machine_cpu_seconds()
     waits_started = [cpu_wait_seconds(server.pid) for server in servers]
     server_cpu_started = sum(cpu_seconds(server.pid) for server in servers)
-    lags_started = [server.loop_lag_buckets() for server in servers]
+    lags_started = [loop_lag_buckets(server.base_url) for server in servers]
     runs = triggers.results()
     machine_busy = machine_busy_since(machine_started)
     waits = [cpu_wait_seconds(server.pid) for server in servers]
@@ -140,7 +140,8 @@ def latency(
     # The publishing process's share of the latency: from COMMIT until Redis took the publish.
     publishing = [published - committed for _, _, committed, published in changes if published is not None]
     delivery = await_deliveries(generators, commits, customers, groups=groups)
-    stalls = [loop_stalls(then, server.loop_lag_buckets()) for then, server in zip(lags_started, servers, strict=True)]
+    lags = [loop_lag_buckets(server.base_url) for server in servers]
+    stalls = [loop_stalls(then, now) for then, now in zip(lags_started, lags, strict=True)]
     time.sleep(SETTLE)  # with or without acks alike, so both runs are measured over the same stretch
     server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_started
     acks_after, acks_pending = generators.ack_stats()

@@ -75,6 +75,20 @@ def cpu_wait_seconds(pid: int) -> float | None:
         return None
 
 
+def loop_lag_buckets(base_url: str) -> dict[float, float] | None:
+    """The web server's `shop_event_loop_lag_seconds` so far, by bucket (cumulative); None if it runs no probe."""
+    families = text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=10).text)
+    buckets = {
+        float(sample.labels["le"]): sample.value
+        for family in families
+        if family.name == "shop_event_loop_lag_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
+    # uvicorn serves the same metrics but runs no probe (shop/web.py starts it): nothing observed.
+    return buckets if buckets.get(float("inf")) else None
+
+
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all cores: everything the bench shares them with."""
     times = psutil.cpu_times()
@@ -124,18 +138,6 @@ class WebServer(Process):
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/notifications/"
-
-    def loop_lag_buckets(self) -> dict[float, float] | None:
-        """Its `shop_event_loop_lag_seconds` so far, by bucket (cumulative); None without the probe (uvicorn)."""
-        families = text_string_to_metric_families(httpx.get(f"{self.base_url}/metrics", timeout=10).text)
-        buckets = {
-            float(sample.labels["le"]): sample.value
-            for family in families
-            if family.name == "shop_event_loop_lag_seconds"
-            for sample in family.samples
-            if sample.name.endswith("_bucket")
-        }
-        return buckets or None
 
 
 def server_env(
