@@ -11,9 +11,9 @@ django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
-# Young collections small and full ones rare (WEB_GC_THRESHOLDS), start-up's objects (Django, URLconf, models) frozen
-# out of them: each collection holds the event loop, and every socket's frames with it, for as long as it walks
-# (docs/performance.md, "Tail latency: the garbage collector, then daphne's sweeps", and "Stalls (issue 23)").
+# Full collections rare (WEB_GC_THRESHOLDS) and start-up's objects (Django, URLconf, models) frozen out of them:
+# stop-the-world passes over every socket's objects were the tail latency at 10,000 sockets (docs/performance.md,
+# "Tail latency: the garbage collector, then daphne's sweeps").
 gc.set_threshold(*settings.WEB_GC_THRESHOLDS)
 gc.collect()  # so no start-up garbage is frozen with the rest
 gc.freeze()

@@ -295,9 +295,8 @@ WEB_HEADER_TIMEOUT = env.float("WEB_HEADER_TIMEOUT", default=10.0)
 # Seconds a web process has on SIGTERM to close its sockets (1012, spread over the first half) and finish its
 # HTTP requests before it exits (shop/drain.py); every supervisor's stop timeout must exceed it (docs/reliability.md).
 WEB_DRAIN_SECONDS = env.float("WEB_DRAIN_SECONDS", default=10.0)
-# The web process's garbage-collector thresholds (shop/asgi.py; docs/performance.md, appendix A): young collections
-# of a few thousand objects, a full one considered only every 10 million allocations.
-WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[1_000, 10, 1_000]))
+# The web process's garbage-collector thresholds (shop/asgi.py; docs/performance.md, appendix A).
+WEB_GC_THRESHOLDS = tuple(env.list("WEB_GC_THRESHOLDS", cast=int, default=[20_000, 5, 100]))
 
 
 # "pubsub" (RedisPubSubChannelLayer, the default) or "core" (RedisChannelLayer):
