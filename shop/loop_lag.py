@@ -11,7 +11,7 @@ import gc
 import time
 import weakref
 
-PROBE_INTERVAL = 0.01  # seconds: a hundred wake-ups a second, a few µs each
+PROBE_INTERVAL = 0.01  # seconds: fine enough to bound a 30 ms stall; its cost is in docs/operations.md, "Metrics"
 
 _probes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task]" = weakref.WeakKeyDictionary()
 
