@@ -200,7 +200,22 @@ def _triggers(latency: dict) -> str:
     waits = [share for share in latency.get("server_cpu_wait_share", []) if share is not None]
     if waits:
         parts.append(f"web waiting for a core {_share(max(waits))}")
+    stalls = _stalls(latency)
+    if stalls:
+        parts.append(stalls)
     return ", ".join(parts)
+
+
+def _stalls(latency: dict) -> str:
+    """The web servers' event-loop stalls over 30 ms during the run, and the worst one's bounds (shop/loop_lag.py)."""
+    measured = [stalls for stalls in latency.get("server_loop_stalls", []) if stalls]
+    if not measured:
+        return ""  # uvicorn runs no probe, and results written before it had none
+    worst = max(measured, key=lambda stalls: stalls["worst_ms_at_most"])
+    bounds = f"{worst['worst_ms_over']:.0f}–{worst['worst_ms_at_most']:.0f} ms"
+    if worst["worst_ms_at_most"] == float("inf"):
+        bounds = f"over {worst['worst_ms_over']:.0f} ms"
+    return f"web loop stalls over 30 ms: {sum(stalls['over_30ms'] for stalls in measured)} (worst {bounds})"
 
 
 def _share(value) -> str:

@@ -4,6 +4,7 @@
     python -m bench.run --acks-only [--sockets 10000] [--ack-rounds 2]   # what delivery receipts cost, alone
     python -m bench.run --chat [--chat-conversations 1000] [--chat-rate 200] [--sockets 10000]  # bench/chat.py
     python -m bench.run --bulk [--sockets 10000] [--bulk-rounds 2] [--bulk-sockets 0]  # bench/bulk.py: the two paths
+    python -m bench.run --ab-env WEB_GC_THRESHOLDS=20000,5,100 [--sockets 2000] [--ab-rounds 3]  # bench/ab.py
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
 and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
@@ -75,6 +76,12 @@ def parse_args(argv):
     parser.add_argument(
         "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
     )
+    ab = parser.add_argument_group("an A/B of a web-process setting (bench/ab.py); --sockets over both processes")
+    ab.add_argument(
+        "--ab-env", action="append", metavar="NAME=VALUE", help="only the A/B: the second web process's setting "
+        "(repeatable), against the default; writes docs/performance/ab.json"
+    )  # fmt: skip
+    ab.add_argument("--ab-rounds", type=int, default=3, help="latency runs of the A/B, both processes in each")
     chat = parser.add_argument_group("the chat scenario (bench/chat.py); --sockets is then the idle sockets")
     chat.add_argument(
         "--chat", action="store_true", help="only the chat scenario; writes docs/performance/chat.json and its section"
@@ -101,6 +108,13 @@ def parse_args(argv):
         parser.error("--triggers must be at least 1")
     if args.acks_only and args.ack_rounds < 1:
         parser.error("--acks-only needs --ack-rounds of at least 1")
+    if args.ab_env:
+        from bench.ab import ab_env_parse
+
+        try:
+            ab_env_parse(args.ab_env)
+        except ValueError as error:
+            parser.error(str(error))
     return args
 
 
@@ -394,6 +408,17 @@ def main(argv=None) -> int:
 
     print(f"Creating {args.sockets} customers with sessions and orders...", flush=True)
     customers = customers_create(args.sockets, run=uuid.uuid4().hex[:8])
+    if args.ab_env:
+        from bench.ab import ab_bench
+
+        result = ab_bench(args, customers, env_base, log_dir)
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "ab": result}  # fmt: skip
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "ab.json").write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nWrote {OUT.relative_to(ROOT)}/ab.json", flush=True)
+        return 0
     if args.acks_only:
         config = {"server": "daphne", "layer": "pubsub", "processes": 1}
         args.hold = 0.0

@@ -17,7 +17,7 @@ from django.utils import timezone
 from bench.data import Customer
 from bench.load import Generators, Triggers
 from bench.loadgen import ACK_INTERVAL
-from bench.stack import cpu_seconds, cpu_wait_seconds, machine_busy_since, machine_cpu_seconds
+from bench.stack import cpu_seconds, cpu_wait_seconds, loop_lag_buckets, machine_busy_since, machine_cpu_seconds
 from notifications.models import Notification
 from orders.models import Order, OrderStatus
 from orders.transitions_bulk import orders_transition_bulk
@@ -130,6 +130,7 @@ def latency(
     machine_started = machine_cpu_seconds()
     waits_started = [cpu_wait_seconds(server.pid) for server in servers]
     server_cpu_started = sum(cpu_seconds(server.pid) for server in servers)
+    lags_started = [loop_lag_buckets(server.base_url) for server in servers]
     runs = triggers.results()
     machine_busy = machine_busy_since(machine_started)
     waits = [cpu_wait_seconds(server.pid) for server in servers]
@@ -139,6 +140,8 @@ def latency(
     # The publishing process's share of the latency: from COMMIT until Redis took the publish.
     publishing = [published - committed for _, _, committed, published in changes if published is not None]
     delivery = await_deliveries(generators, commits, customers, groups=groups)
+    lags = [loop_lag_buckets(server.base_url) for server in servers]
+    stalls = [loop_stalls(then, now) for then, now in zip(lags_started, lags, strict=True)]
     time.sleep(SETTLE)  # with or without acks alike, so both runs are measured over the same stretch
     server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_started
     acks_after, acks_pending = generators.ack_stats()
@@ -168,9 +171,31 @@ def latency(
             None if None in (now, then) else (now - then) / window
             for now, then in zip(waits, waits_started, strict=True)
         ],
+        # Per web server, from the first change due to the last delivery: its event loop's stalls (shop/loop_lag.py).
+        "server_loop_stalls": stalls,
         "published": len(publishing),
         "publish_ms": {name: value * 1000 for name, value in percentiles(publishing).items()},
         **delivery,
+    }
+
+
+STALL_SECONDS = 0.03  # a lag over this is a stall (the performance issue's bound)
+
+
+def loop_stalls(before: dict[float, float] | None, after: dict[float, float] | None) -> dict | None:
+    """Between two readings of a server's loop-lag histogram: the timers run over STALL_SECONDS late, and the
+    bounds of the worst lag (its bucket); None for a server without the probe."""
+    if before is None or after is None:
+        return None
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts[float("inf")]
+    worst_at_most = next(bound for bound, count in counts.items() if count == total)
+    worst_over = max((bound for bound, count in counts.items() if count < total), default=0.0)
+    return {
+        "probes": int(total),
+        "over_30ms": int(total - counts[STALL_SECONDS]),
+        "worst_ms_over": worst_over * 1000,
+        "worst_ms_at_most": worst_at_most * 1000,
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 START_DEADLINE = 60.0
@@ -72,6 +73,20 @@ def cpu_wait_seconds(pid: int) -> float | None:
             return int(schedstat.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return None
+
+
+def loop_lag_buckets(base_url: str) -> dict[float, float] | None:
+    """The web server's `shop_event_loop_lag_seconds` so far, by bucket (cumulative); None if it runs no probe."""
+    families = text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=10).text)
+    buckets = {
+        float(sample.labels["le"]): sample.value
+        for family in families
+        if family.name == "shop_event_loop_lag_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
+    # uvicorn serves the same metrics but runs no probe (shop/web.py starts it): nothing observed.
+    return buckets if buckets.get(float("inf")) else None
 
 
 def machine_cpu_seconds() -> tuple[float, float]:

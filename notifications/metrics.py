@@ -32,6 +32,19 @@ ws_closes = Counter(
     ["code"],
 )
 
+# Web process: how late its one event loop runs a timer (shop/loop_lag.py); a stall holds every socket's frames.
+event_loop_lag = Histogram(
+    "shop_event_loop_lag_seconds",
+    "How much later than due this web process's event loop ran a timer due every 10 ms.",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+gc_pause = Histogram(
+    "shop_gc_pause_seconds",
+    "This web process's garbage collections, by the oldest generation each walked (0, 1, or 2: the whole heap).",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
 # Any process that publishes: web (after a change's commit) and Celery workers (tasks' changes, the sweeper).
 notifications_published = Counter(
     "shop_notifications_published_total",
@@ -109,6 +122,9 @@ class OutboxCollector(Collector):
 
 # Registered with the default registry, which each web process serves at /metrics (shop/monitoring.py).
 REGISTRY.register(OutboxCollector())
+
+for _generation in ("0", "1", "2"):
+    gc_pause.labels(generation=_generation)
 
 for _path in ("commit", "batch", "sweeper"):
     notifications_published.labels(path=_path)  # every path shows from the first scrape, at 0

@@ -21,6 +21,7 @@ drains on shutdown (SIGTERM: a deploy): stops listening, closes every socket wit
 lets HTTP requests in flight finish, all within `WEB_DRAIN_SECONDS` (shop/drain.py); then cancels every
 application still running (daphne's own stops at the first connection without one), waiting for them a little;
 and closes a connection whose request headers are not all in within `WEB_HEADER_TIMEOUT` seconds.
+It measures what holds its event loop: the loop's lag and each garbage collection (shop/loop_lag.py, on /metrics).
 """
 
 import asyncio
@@ -44,6 +45,7 @@ from twisted.web import http
 from shop.drain import CANCEL_WAIT, Drain
 from shop.embedded_schedule import embedded_schedule_start
 from shop.internals import internals_check
+from shop.loop_lag import gc_pauses_observe, loop_lag_probe_start
 from shop.open_files import open_files_limit_raise
 
 logger = logging.getLogger("daphne.server")
@@ -95,6 +97,8 @@ class SlicedSweepServer(Server):
         reactor.callWhenRunning(self.share_protocol_options)
         reactor.callWhenRunning(self.enforce_header_deadline)
         reactor.callWhenRunning(embedded_schedule_start)  # embedded mode only: it has no beat
+        reactor.callWhenRunning(loop_lag_probe_start)
+        reactor.callWhenRunning(gc_pauses_observe)
         super().run()
 
     def enforce_header_deadline(self):

@@ -54,6 +54,7 @@ def test_storm_latency_and_burst_deliver_every_change_once_to_its_customer_only(
     assert 0 <= steady["server_cpu_wait_share"][0] < 1
     assert (steady["received"], steady["lost"], steady["duplicates"], steady["foreign_frames"]) == (200, 0, 0, 0)
     assert (steady["acks_sent"], steady["recorded_delivered"]) == (0, 0)  # nobody acknowledged
+    assert steady["server_loop_stalls"][0]["probes"] > 0  # the web process's loop-lag probe was read, not judged
 
     # Back to back, without then with every client acknowledging: each ack is recorded, and its CPU counted.
     receipts = scenarios.ack_cost(generators, triggers, [stack.web], customers, rate=100, seconds=2)

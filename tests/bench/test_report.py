@@ -1,6 +1,9 @@
 """The results table says under what conditions the latency and the scale-out were measured."""
 
 from bench.report import _triggers, acks_markdown, scale_out_markdown
+from bench.scenarios import loop_stalls
+
+INF = float("inf")
 
 
 def test_the_latency_cell_names_the_triggers_priority_and_how_long_the_web_process_waited_for_a_core():
@@ -22,6 +25,35 @@ def test_results_written_before_those_figures_were_recorded_still_read():
     assert _triggers({"trigger_cpu_ms_per_change": 9.6, "machine_cpu_busy": None}) == (
         "1 trigger, 9.6 ms CPU/change, machine — busy"
     )
+
+
+def test_the_latency_cell_counts_the_web_processes_loop_stalls_over_30_ms_and_bounds_the_worst():
+    latency = {
+        "trigger_processes": 2,
+        "trigger_cpu_ms_per_change": 4.62,
+        "machine_cpu_busy": 0.74,
+        "server_loop_stalls": [
+            {"probes": 2000, "over_30ms": 3, "worst_ms_over": 100.0, "worst_ms_at_most": 250.0},
+            None,  # uvicorn: no probe
+            {"probes": 2000, "over_30ms": 1, "worst_ms_over": 30.0, "worst_ms_at_most": 50.0},
+        ],
+    }
+    assert _triggers(latency) == (
+        "2 triggers, 4.6 ms CPU/change, machine 74% busy, web loop stalls over 30 ms: 4 (worst 100–250 ms)"
+    )
+
+
+def test_loop_stalls_are_the_probes_of_the_run_over_30_ms_and_the_worst_ones_bucket():
+    before = {0.01: 90.0, 0.03: 98.0, 0.1: 100.0, 0.25: 100.0, INF: 100.0}
+    after = {0.01: 180.0, 0.03: 195.0, 0.1: 198.0, 0.25: 199.0, INF: 199.0}
+
+    assert loop_stalls(before, after) == {
+        "probes": 99,
+        "over_30ms": 2,
+        "worst_ms_over": 100.0,
+        "worst_ms_at_most": 250.0,
+    }
+    assert loop_stalls(None, after) is None  # a server without the probe
 
 
 def _result(processes: int, handshakes_per_second: float, machine_cpu_busy=None, layer="pubsub") -> dict:

@@ -489,3 +489,21 @@ def held_session_table():
             yield SessionTableHolder(connection)
         finally:
             connection.rollback()
+
+
+def test_the_web_process_exports_its_event_loops_lag_and_its_garbage_collections(header_deadline_server):
+    """shop/loop_lag.py runs in every web process from its start: its histograms are on the process's /metrics."""
+    end = time.monotonic() + CLOSE_DEADLINE
+    while True:
+        connection = HTTPConnection("127.0.0.1", header_deadline_server.port, timeout=CLOSE_DEADLINE)
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read().decode()
+        connection.close()
+        assert response.status == 200
+        found = re.search(r"^shop_event_loop_lag_seconds_count (\S+)$", body, re.MULTILINE)
+        if found and float(found.group(1)) > 0:
+            assert re.search(r'^shop_gc_pause_seconds_count\{generation="2"\} ', body, re.MULTILINE)
+            return
+        assert time.monotonic() < end, "no lag observed on the web process's /metrics"
+        time.sleep(0.1)  # polling the live process, with a deadline
