@@ -327,6 +327,7 @@ CHANNEL_LAYER_WATCH_INTERVAL = env.float("CHANNEL_LAYER_WATCH_INTERVAL", default
 # unacked for CELERY_VISIBILITY_TIMEOUT (docs/reliability.md, "Which broker"). The timeout must stay well before beat
 # cancels the order as unpaid, and above the longest a live worker holds a task unacked (countdowns, retries), or it
 # also runs twice (harmless: every task is idempotent, orders/tasks.py; docs/reliability.md, note on 4).
+# Celery itself reads CELERY_BROKER_URL from the environment too, ahead of these settings: the same broker either way.
 vars().update(
     celery_broker_settings(
         url=env.str("CELERY_BROKER_URL", default=""),

@@ -7,6 +7,8 @@ the change (a 500 for a checkout that was made, a failed task whose order then s
 queued is not sent again (docs/reliability.md, "Which broker").
 """
 
+import math
+
 import structlog
 from amqp.exceptions import AMQPError
 from django.db import transaction
@@ -18,9 +20,13 @@ logger = structlog.get_logger(__name__)
 def task_send_on_commit(task, *, args: tuple = (), kwargs: dict | None = None, countdown: float | None = None) -> None:
     """Queue `task` after the current transaction commits (at once outside one); a refused publish is logged."""
 
+    # Whole seconds: RabbitMQ's delay queues (Celery's native delayed delivery) refuse a countdown under one second
+    # and cut others down to whole seconds.
+    seconds = math.ceil(countdown) if countdown is not None else None
+
     def send():
         try:
-            task.apply_async(args, kwargs, countdown=countdown)
+            task.apply_async(args, kwargs, countdown=seconds)
         except (KombuError, AMQPError, OSError) as error:
             logger.error("task_not_queued", task=task.name, args=args, kwargs=kwargs, error=type(error).__name__)
 

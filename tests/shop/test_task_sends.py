@@ -14,8 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(params=["amqp", "redis"])
-def task_of_a_stopped_broker(request):
+def task_of_a_stopped_broker(request, monkeypatch):
     """A task of a Celery app whose broker (RabbitMQ or Redis) is down: nothing listens at its address."""
+    # Celery reads CELERY_BROKER_URL from the environment ahead of any app's own broker: not for this one.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     port = free_port()
     url = f"amqp://guest:guest@127.0.0.1:{port}//" if request.param == "amqp" else f"redis://127.0.0.1:{port}/0"
     app = Celery("stopped-broker", broker=url, set_as_current=False)
