@@ -221,12 +221,15 @@ def server_env(**overrides: str) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
         # A test's servers stop at its end with their sockets still open: drain them in a second, not five.
         WEB_DRAIN_SECONDS="2",
-        # The broker this run tests, as the test process has it: REDIS_URL's Redis, or CELERY_BROKER_URL's RabbitMQ.
+        # The broker this run tests, as the test process has it: REDIS_URL's Redis, or CELERY_BROKER_URL's RabbitMQ
+        # (none in embedded mode: cleared below when the overrides leave no Redis).
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL if broker_is_rabbitmq(settings.CELERY_BROKER_URL) else "",
         # The uploads this test process stores (product images), served by the live servers.
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
     )
     env.update(overrides)
+    if not env.get("REDIS_URL") and not env.get("REDIS_SENTINELS"):
+        env["CELERY_BROKER_URL"] = ""
     return env
 
 
