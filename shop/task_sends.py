@@ -14,15 +14,18 @@ from amqp.exceptions import AMQPError
 from django.db import transaction
 from kombu.exceptions import KombuError
 
+from shop.celery_broker import broker_is_rabbitmq
+
 logger = structlog.get_logger(__name__)
 
 
 def task_send_on_commit(task, *, args: tuple = (), kwargs: dict | None = None, countdown: float | None = None) -> None:
     """Queue `task` after the current transaction commits (at once outside one); a refused publish is logged."""
-
-    # Whole seconds: RabbitMQ's delay queues (Celery's native delayed delivery) refuse a countdown under one second
-    # and cut others down to whole seconds.
-    seconds = math.ceil(countdown) if countdown is not None else None
+    seconds = countdown
+    if countdown is not None and broker_is_rabbitmq(task.app.conf.broker_url):
+        # RabbitMQ's delay queues (Celery's native delayed delivery) refuse a countdown under one second and cut others
+        # down to whole seconds (docs/reliability.md, "Which broker").
+        seconds = math.ceil(countdown)
 
     def send():
         try:
