@@ -312,7 +312,7 @@ def delete_queue_keys(redis_url: str, queue: str) -> None:
     """Remove the run's Celery queue (and leftovers like countdown tasks) from Redis."""
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     try:
-        keys = [*client.scan_iter(match=f"{queue}*"), *client.scan_iter(match=f"_kombu.binding.{queue}*")]
+        keys = [*client.scan_iter(match=f"{queue}*"), *client.scan_iter(match=f"_kombu.binding*.{queue}*")]
         if keys:
             client.delete(*keys)
     except redis.RedisError:
