@@ -92,7 +92,10 @@ class RabbitMQServer:
         executable = SERVER if Path(SERVER).exists() else shutil.which("rabbitmq-server")
         with open(self.workdir / "server.log", "ab") as log:
             # The script execs the Erlang VM, so this process is the broker: SIGTERM stops it cleanly.
-            self.process = subprocess.Popen([executable], env=self._env(), stdout=log, stderr=subprocess.STDOUT)
+            # In its own folder: a node that dies while booting writes its crash dumps where it runs.
+            self.process = subprocess.Popen(
+                [executable], cwd=self.workdir, env=self._env(), stdout=log, stderr=subprocess.STDOUT
+            )
         end = time.monotonic() + START_DEADLINE
         while True:
             try:
