@@ -78,8 +78,9 @@ def _rabbitmq_reachable() -> bool:
 
 
 @pytest.mark.skipif(not IN_CI and not _rabbitmq_reachable(), reason="needs RabbitMQ at 127.0.0.1:5672 (guest/guest)")
-def test_a_queue_named_by_the_sender_is_declared_a_durable_quorum_queue_behind_a_topic_exchange():
+def test_a_queue_named_by_the_sender_is_declared_a_durable_quorum_queue_behind_a_topic_exchange(monkeypatch):
     """What a sender declares a worker can declare again: RabbitMQ refuses a queue redeclared with other arguments."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery would read it ahead of this app's own broker
     from celery import Celery
 
     rabbitmq = Celery("broker-test", set_as_current=False)
