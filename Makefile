@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/shop
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-faults bench soak lock check lint clean
+.PHONY: install run test test-faults test-broker bench soak lock check lint clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -45,6 +45,17 @@ test: install
 test-faults: install
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
 		$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
+# The tests whose outcome depends on the Celery broker, including their fault tests: .ci/run runs them again with
+# Celery on RabbitMQ (CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672/shop_ci make test-broker; about 5 minutes).
+BROKER_TESTS := tests/shop/test_celery_broker.py tests/shop/test_health.py tests/orders/test_tasks.py \
+	tests/e2e/test_realtime_notifications.py tests/e2e/test_metrics_live.py tests/e2e/test_structured_logs.py
+BROKER_FAULT_TESTS := tests/faults/test_worker_killed_mid_task.py tests/faults/test_broker_restart.py
+test-broker: install
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(BIN)/python -m pytest -m "not faults" $(BROKER_TESTS) $(PYTEST_ARGS)
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(BIN)/python -m pytest -m faults $(BROKER_FAULT_TESTS) $(PYTEST_ARGS)
 
 # The benchmark behind docs/performance.md: the full stack under 10,000 sockets (20–30 minutes,
 # not part of `make test`). Needs PostgreSQL and Redis; BENCH_DATABASE_URL (dropped and recreated)

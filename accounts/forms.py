@@ -1,12 +1,12 @@
 from django import forms
 from django.contrib.auth.forms import PasswordResetForm, UserCreationForm
-from django.db import transaction
 
 from accounts.countries import shipping_country_choices
 from accounts.login_limits import password_reset_allowed
 from accounts.models import ADDRESS_FIELDS, CustomerAddress, User
 from accounts.selectors import email_taken
 from accounts.tasks import password_reset_email_send
+from shop.task_sends import task_send_on_commit
 
 
 class SignUpForm(UserCreationForm):
@@ -56,7 +56,7 @@ class PasswordResetRequestForm(PasswordResetForm):
         if not password_reset_allowed(email=email, address=address):
             return  # the same answer as ever: over a limit, only the email is left out
         for user in self.get_users(email):  # active, with a usable password, any case
-            transaction.on_commit(lambda user_id=user.pk: password_reset_email_send.delay(user_id=user_id))
+            task_send_on_commit(password_reset_email_send, kwargs={"user_id": user.pk})
 
 
 class AddressForm(forms.ModelForm):

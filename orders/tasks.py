@@ -9,12 +9,13 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
 from orders.transitions import OrderTransitionError, order_transition
 from orders.transitions_bulk import orders_transition_bulk
+from shop.task_sends import task_send_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +80,12 @@ def advance_fulfilment(order_id: int, from_status: str) -> bool:
 
 
 def schedule_fulfilment_step(*, order_id: int, from_status: str) -> None:
-    transaction.on_commit(
-        lambda: advance_fulfilment.apply_async((order_id, from_status), countdown=settings.FULFILMENT_STEP_DELAY)
-    )
+    task_send_on_commit(advance_fulfilment, args=(order_id, from_status), countdown=settings.FULFILMENT_STEP_DELAY)
 
 
 def schedule_payment_confirmation(*, order_id: int) -> None:
     """After checkout commits, have the simulated provider confirm payment a little later."""
-    transaction.on_commit(
-        lambda: confirm_payment.apply_async((order_id,), countdown=settings.PAYMENT_CONFIRMATION_DELAY)
-    )
+    task_send_on_commit(confirm_payment, args=(order_id,), countdown=settings.PAYMENT_CONFIRMATION_DELAY)
 
 
 @shared_task(**RETRYING)

@@ -16,11 +16,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from accounts.countries import DEFAULT_SHIPPING_COUNTRIES, country_codes_check
 from notifications.vapid import vapid_settings_check
+from shop.celery_broker import celery_broker_settings
 from shop.channel_layers import channel_layers_config
 from shop.logs import LOG_FORMATS, logging_config, structlog_configure
 from shop.money import currency_code_check
 from shop.proxy import proxy_networks_parse
-from shop.redis_config import celery_broker, limits_storage, redis_from_env
+from shop.redis_config import limits_storage, redis_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -264,7 +265,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- Redis: channel layer and Celery broker ---------------------------------------
+# --- Redis (channel layer, Celery broker) and RabbitMQ (Celery broker, if chosen) ---------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
 # Or a primary that Redis Sentinel names, so a failover moves every client to the promoted replica. REDIS is the
@@ -321,27 +322,30 @@ LOGIN_LIMIT_KEY_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="shop") + "-log
 # (see notifications/layer_watch.py): a restart or outage makes the sockets that hear through it reconnect.
 CHANNEL_LAYER_WATCH_INTERVAL = env.float("CHANNEL_LAYER_WATCH_INTERVAL", default=1.0)
 
-CELERY_BROKER_URL, _broker_options = celery_broker(REDIS)
+# The broker is the shop's Redis unless this names a RabbitMQ (amqp://); shop/celery_broker.py sets what each needs.
+# A killed worker's late-acked task comes back: on RabbitMQ as soon as its connection drops, on Redis once it has been
+# unacked for CELERY_VISIBILITY_TIMEOUT (docs/reliability.md, "Which broker"). The timeout must stay well before beat
+# cancels the order as unpaid, and above the longest a live worker holds a task unacked (countdowns, retries), or it
+# also runs twice (harmless: every task is idempotent, orders/tasks.py; docs/reliability.md, note on 4).
+# Celery itself reads CELERY_BROKER_URL from the environment too, ahead of these settings: the same broker either way.
+vars().update(
+    celery_broker_settings(
+        url=env.str("CELERY_BROKER_URL", default=""),
+        redis=REDIS,
+        visibility_timeout=env.int("CELERY_VISIBILITY_TIMEOUT", default=300),
+    )
+)
 CELERY_TASK_ALWAYS_EAGER = not REDIS
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# A killed worker's late-acked task comes back after this: well before beat cancels the order as unpaid, and
-# above the longest a live worker holds a task unacked (countdowns, retries), or it also runs twice (harmless:
-# every task is idempotent, orders/tasks.py; docs/reliability.md, note on 4).
-_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": _visibility_timeout,
-    # kombu's sweep for expired messages reads Redis only every 10th run by default, so redelivery lagged the
-    # timeout by up to 100 s (docs/reliability.md, note on 4): read on every run instead.
-    "unacked_restore_interval": max(1, min(10, _visibility_timeout // 10)),
-    "unacked_restore_throttle": 1,
-    **_broker_options,  # with Sentinel: the primary's name and how to reach the sentinels
-}
+# A late-acked task whose pool process died (SIGKILL, OOM) goes back on the queue for another try, as it does when
+# the whole worker dies; Celery's default acks it, so it was lost (every task is idempotent, orders/tasks.py).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Separate queues let several shops (or test runs) share one Redis.
+# Separate queues let several shops (or test runs) share one broker.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="shop")
 
 # --- Notifications ---------------------------------------------------------------

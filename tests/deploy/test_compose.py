@@ -433,3 +433,41 @@ def test_uploads_go_to_one_volume_the_web_processes_write_and_nginx_serves_read_
     assert ("RUN", f"useradd --create-home shop && mkdir -p {media_root} && chown shop {media_root}") in (
         dockerfile_instructions()
     )
+
+
+def load_rabbitmq_override():
+    return yaml.safe_load((ROOT / "deploy" / "compose.rabbitmq.yml").read_text())
+
+
+def test_the_rabbitmq_override_adds_a_broker_with_its_data_on_a_volume_and_a_fixed_node_name():
+    rabbitmq = load_rabbitmq_override()["services"]["rabbitmq"]
+    assert rabbitmq["hostname"] == "rabbitmq"  # the node's name, and so its data folder's, survive a recreate
+    assert "rabbitmq-data:/var/lib/rabbitmq" in rabbitmq["volumes"]
+    assert rabbitmq["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+
+
+def test_the_rabbitmq_override_moves_every_app_service_to_it_and_keeps_redis_for_the_rest():
+    base, override = load_compose()["services"], load_rabbitmq_override()["services"]
+    environment = override["rabbitmq"]["environment"]
+    for name in APP_SERVICES:
+        merged = {**base[name]["environment"], **override[name]["environment"]}  # as compose merges them
+        assert merged["CELERY_BROKER_URL"] == (
+            f"amqp://{environment['RABBITMQ_DEFAULT_USER']}:{environment['RABBITMQ_DEFAULT_PASS']}"
+            f"@rabbitmq:5672/{environment['RABBITMQ_DEFAULT_VHOST']}"
+        )
+        assert merged["REDIS_URL"] == base[name]["environment"]["REDIS_URL"]
+        assert override[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+
+
+def test_the_settings_accept_the_rabbitmq_overrides_environment_with_quorum_queues_and_confirms():
+    base, override = load_compose()["services"], load_rabbitmq_override()["services"]
+    environment = {"REDIS_URL": base["web-1"]["environment"]["REDIS_URL"], **override["web-1"]["environment"]}
+    script = (
+        "import json, shop.settings as s;"
+        "print(json.dumps([s.CELERY_BROKER_URL, s.CELERY_BROKER_TRANSPORT_OPTIONS, s.CELERY_TASK_DEFAULT_QUEUE_TYPE]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={"DEBUG": "true", **environment},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(result.stdout) == [environment["CELERY_BROKER_URL"], {"confirm_publish": True}, "quorum"]

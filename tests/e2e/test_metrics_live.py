@@ -13,7 +13,7 @@ from orders.models import OrderStatus
 from tests.conftest import requires_postgres, requires_redis
 from tests.factories import place_order
 from tests.live.clients import receive_hello, receive_notification
-from tests.live.servers import delete_queue_keys, live_db, server_env, start_worker
+from tests.live.servers import delete_queue, live_db, server_env, start_worker
 from tests.redis_server import free_port
 
 pytestmark = [pytest.mark.e2e, live_db, requires_postgres(), requires_redis()]
@@ -111,7 +111,7 @@ def metered_worker(tmp_path, e2e_workdir):
         yield f"http://127.0.0.1:{port}/metrics", queue
     finally:
         worker.stop()
-        delete_queue_keys(settings.REDIS_URL, queue)
+        delete_queue(queue)
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # send_task is meant to skip eager mode

@@ -22,7 +22,7 @@ from tests.live.servers import (
     POLL_INTERVAL,
     START_DEADLINE,
     ManagedProcess,
-    delete_queue_keys,
+    delete_queue,
     live_db,
     server_env,
     start_web_server,
@@ -153,7 +153,7 @@ def celery_process(name: str, role: list[str], env: dict, workdir) -> ManagedPro
 
 def tasks_run(worker_name: str) -> dict[str, int]:
     """How many of each task the worker has run, by its own count (celery's remote control, over the broker)."""
-    with celery.connection_for_write(settings.REDIS_URL) as connection:
+    with celery.connection_for_write() as connection:
         stats = celery.control.inspect(destination=[worker_name], timeout=1, connection=connection).stats() or {}
     return stats.get(worker_name, {}).get("total", {})
 
@@ -189,7 +189,7 @@ def test_idle_sweeps_log_nothing_and_a_tasks_lines_carry_its_id_and_name(e2e_wor
         idle_lines = json_lines(worker)[len(lines) :]
         beat_lines = json_lines(beat)
         # A task with something to say: an order that is not there (a WARNING).
-        with celery.connection_for_write(settings.REDIS_URL) as connection:
+        with celery.connection_for_write() as connection:
             celery.send_task("orders.tasks.confirm_payment", args=(987654321,), queue=queue, connection=connection)
         task_lines = wait_for_lines(
             worker, lambda lines: any("no longer exists" in line["event"] for line in lines), "the task's warning"
@@ -198,7 +198,7 @@ def test_idle_sweeps_log_nothing_and_a_tasks_lines_carry_its_id_and_name(e2e_wor
         for process in (beat, worker):
             if process is not None:
                 process.stop()
-        delete_queue_keys(settings.REDIS_URL, queue)
+        delete_queue(queue)
 
     assert idle_lines == []
     # Beat says nothing per tick ("Scheduler: Sending due task" is INFO, from WARNING only), nor anything of its own.

@@ -3,6 +3,10 @@
 Each test gets its own processes (they are killed on purpose) and its own redis-server (or, for
 failover, its own primary, replica and sentinels), so stopping Redis never disturbs anything else.
 The test process publishes to that same Redis, with the same key prefix as the servers.
+
+The Celery broker is that Redis, or RabbitMQ when this run's CELERY_BROKER_URL names one (amqp://, as
+`.ci/run`'s second pass sets it): the RabbitMQ it names, on a queue of the cluster's own, or a private
+rabbitmq-server for the tests that stop it (`private_rabbitmq`).
 """
 
 import json
@@ -17,6 +21,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
+from shop.celery_broker import broker_is_rabbitmq
 from shop.channel_layers import channel_layers_config
 from shop.redis_config import celery_broker
 from tests.live.nginx import Proxy, start_nginx
@@ -30,10 +35,13 @@ from tests.live.servers import (
     with_servers_password,
 )
 from tests.postgres_server import PostgresServer
+from tests.rabbitmq_server import RabbitMQServer, amqp_queue_delete
 from tests.redis_server import RedisServer, SentinelGroup
 
 RESULTS = ROOT / "test-artifacts" / "reliability"
 LAYER_PREFIX = "faults"
+# The broker this run tests, as CELERY_BROKER_URL chose it ("redis" or "rabbitmq"); CHANNEL_LAYER_BACKEND: the layer.
+BROKER = "rabbitmq" if broker_is_rabbitmq(settings.CELERY_BROKER_URL) else "redis"
 
 
 @pytest.fixture
@@ -53,17 +61,30 @@ def sentinel_group(tmp_path) -> SentinelGroup:
         group.stop()
 
 
-class Cluster:
-    """Starts shop processes against the private Redis (a RedisServer or a SentinelGroup); stops what is left."""
+@pytest.fixture
+def private_rabbitmq(tmp_path) -> RabbitMQServer:
+    """A rabbitmq-server of the test's own, which it may stop and start (its data kept, as a real restart)."""
+    server = RabbitMQServer(tmp_path / "rabbitmq").start()
+    yield server
+    server.destroy()
 
-    def __init__(self, redis: RedisServer | SentinelGroup, workdir: Path, static_root: Path):
+
+class Cluster:
+    """Starts shop processes against the private Redis (a RedisServer or a SentinelGroup); stops what is left.
+
+    `rabbitmq_url`: the Celery broker, if this run tests RabbitMQ (else the private Redis is the broker too).
+    """
+
+    def __init__(self, redis: RedisServer | SentinelGroup, workdir: Path, static_root: Path, rabbitmq_url: str = ""):
         self.redis = redis
+        self.rabbitmq_url = rabbitmq_url
         self.workdir = workdir
         self.static_root = static_root
         self.queue = f"faults-{uuid.uuid4().hex[:8]}"
         self.processes: list[ManagedProcess] = []
         self.env = server_env(
             **redis.shop_env(),
+            CELERY_BROKER_URL=rabbitmq_url,
             CHANNEL_LAYER_PREFIX=LAYER_PREFIX,
             CHANNEL_LAYER_BACKEND=settings.CHANNEL_LAYER_BACKEND,  # the layer this run tests (env)
             CELERY_QUEUE=self.queue,
@@ -114,24 +135,33 @@ class Cluster:
         self.processes.append(proxy.process)
         return proxy
 
+    @property
+    def broker_url(self) -> str:
+        return self.rabbitmq_url or celery_broker(self.redis.location)[0]
+
     def send_task(self, name: str, *args) -> None:
-        """Queue a task on this cluster's broker (the private Redis), for its workers."""
+        """Queue a task on this cluster's broker (the private Redis, or RabbitMQ), for its workers."""
         from celery_app import app
 
-        url, transport_options = celery_broker(self.redis.location)
+        if self.rabbitmq_url:
+            url, transport_options = self.rabbitmq_url, settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        else:
+            url, transport_options = celery_broker(self.redis.location)
         with app.connection_for_write(url, transport_options=transport_options) as connection:
             app.send_task(name, args=args, queue=self.queue, connection=connection)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if self.rabbitmq_url:
+            amqp_queue_delete(self.rabbitmq_url, self.queue)  # durable: it would outlive the run
 
 
-def _cluster(redis: RedisServer | SentinelGroup, tmp_path, static_root, settings):
+def _cluster(redis: RedisServer | SentinelGroup, tmp_path, static_root, settings, rabbitmq_url: str = ""):
     # The servers' own layer settings: a sender enforces the layer's capacity, so a test process
     # with channels_redis's defaults (capacity 100) would drop what the servers would deliver.
     settings.CHANNEL_LAYERS = channel_layers_config(redis.location, settings.CHANNEL_LAYER_BACKEND, LAYER_PREFIX)
-    cluster = Cluster(redis, tmp_path, static_root)
+    cluster = Cluster(redis, tmp_path, static_root, rabbitmq_url=rabbitmq_url)
     try:
         yield cluster
     finally:
@@ -140,8 +170,15 @@ def _cluster(redis: RedisServer | SentinelGroup, tmp_path, static_root, settings
 
 @pytest.fixture
 def cluster(private_redis, tmp_path, e2e_static_root, django_db_setup, settings) -> Cluster:
-    """Processes on the private Redis; the test process publishes there too."""
-    yield from _cluster(private_redis, tmp_path, e2e_static_root, settings)
+    """Processes on the private Redis (and this run's RabbitMQ, if it tests that broker); the test process too."""
+    rabbitmq_url = settings.CELERY_BROKER_URL if BROKER == "rabbitmq" else ""
+    yield from _cluster(private_redis, tmp_path, e2e_static_root, settings, rabbitmq_url=rabbitmq_url)
+
+
+@pytest.fixture
+def rabbitmq_cluster(private_redis, private_rabbitmq, tmp_path, e2e_static_root, django_db_setup, settings) -> Cluster:
+    """Processes on the private Redis with the private RabbitMQ as their broker, which the test may restart."""
+    yield from _cluster(private_redis, tmp_path, e2e_static_root, settings, rabbitmq_url=private_rabbitmq.url)
 
 
 @pytest.fixture

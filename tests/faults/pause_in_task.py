@@ -9,8 +9,9 @@ starts; never in the shop itself. The worker's environment says where to stop:
   late ack has not been sent.
 
 On arrival it writes `reached` in `FAULT_PAUSE_DIR` (so the test knows, without guessing
-a delay, that the worker is there), then waits for a `release` file that the test never
-writes: the worker leaves only by SIGKILL.
+a delay, that the worker is there), then waits for a `release` file, which the test writes
+or not (then the worker leaves only by SIGKILL). It stops there once: a rerun (in the new
+pool process that replaced a killed one) goes on.
 """
 
 import os
@@ -27,6 +28,8 @@ TASK = "orders.tasks.confirm_payment"
 
 def pause(where: str) -> None:
     folder = Path(os.environ["FAULT_PAUSE_DIR"])
+    if (folder / REACHED).exists():
+        return
     # Written then renamed: the test never reads half a marker.
     partial = folder / f"{REACHED}.partial"
     partial.write_text(f"{where} pid={os.getpid()} in_transaction={connection.in_atomic_block}\n")

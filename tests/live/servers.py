@@ -44,8 +44,10 @@ from django.utils.module_loading import import_string
 
 import shop.settings as production_settings
 from bench.stack import stop_process
+from shop.celery_broker import broker_is_rabbitmq
 from tests.factories import DEFAULT_PASSWORD, StaffFactory, UserFactory
 from tests.live.clients import Browser, SocketOpener
+from tests.rabbitmq_server import amqp_queue_delete
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,10 +221,15 @@ def server_env(**overrides: str) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
         # A test's servers stop at its end with their sockets still open: drain them in a second, not five.
         WEB_DRAIN_SECONDS="2",
+        # The broker this run tests, as the test process has it: REDIS_URL's Redis, or CELERY_BROKER_URL's RabbitMQ
+        # (none in embedded mode: cleared below when the overrides leave no Redis).
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL if broker_is_rabbitmq(settings.CELERY_BROKER_URL) else "",
         # The uploads this test process stores (product images), served by the live servers.
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
     )
     env.update(overrides)
+    if not env.get("REDIS_URL") and not env.get("REDIS_SENTINELS"):
+        env["CELERY_BROKER_URL"] = ""
     return env
 
 
@@ -305,7 +312,7 @@ def delete_queue_keys(redis_url: str, queue: str) -> None:
     """Remove the run's Celery queue (and leftovers like countdown tasks) from Redis."""
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     try:
-        keys = [*client.scan_iter(match=f"{queue}*"), *client.scan_iter(match=f"_kombu.binding.{queue}*")]
+        keys = [*client.scan_iter(match=f"{queue}*"), *client.scan_iter(match=f"_kombu.binding*.{queue}*")]
         if keys:
             client.delete(*keys)
     except redis.RedisError:
@@ -356,7 +363,7 @@ def _full_stack(django_db_setup, e2e_workdir, e2e_static_root) -> FullStack:
         web = start_web_server("daphne-redis", env, e2e_workdir, e2e_static_root)
     except BaseException:
         worker.stop()
-        delete_queue_keys(settings.REDIS_URL, queue)
+        delete_queue(queue)
         raise
     stack = FullStack(web=web, worker=worker, queue=queue, env=env)
     try:
@@ -365,6 +372,14 @@ def _full_stack(django_db_setup, e2e_workdir, e2e_static_root) -> FullStack:
         # Stop the web server first (no new work), then the worker (it restores unacked tasks on exit).
         web.process.stop()
         worker.stop()
+        delete_queue(queue)
+
+
+def delete_queue(queue: str) -> None:
+    """Remove the run's Celery queue from this run's broker."""
+    if broker_is_rabbitmq(settings.CELERY_BROKER_URL):
+        amqp_queue_delete(settings.CELERY_BROKER_URL, queue)
+    else:
         delete_queue_keys(settings.REDIS_URL, queue)
 
 

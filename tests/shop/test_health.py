@@ -101,17 +101,17 @@ def test_readyz_checks_each_shard_of_the_layer_and_names_the_one_that_is_down(cl
     assert response.json()["checks"]["channel_layer_0"] == "ok"
 
 
-def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(client, settings):
-    url = f"redis://:s3cret-password@127.0.0.1:{free_port()}/0"  # nothing listens there
-    settings.REDIS = url
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(client, settings, monkeypatch, scheme):
+    """Whichever broker Celery is configured with, Redis or RabbitMQ, is the one /readyz asks."""
+    port = free_port()  # nothing listens there
+    url = f"redis://:s3cret-password@127.0.0.1:{port}/0" if scheme == "redis" else f"amqp://u:s3cret@127.0.0.1:{port}//"
+    settings.REDIS = "redis://127.0.0.1:6379/0"
     settings.CHANNEL_LAYERS = channel_layers_config("", "pubsub", prefix="shop")
-    from celery_app import app
+    # How a deployment names its broker; Celery reads the variable ahead of its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
 
-    app.conf.broker_url, previous = url, app.conf.broker_url
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = previous
+    response = client.get("/readyz")
 
     assert response.status_code == 503
     assert response.json()["failing"] == ["celery_broker"]
