@@ -3,6 +3,7 @@
     python -m bench.run [--sockets 10000] [--hold 300] [--rate 200] [--burst 10000] ...
     python -m bench.run --acks-only [--sockets 10000] [--ack-rounds 2]   # what delivery receipts cost, alone
     python -m bench.run --chat [--chat-conversations 1000] [--chat-rate 200] [--sockets 10000]  # bench/chat.py
+    python -m bench.run --handshakes [--handshake-sockets 3000] [--handshake-rounds 3]  # bench/handshakes.py
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
 and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
@@ -37,6 +38,7 @@ DOC = ROOT / "docs" / "performance.md"
 STATIC_ROOT = ROOT / "test-artifacts" / "bench" / "static"
 TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
+HANDSHAKES_START, HANDSHAKES_END = "<!-- bench:handshakes:start -->", "<!-- bench:handshakes:end -->"
 
 
 def parse_args(argv):
@@ -73,6 +75,16 @@ def parse_args(argv):
     parser.add_argument(
         "--ladder-sockets", type=int, default=3000, help="sockets per rung of the ladder (bench/floor.py); 0: none"
     )
+    handshakes = parser.add_argument_group("the handshake A/B: the session cookie alone, then with a connect ticket")
+    handshakes.add_argument(
+        "--handshakes",
+        action="store_true",
+        help="only the A/B; writes docs/performance/handshakes.json and its section",
+    )
+    handshakes.add_argument("--handshake-sockets", type=int, default=3000, help="sockets per storm")
+    handshakes.add_argument(
+        "--handshake-rounds", type=int, default=3, help="storms without then with tickets, alternating; 0: none"
+    )
     chat = parser.add_argument_group("the chat scenario (bench/chat.py); --sockets is then the idle sockets")
     chat.add_argument(
         "--chat", action="store_true", help="only the chat scenario; writes docs/performance/chat.json and its section"
@@ -89,6 +101,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
+    if args.handshakes and args.handshake_rounds < 1:
+        parser.error("--handshakes needs --handshake-rounds of at least 1")
     if args.acks_only and args.ack_rounds < 1:
         parser.error("--acks-only needs --ack-rounds of at least 1")
     return args
@@ -341,6 +355,8 @@ def raise_open_files_limit(sockets: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.handshakes:
+        args.sockets = args.handshake_sockets
     raise_open_files_limit(args.sockets + (args.chat_conversations + args.chat_staff if args.chat else 0))
     args.burst = args.burst or args.sockets
     started = time.time()
@@ -383,6 +399,18 @@ def main(argv=None) -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "acks.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nWrote {OUT.relative_to(ROOT)}/acks.json", flush=True)
+        return 0
+
+    if args.handshakes:
+        from bench.handshakes import handshakes_ab
+        from bench.report import write_handshakes_report
+
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "handshakes": handshakes_ab(args, customers, env_base, log_dir)}  # fmt: skip
+        report["minutes"] = round((time.time() - started) / 60, 1)
+        write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
+        print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
 
     # The ladder first: run last, after 20 minutes of load, every rung cost 40-60 % more CPU per handshake than
