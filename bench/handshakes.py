@@ -1,12 +1,15 @@
 """`make bench BENCH_ARGS="--handshakes"`: what a connect ticket saves a handshake, A/B on one web process.
 
 One daphne process of the shop (pub/sub layer), stormed by the same logged-in customers again and again, the
-storms alternating: A, the session cookie alone (Channels' AuthMiddleware reads the session and the user, the
-consumer reads the session again once joined); B, the cookie and the connect ticket a page renders
-(notifications/tickets.py: one read for the session, the user and the resume). Between storms every socket is
-closed. The tickets are minted here, as the page would (the bench shares the servers' SECRET_KEY), all before
-their storm; the servers accept them for longer than a page's would (TICKET_MAX_AGE) so that a storm slowed by a
-busy machine measures tickets, not their expiry: the connect's check costs the same at any age.
+storms alternating: `cookie`, the session cookie alone (Channels' AuthMiddleware reads the session and the user,
+the consumer reads the session again once joined); `ticket`, the cookie and the connect ticket a page renders
+(notifications/tickets.py: one read for the session, the user and the resume). With --handshake-baseline a second
+process serves a checkout of the shop from before tickets, stormed in each round too by the cookie alone
+(`baseline`: today's handshake). Between storms every socket is closed.
+
+The tickets are minted here, as the page would (the bench shares the servers' SECRET_KEY), all before their storm;
+the servers accept them for longer than a page's (TICKET_MAX_AGE) so that a storm slowed by a busy machine
+measures tickets, not their expiry: the connect's check costs the same at any age.
 """
 
 import uuid
@@ -49,16 +52,21 @@ def handshakes_ab(args, customers: list[Customer], env_base: dict, log_dir: Path
     }
     clients = customers[: args.handshake_sockets]
     print(f"\n== handshakes A/B, {len(clients)} sockets per storm, {args.handshake_rounds} rounds", flush=True)
-    server = start_web("daphne", "handshakes", env, log_dir)
+    servers = {"cookie": start_web("daphne", "handshakes", env, log_dir)}
+    servers["ticket"] = servers["cookie"]
     storms = []
     try:
-        print(f"   web server pid: {server.pid} (for py-spy)", flush=True)
+        if args.handshake_baseline:
+            servers["baseline"] = start_web("daphne", "handshakes-baseline", env, log_dir, cwd=args.handshake_baseline)
+        print(
+            f"   web server pids: { {path: server.pid for path, server in servers.items()} } (for py-spy)", flush=True
+        )
         for round_number in range(1, args.handshake_rounds + 1):
-            for path in ("cookie", "ticket"):
+            for path in servers:
                 tickets = connect_tickets(clients) if path == "ticket" else None
                 with Generators(args.generators) as generators:
                     storm = scenarios.storm(
-                        generators, [server], clients, concurrency=args.concurrency, tickets=tickets
+                        generators, [servers[path]], clients, concurrency=args.concurrency, tickets=tickets
                     )
                 storm.pop("failed_user_ids")
                 storms.append({"round": round_number, "path": path, **storm})
@@ -69,14 +77,17 @@ def handshakes_ab(args, customers: list[Customer], env_base: dict, log_dir: Path
                     flush=True,
                 )
     finally:
-        server.stop()
-    return {"sockets": len(clients), "rounds": args.handshake_rounds, "storms": storms, "summary": _summary(storms)}
+        for server in {id(server): server for server in servers.values()}.values():
+            server.stop()
+    baseline = str(args.handshake_baseline) if args.handshake_baseline else None
+    return {"sockets": len(clients), "rounds": args.handshake_rounds, "baseline": baseline, "storms": storms,
+            "summary": _summary(storms)}  # fmt: skip
 
 
 def _summary(storms: list[dict]) -> dict:
     """Per path: the sums over its storms (handshakes/s as handshakes over seconds), and B over A."""
     paths = {}
-    for path in ("cookie", "ticket"):
+    for path in dict.fromkeys(storm["path"] for storm in storms):
         mine = [storm for storm in storms if storm["path"] == path]
         connected = sum(storm["connected"] for storm in mine)
         seconds = sum(storm["seconds"] for storm in mine)
@@ -87,9 +98,11 @@ def _summary(storms: list[dict]) -> dict:
             "handshakes_per_second": connected / seconds if seconds else 0.0,
             "server_cpu_ms_per_handshake": cpu_ms / connected if connected else None,
         }
-    cookie, ticket = paths["cookie"], paths["ticket"]
-    return {
-        **paths,
-        "rate_ratio": ticket["handshakes_per_second"] / cookie["handshakes_per_second"],
-        "cpu_ratio": cookie["server_cpu_ms_per_handshake"] / ticket["server_cpu_ms_per_handshake"],
-    }
+    ticket = paths["ticket"]
+    summary = {**paths, "gain_over": {}}
+    for before in (path for path in paths if path != "ticket"):
+        summary["gain_over"][before] = {
+            "rate_ratio": ticket["handshakes_per_second"] / paths[before]["handshakes_per_second"],
+            "cpu_ratio": paths[before]["server_cpu_ms_per_handshake"] / ticket["server_cpu_ms_per_handshake"],
+        }
+    return summary

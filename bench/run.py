@@ -83,6 +83,13 @@ def parse_args(argv):
     )
     handshakes.add_argument("--handshake-sockets", type=int, default=3000, help="sockets per storm")
     handshakes.add_argument(
+        "--handshake-baseline",
+        type=Path,
+        default=None,
+        help="a checkout of the shop from before tickets (git archive <commit> | tar -x -C DIR), stormed in each "
+        "round too, by the cookie alone",
+    )
+    handshakes.add_argument(
         "--handshake-rounds", type=int, default=3, help="storms without then with tickets, alternating; 0: none"
     )
     chat = parser.add_argument_group("the chat scenario (bench/chat.py); --sockets is then the idle sockets")
@@ -316,6 +323,19 @@ def _fmt(value):
     return value
 
 
+def handshakes_report(args, argv, started: float, customers, env_base: dict, log_dir: Path) -> None:
+    """The handshake A/B (bench/handshakes.py): handshakes.json and its section in docs/performance.md."""
+    from bench.handshakes import handshakes_ab
+    from bench.report import write_handshakes_report
+
+    result = handshakes_ab(args, customers, env_base, log_dir)
+    report = {"command": "make bench" + (f' BENCH_ARGS="{" ".join(argv)}"' if argv else ""), "arguments": vars(args),
+              "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+              "minutes": round((time.time() - started) / 60, 1), "handshakes": result}  # fmt: skip
+    write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
+    print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+
+
 def machine() -> dict:
     import psutil
 
@@ -402,20 +422,14 @@ def main(argv=None) -> int:
         return 0
 
     if args.handshakes:
-        from bench.handshakes import handshakes_ab
-        from bench.report import write_handshakes_report
-
-        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "handshakes": handshakes_ab(args, customers, env_base, log_dir)}  # fmt: skip
-        report["minutes"] = round((time.time() - started) / 60, 1)
-        write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
-        print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+        handshakes_report(args, argv, started, customers, env_base, log_dir)
         return 0
 
     # The ladder first: run last, after 20 minutes of load, every rung cost 40-60 % more CPU per handshake than
     # stormed alone, even the one that touches no database (docs/performance.md); first, it compares with the storms.
     ladder = run_ladder(args, customers, env_base, log_dir) if args.ladder_sockets else []
+    if args.handshake_rounds:
+        handshakes_report(args, argv, started, customers, env_base, log_dir)
     # Then the default configuration (daphne, pub/sub): it alone gets the long hold and the ramp.
     configs = [{"server": "daphne", "layer": "pubsub", "processes": 1}]
     if not args.quick:
