@@ -24,17 +24,15 @@ def connect_tickets(customers: list[Customer]) -> dict[int, str]:
     """The ticket each customer's page would render (their bench sessions have no socket id: it is their key)."""
     from accounts.models import User
     from notifications.services import session_digest
-    from notifications.tickets import socket_ticket_sign
+    from notifications.tickets import session_auth_digest, socket_ticket_sign
 
-    hashes = {
-        user.pk: user.get_session_auth_hash() for user in User.objects.filter(pk__in=[c.user_id for c in customers])
-    }
+    hashes = {user.pk: session_auth_digest(user) for user in User.objects.filter(pk__in=[c.user_id for c in customers])}
     return {
         c.user_id: socket_ticket_sign(
             user_id=c.user_id,
             session_key=c.session_key,
             socket_session=session_digest(c.session_key),
-            session_auth_hash=hashes[c.user_id],
+            auth_digest=hashes[c.user_id],
         )
         for c in customers
     }

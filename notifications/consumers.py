@@ -27,7 +27,7 @@ from notifications.socket_handlers import (
     socket_close_hooks,
     socket_open_hooks,
 )
-from notifications.tickets import socket_ticket_sign, socket_ticket_user
+from notifications.tickets import session_auth_digest, socket_ticket_sign, socket_ticket_user
 from notifications.user_limits import (
     SocketWindows,
     rate_limits,
@@ -185,7 +185,7 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             "session_key": session_key,
             "socket_session": self.session_digest,
             # The ticket's, just checked against the user's: an HMAC of the password hash saved, not computed again.
-            "session_auth_hash": ticket.session_auth_hash if ticket is not None else user.get_session_auth_hash(),
+            "auth_digest": ticket.auth_digest if ticket is not None else session_auth_digest(user),
         }
         await self.accept()
         layer_watch.watch(self, groups=self.groups_joined)

@@ -3,7 +3,7 @@
 The connect-token pattern of Phoenix and Centrifugo, bound to the session cookie (docs/protocol.md, "Connecting").
 A ticket is signed with SECRET_KEY (django.core.signing, its own salt), lives NOTIFICATION_SOCKET_TICKET_MAX_AGE
 seconds and names the user, a digest of the session key it was minted for, the session's socket id (what
-`session.ended` names it by) and the user's session-auth hash. It is no credential on its own: the handshake
+`session.ended` names it by) and a digest of the user's session-auth hash. It is no credential on its own: the handshake
 must carry that same session's cookie, and the connect checks, in the one database read it makes anyway, that
 the session still exists, the user is active and the password is the one the ticket was minted under. So a
 ticket is revoked by logout, password change and deactivation exactly as the session is, and a stolen ticket
@@ -37,7 +37,7 @@ class Ticket:
 
     user_id: int
     socket_session: str  # session_digest of the session's socket id (`session.ended` messages name it so)
-    session_auth_hash: str
+    auth_digest: str  # session_auth_digest of the user when minted: another after a new password
 
 
 def socket_ticket_mint(*, user, session) -> str:
@@ -46,13 +46,18 @@ def socket_ticket_mint(*, user, session) -> str:
         user_id=user.pk,
         session_key=session.session_key,
         socket_session=session_digest(session_socket_id(session)),
-        session_auth_hash=user.get_session_auth_hash(),
+        auth_digest=session_auth_digest(user),
     )
 
 
-def socket_ticket_sign(*, user_id: int, session_key: str, socket_session: str, session_auth_hash: str) -> str:
+def session_auth_digest(user) -> str:
+    """What a ticket carries of the user's session-auth hash: a digest, so no page or log ever holds the hash itself."""
+    return session_digest(user.get_session_auth_hash())
+
+
+def socket_ticket_sign(*, user_id: int, session_key: str, socket_session: str, auth_digest: str) -> str:
     """The ticket text for these values (for a socket that already has them: no session to read)."""
-    payload = [user_id, session_digest(session_key), socket_session, session_auth_hash]
+    payload = [user_id, session_digest(session_key), socket_session, auth_digest]
     return signing.TimestampSigner(salt=SALT).sign_object(payload)
 
 
@@ -68,10 +73,10 @@ def socket_ticket_read(*, text: str | None, session_key: str | None) -> Ticket |
         return None
     if not _well_formed(payload):
         return None
-    user_id, session, socket_session, auth_hash = payload
+    user_id, session, socket_session, auth_digest = payload
     if not constant_time_compare(session, session_digest(session_key)):
         return None  # minted for another session: another user's, or this browser's before a new login
-    return Ticket(user_id=user_id, socket_session=socket_session, session_auth_hash=auth_hash)
+    return Ticket(user_id=user_id, socket_session=socket_session, auth_digest=auth_digest)
 
 
 def _well_formed(payload) -> bool:
@@ -98,7 +103,7 @@ def socket_ticket_user(*, ticket: Ticket, session_key: str) -> User | None:
     if row is None or not row[-1]:
         return None  # deactivated or deleted, or the session is gone
     user = User.from_db(connection.alias, attnames, row[:-1])
-    if not constant_time_compare(user.get_session_auth_hash(), ticket.session_auth_hash):
+    if not constant_time_compare(session_auth_digest(user), ticket.auth_digest):
         return None  # a new password since the ticket was minted
     return user
 

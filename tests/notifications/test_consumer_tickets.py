@@ -134,7 +134,7 @@ async def test_a_ticket_signed_with_another_key_for_another_user_opens_only_the_
     browser = await browser_of(customer)
     shops_key, settings.SECRET_KEY = settings.SECRET_KEY, "an attacker's guess at the key " * 2
     forged = socket_ticket_sign(
-        user_id=victim.pk, session_key=cookie_of(browser), socket_session="x" * 32, session_auth_hash="y" * 64
+        user_id=victim.pk, session_key=cookie_of(browser), socket_session="x" * 32, auth_digest="y" * 32
     )
     settings.SECRET_KEY = shops_key
     hello = await hello_of(socket(cookie_of(browser), query=with_ticket(forged)))
