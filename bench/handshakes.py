@@ -55,7 +55,9 @@ def handshakes_ab(args, customers: list[Customer], env_base: dict, log_dir: Path
     storms = []
     try:
         if args.handshake_baseline:
-            servers["baseline"] = start_web("daphne", "handshakes-baseline", env, log_dir, cwd=args.handshake_baseline)
+            servers["baseline"] = start_web(
+                "daphne", "handshakes-baseline", env, log_dir, cwd=Path(args.handshake_baseline)
+            )
         print(
             f"   web server pids: { {path: server.pid for path, server in servers.items()} } (for py-spy)", flush=True
         )

@@ -84,7 +84,7 @@ def parse_args(argv):
     handshakes.add_argument("--handshake-sockets", type=int, default=3000, help="sockets per storm")
     handshakes.add_argument(
         "--handshake-baseline",
-        type=Path,
+        type=str,
         default=None,
         help="a checkout of the shop from before tickets (git archive <commit> | tar -x -C DIR), stormed in each "
         "round too, by the cookie alone",
