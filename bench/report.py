@@ -75,6 +75,61 @@ def write_chat_report(report: dict, out: Path, doc: Path, markers: tuple[str, st
     doc.write_text(before + start + "\n" + chat_markdown(report) + end + after)
 
 
+def write_handshakes_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
+    """make bench BENCH_ARGS="--handshakes": handshakes.json, and its table in docs/performance.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "handshakes.json").write_text(json.dumps(report, indent=2) + "\n")
+    start, end = markers
+    text = doc.read_text()
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + handshakes_markdown(report) + end + after)
+
+
+def handshakes_markdown(report: dict) -> str:
+    """One row per storm, then each path's totals and the ticket's gain."""
+    result, machine = report["handshakes"], report["machine"]
+    lines = [
+        f"Measured {report['started']} in {report['minutes']} minutes on {machine['cores']} cores ({machine['cpu']}), "
+        f"Python {machine['python']}, one daphne process (pub/sub layer); the load generators ran on the same "
+        f"machine. Command: `{report['command']}`. {result['sockets']:,} logged-in customers per storm, every "
+        f"socket closed between storms, {result['rounds']} rounds alternating the session cookie alone (A) and the "
+        "cookie with the page's connect ticket (B).",
+        "",
+        "Paths: `baseline` the shop before tickets, `cookie` this version by the session cookie alone, `ticket` "
+        "this version with the cookie and the page's ticket.",
+        "",
+        "| round | path | connected | handshakes/s | server CPU per handshake | machine busy | failures |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for storm in result["storms"]:
+        lines.append(
+            f"| {storm['round']} | {storm['path']} | {storm['connected']:,} / {storm['clients']:,} "
+            f"| {storm['handshakes_per_second']:.0f} | {storm['server_cpu_ms_per_handshake']:.2f} ms "
+            f"| {storm['machine_cpu_busy']:.0%} | {sum(storm['failures'].values())} |"
+        )
+    summary = result["summary"]
+    paths = [path for path in summary if path != "gain_over"]
+    for path in paths:
+        figures = summary[path]
+        lines.append(
+            f"| all | **{path}** | {figures['connected']:,} | **{figures['handshakes_per_second']:.0f}** "
+            f"| **{figures['server_cpu_ms_per_handshake']:.2f} ms** | | {figures['failures']} |"
+        )
+    lines.append("")
+    names = {
+        "cookie": "this version's cookie alone",
+        "baseline": f"the shop before tickets (`{result.get('baseline')}`)",
+    }
+    for before, gain in summary["gain_over"].items():
+        lines.append(
+            f"With tickets, against {names.get(before, before)}: **{gain['rate_ratio']:.2f}×** the handshakes per "
+            f"second and **{gain['cpu_ratio']:.2f}×** as many handshakes per second of the server's CPU, same run."
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
 def chat_markdown(report: dict) -> str:
     """One row per phase: the chat's latency (in the phases with it) beside the status notifications'."""
     chat, machine = report["chat"], report["machine"]

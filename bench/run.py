@@ -5,6 +5,7 @@
     python -m bench.run --chat [--chat-conversations 1000] [--chat-rate 200] [--sockets 10000]  # bench/chat.py
     python -m bench.run --bulk [--sockets 10000] [--bulk-rounds 2] [--bulk-sockets 0]  # bench/bulk.py: the two paths
     python -m bench.run --ab-env WEB_GC_THRESHOLDS=20000,5,100 [--sockets 2000] [--ab-rounds 3]  # bench/ab.py
+    python -m bench.run --handshakes [--handshake-sockets 3000] [--handshake-rounds 3]  # bench/handshakes.py
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
 and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
@@ -40,6 +41,7 @@ STATIC_ROOT = ROOT / "test-artifacts" / "bench" / "static"
 TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
 BULK_START, BULK_END = "<!-- bench:bulk:start -->", "<!-- bench:bulk:end -->"
+HANDSHAKES_START, HANDSHAKES_END = "<!-- bench:handshakes:start -->", "<!-- bench:handshakes:end -->"
 
 
 def parse_args(argv):
@@ -82,6 +84,23 @@ def parse_args(argv):
         "(repeatable), against the default; writes docs/performance/ab.json"
     )  # fmt: skip
     ab.add_argument("--ab-rounds", type=int, default=3, help="latency runs of the A/B, both processes in each")
+    handshakes = parser.add_argument_group("the handshake A/B: the session cookie alone, then with a connect ticket")
+    handshakes.add_argument(
+        "--handshakes",
+        action="store_true",
+        help="only the A/B; writes docs/performance/handshakes.json and its section",
+    )
+    handshakes.add_argument("--handshake-sockets", type=int, default=3000, help="sockets per storm")
+    handshakes.add_argument(
+        "--handshake-baseline",
+        type=str,
+        default=None,
+        help="a checkout of the shop from before tickets (git archive <commit> | tar -x -C DIR), stormed in each "
+        "round too, by the cookie alone",
+    )
+    handshakes.add_argument(
+        "--handshake-rounds", type=int, default=3, help="storms without then with tickets, alternating; 0: none"
+    )
     chat = parser.add_argument_group("the chat scenario (bench/chat.py); --sockets is then the idle sockets")
     chat.add_argument(
         "--chat", action="store_true", help="only the chat scenario; writes docs/performance/chat.json and its section"
@@ -106,6 +125,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
+    if args.handshakes and args.handshake_rounds < 1:
+        parser.error("--handshakes needs --handshake-rounds of at least 1")
     if args.acks_only and args.ack_rounds < 1:
         parser.error("--acks-only needs --ack-rounds of at least 1")
     if args.ab_env:
@@ -326,6 +347,19 @@ def _fmt(value):
     return value
 
 
+def handshakes_report(args, argv, started: float, customers, env_base: dict, log_dir: Path) -> None:
+    """The handshake A/B (bench/handshakes.py): handshakes.json and its section in docs/performance.md."""
+    from bench.handshakes import handshakes_ab
+    from bench.report import write_handshakes_report
+
+    result = handshakes_ab(args, customers, env_base, log_dir)
+    report = {"command": "make bench" + (f' BENCH_ARGS="{" ".join(argv)}"' if argv else ""), "arguments": vars(args),
+              "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+              "minutes": round((time.time() - started) / 60, 1), "handshakes": result}  # fmt: skip
+    write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
+    print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+
+
 def machine() -> dict:
     import psutil
 
@@ -365,6 +399,8 @@ def raise_open_files_limit(sockets: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.handshakes:
+        args.sockets = args.handshake_sockets
     raise_open_files_limit(args.sockets + (args.chat_conversations + args.chat_staff if args.chat else 0))
     args.burst = args.burst or args.sockets
     started = time.time()
@@ -431,9 +467,15 @@ def main(argv=None) -> int:
         print(f"\nWrote {OUT.relative_to(ROOT)}/acks.json", flush=True)
         return 0
 
+    if args.handshakes:
+        handshakes_report(args, argv, started, customers, env_base, log_dir)
+        return 0
+
     # The ladder first: run last, after 20 minutes of load, every rung cost 40-60 % more CPU per handshake than
     # stormed alone, even the one that touches no database (docs/performance.md); first, it compares with the storms.
     ladder = run_ladder(args, customers, env_base, log_dir) if args.ladder_sockets else []
+    if args.handshake_rounds:
+        handshakes_report(args, argv, started, customers, env_base, log_dir)
     # Then the default configuration (daphne, pub/sub): it alone gets the long hold and the ramp.
     configs = [{"server": "daphne", "layer": "pubsub", "processes": 1}]
     if not args.quick:

@@ -45,12 +45,23 @@ def percentiles(values: list[float]) -> dict:
     }
 
 
-def storm(generators: Generators, servers: list, customers: list[Customer], *, concurrency: int) -> dict:
-    """Connect every customer as fast as the servers accept them (as after a deploy)."""
+def storm(
+    generators: Generators,
+    servers: list,
+    customers: list[Customer],
+    *,
+    concurrency: int,
+    tickets: dict[int, str] | None = None,
+) -> dict:
+    """Connect every customer as fast as the servers accept them (as after a deploy).
+
+    With `tickets` (user id -> connect ticket) each connects as a page does, with its session cookie and ticket.
+    """
     clients = [
-        [c.user_id, c.session_key, servers[i % len(servers)].ws_url, servers[i % len(servers)].base_url, c.staff]
+        [c.user_id, c.session_key, _ws_url(servers[i % len(servers)], tickets, c), servers[i % len(servers)].base_url,
+         c.staff]
         for i, c in enumerate(customers)
-    ]
+    ]  # fmt: skip
     cpu_before = generators.cpu_seconds()
     server_cpu_before = sum(cpu_seconds(server.pid) for server in servers)
     machine_before = machine_cpu_seconds()
@@ -80,6 +91,10 @@ def storm(generators: Generators, servers: list, customers: list[Customer], *, c
         # How busy the whole machine was (servers, PostgreSQL, Redis, generators): near 1, more processes cannot help.
         "machine_cpu_busy": machine_busy,
     }
+
+
+def _ws_url(server, tickets: dict[int, str] | None, customer: Customer) -> str:
+    return server.ws_url if tickets is None else f"{server.ws_url}?ticket={tickets[customer.user_id]}"
 
 
 def hold(generators: Generators, servers: list, *, seconds: float, baseline_rss: list[int], connected: int) -> dict:

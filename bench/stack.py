@@ -164,12 +164,12 @@ def server_env(
 
 
 def _spawn(
-    name: str, args: list[str], env: dict[str, str], log_dir: Path, niceness: int = 0
+    name: str, args: list[str], env: dict[str, str], log_dir: Path, niceness: int = 0, cwd: Path = ROOT
 ) -> tuple[subprocess.Popen, Path]:
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
     lower_priority(popen.pid, niceness)
     return popen, log_path
@@ -187,10 +187,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_web(kind: str, name: str, env: dict[str, str], log_dir: Path, app: str = SHOP_APPLICATION) -> WebServer:
+def start_web(
+    kind: str, name: str, env: dict[str, str], log_dir: Path, app: str = SHOP_APPLICATION, cwd: Path = ROOT
+) -> WebServer:
+    """A web server of the shop in `cwd` (another checkout of it, for an A/B between versions; the same venv)."""
     port = _free_port()
     args = [arg.format(port=port, app=app) for arg in SERVER_COMMANDS[kind]]
-    popen, log_path = _spawn(name, args, env, log_dir)
+    popen, log_path = _spawn(name, args, env, log_dir, cwd=cwd)
     server = WebServer(name, popen, log_path, port)
     end = time.monotonic() + START_DEADLINE
     while True:

@@ -17,7 +17,7 @@ from accounts.selectors import session_authenticates
 from notifications import layer_watch
 from notifications.client_input import MAX_JSON_DEPTH, client_int, client_int_from_text, client_json
 from notifications.frames import error_frame, hello_frame, notification_frame
-from notifications.groups import user_groups
+from notifications.groups import user_group, user_groups
 from notifications.receipts import receipt_gather
 from notifications.selectors import UnreadState, notifications_between, notifications_resume
 from notifications.services import notifications_mark_read, session_digest
@@ -27,6 +27,7 @@ from notifications.socket_handlers import (
     socket_close_hooks,
     socket_open_hooks,
 )
+from notifications.tickets import session_auth_digest, socket_ticket_sign, socket_ticket_user
 from notifications.user_limits import (
     SocketWindows,
     rate_limits,
@@ -140,17 +141,24 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         """Authenticate, join the user's groups, say hello, then replay what the client missed."""
-        user = self.scope["user"]
-        if not user.is_authenticated:
-            await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.user = user
-        self.user_id = user.pk
+        ticket = self.scope.get("ticket")
+        session_key = self.scope["session"].session_key
+        after, after_error = _parse_after(self.scope["query_string"])
+        if ticket is not None:
+            # Joined before the read, so nothing committed in between is missed; the audiences once the user is read.
+            self.user_id, self.session_digest = ticket.user_id, ticket.socket_session
+            self.groups_joined = [user_group(ticket.user_id)]
+        else:
+            user = self.scope["user"]
+            if not user.is_authenticated:
+                await self.accept()
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+            self.user_id = user.pk
+            self.session_digest = session_digest(session_socket_id(self.scope["session"]))  # for `session_ended`
+            self.groups_joined = user_groups(user)
         self.extensions = {}
         self.beside = set()
-        self.session_digest = session_digest(session_socket_id(self.scope["session"]))  # for `session_ended`
-        self.groups_joined = user_groups(user)
         self.rate_limits = rate_limits(settings.NOTIFICATION_SOCKET_RATE_LIMIT)
         self.strikes = 0
         # Join before reading the backlog, so nothing committed in between is missed;
@@ -159,15 +167,26 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         # Read again once joined: a session that ended before this read is refused here, one that ends
         # after it announces its end (after the delete, accounts/signals.py) to a group this socket is in.
-        if not await database_sync_to_async(session_authenticates)(
-            session_key=self.scope["session"].session_key, user_id=user.pk
-        ):
+        user, resume = await database_sync_to_async(_socket_open_read)(
+            ticket=ticket, user=self.scope.get("user"), session_key=session_key, after_seq=after
+        )
+        if user is None:
             # Refused: out of the groups at once, and what reached it meanwhile counts as sent (none goes out).
             await self._leave()
             self.last_sent_seq = math.inf
             await self.accept()
             await self.close(code=CLOSE_SESSION_ENDED)
             return
+        self.user = user
+        for group in user_groups(user):
+            await self.group_join(group)  # a ticket's audiences (staff): live frames with no seq, nothing to resume
+        self.ticket_parts = {
+            "user_id": user.pk,
+            "session_key": session_key,
+            "socket_session": self.session_digest,
+            # The ticket's, just checked against the user's: an HMAC of the password hash saved, not computed again.
+            "auth_digest": ticket.auth_digest if ticket is not None else session_auth_digest(user),
+        }
         await self.accept()
         layer_watch.watch(self, groups=self.groups_joined)
         await self._count_socket()
@@ -175,11 +194,8 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         for hook in socket_open_hooks():
             await hook(self)
 
-        after, after_error = _parse_after(self.scope["query_string"])
-        resume = await database_sync_to_async(notifications_resume)(
-            user_id=user.pk, after_seq=after, max_backlog=settings.NOTIFICATION_MAX_BACKLOG
-        )
-        await self.send_json(hello_frame(user_id=user.pk, last_seq=resume.last_seq, unread=resume.unread))
+        hello = hello_frame(user_id=user.pk, last_seq=resume.last_seq, unread=resume.unread, ticket=self._ticket())
+        await self.send_json(hello)
         if after_error:
             await self.send_json(error_frame("invalid_after", after_error))
         if resume.reset or after_error:
@@ -189,6 +205,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         self.last_sent_seq = after if after is not None else resume.last_seq
         for notification in resume.backlog:
             await self._send_notification(notification_frame(notification, unread=resume.unread))
+
+    def _ticket(self) -> str:
+        """A fresh connect ticket for this socket's next reconnect (notifications/tickets.py)."""
+        return socket_ticket_sign(**self.ticket_parts)
 
     async def disconnect(self, code):
         await self._leave()
@@ -299,6 +319,10 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
         await registered(self, content)
 
     async def _ping(self, content):
+        if content.get("ticket") is True:
+            # The page's ping, every 25 s: its ticket stays fresh for a reconnect whenever the socket drops.
+            await self.send_json({"type": "pong", "ticket": self._ticket()})
+            return
         await self.send_json({"type": "pong"})
 
     async def _ack(self, content):
@@ -434,6 +458,18 @@ class NotificationConsumer(DirectDispatchMixin, AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content):
         return json.dumps(content, separators=(",", ":"))
+
+
+def _socket_open_read(*, ticket, user, session_key: str | None, after_seq: int | None) -> tuple:
+    """The socket's user if its session still signs it in (else None), and its resume; one hop to the database."""
+    if ticket is not None:
+        user = socket_ticket_user(ticket=ticket, session_key=session_key)
+    elif not session_authenticates(session_key=session_key, user_id=user.pk):
+        user = None
+    if user is None:
+        return None, None
+    resume = notifications_resume(user_id=user.pk, after_seq=after_seq, max_backlog=settings.NOTIFICATION_MAX_BACKLOG)
+    return user, resume
 
 
 def _is_ack(content: object) -> bool:

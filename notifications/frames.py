@@ -60,14 +60,17 @@ def notification_frame(notification, *, unread: UnreadState) -> dict:
     }
 
 
-def hello_frame(*, user_id: int, last_seq: int, unread: UnreadState) -> dict:
-    return {
+def hello_frame(*, user_id: int, last_seq: int, unread: UnreadState, ticket: str | None = None) -> dict:
+    frame = {
         "type": "hello",
         "user_id": user_id,
         "last_seq": last_seq,
         "unread": unread.count,
         "unread_version": unread.version,
     }
+    if ticket is not None:
+        frame["ticket"] = ticket  # for the next connect (docs/protocol.md, "Connecting")
+    return frame
 
 
 def unread_frame(*, unread: UnreadState, read_seqs: list[int] | None) -> dict:

@@ -2,10 +2,13 @@
 
 import asyncio
 import weakref
+from urllib.parse import parse_qs
 
+from channels.auth import AuthMiddleware
 from django.conf import settings
 
 from notifications import metrics
+from notifications.tickets import socket_ticket_read
 
 
 class ConnectGate:
@@ -178,3 +181,23 @@ class _MeteredSocket:
                 # A client may send any code from 3000 to 4999: only the standard ones get a series of their own.
                 code = str(self.client_code) if 1000 <= self.client_code < 2000 else "other"
             metrics.ws_closes.labels(code=code).inc()
+
+
+class SocketAuth(AuthMiddleware):
+    """Channels' AuthMiddleware, unless the handshake brings a connect ticket for its session cookie.
+
+    Then the scope gets `ticket` and no `user`, and nothing is read here: the consumer checks the ticket against
+    the session and the user in the one database read it makes anyway (notifications/tickets.py). A ticket that
+    does not verify (forged, expired, another session's, malformed) leaves the session cookie alone to decide.
+    """
+
+    async def __call__(self, scope, receive, send):
+        ticket = socket_ticket_read(text=_ticket_text(scope), session_key=scope["session"].session_key)
+        if ticket is None:
+            return await super().__call__(scope, receive, send)
+        return await self.inner(dict(scope, ticket=ticket), receive, send)
+
+
+def _ticket_text(scope) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("ticket")
+    return values[-1] if values else None

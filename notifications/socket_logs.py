@@ -19,8 +19,9 @@ class SocketLog:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        user = scope.get("user")
-        user_id = user.pk if user is not None and user.is_authenticated else None
+        user, ticket = scope.get("user"), scope.get("ticket")
+        # A ticket's user is checked by the consumer before `socket_connected`; refused, it is logged as the ticket's.
+        user_id = ticket.user_id if ticket else (user.pk if user is not None and user.is_authenticated else None)
         request_id = request_id_from(dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1"))
         accepted = False
         close: dict = {}  # the first close: its code, and who sent it

@@ -403,6 +403,9 @@ NOTIFICATION_USER_RATE_LIMIT = env.str("NOTIFICATION_USER_RATE_LIMIT", default="
 NOTIFICATION_UNREAD_FRAME_INTERVAL = env.float("NOTIFICATION_UNREAD_FRAME_INTERVAL", default=0.5)
 # WebSocket handshakes set up at once per process; the rest wait in line (notifications.middleware.ConnectGate).
 NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT = env.int("NOTIFICATION_SOCKET_CONNECTS_IN_FLIGHT", default=32)
+# Seconds a connect ticket is good for (notifications/tickets.py): the page's is used at once, and each `hello`
+# and `pong` (every 25 s) brings a fresh one for the next reconnect; an older one falls back to the cookie alone.
+NOTIFICATION_SOCKET_TICKET_MAX_AGE = env.int("NOTIFICATION_SOCKET_TICKET_MAX_AGE", default=60)
 
 # --- Support conversations (support/, docs/protocol.md "Support conversations") --------------
 

@@ -18,6 +18,9 @@ export const RESTART_CODES = new Set([1012, 4001]);
 // Every other frame type reaches the pages as it is, so a new kind's frames need no change here; `pong` is this
 // module's business, and "state" its own event.
 export const OWN_TYPES = new Set(["pong", "state"]);
+// A connect ticket older than this is not sent: the server's are good for a minute (NOTIFICATION_SOCKET_TICKET_MAX_AGE),
+// and without one the session cookie alone signs the socket in, at the cost of a session lookup.
+export const TICKET_FRESH_MS = 45000;
 
 const OPEN = 1; // WebSocket.OPEN, a constant of the protocol whichever class is injected
 
@@ -31,11 +34,15 @@ export function backoffCeiling(attempt) {
 // A notification handed to the pages while the tab is visible has been shown: the server gets an `ack` for it (a
 // hidden tab's wait until `pageShown()`, when the tab is looked at).
 export class LiveConnection extends EventTarget {
-  constructor({ url, lastSeq = 0, WebSocket = globalThis.WebSocket, timers = globalThis, random = Math.random,
-                isOnline = () => true, isVisible = () => true }) {
+  constructor({ url, lastSeq = 0, ticket = "", WebSocket = globalThis.WebSocket, timers = globalThis,
+                random = Math.random, now = () => Date.now(), isOnline = () => true, isVisible = () => true }) {
     super();
     this.url = url;
     this.lastSeq = lastSeq;
+    this.now = now;
+    this.ticket = "";
+    this.ticketAt = 0;
+    this.keepTicket(ticket);
     this.state = null;
     this.WebSocket = WebSocket;
     this.timers = timers;
@@ -69,7 +76,15 @@ export class LiveConnection extends EventTarget {
   resumeUrl() {
     const url = new URL(this.url);
     url.searchParams.set("after", String(this.lastSeq));
+    if (this.ticket && this.now() - this.ticketAt < TICKET_FRESH_MS) url.searchParams.set("ticket", this.ticket);
     return url.href;
+  }
+
+  // The page's ticket, then the one each `hello` and `pong` brings: the next connect's (docs/protocol.md).
+  keepTicket(ticket) {
+    if (typeof ticket !== "string" || !ticket) return;
+    this.ticket = ticket;
+    this.ticketAt = this.now();
   }
 
   connect() {
@@ -138,6 +153,7 @@ export class LiveConnection extends EventTarget {
         // Only a socket the server fully set up resets the backoff: one accepted and closed
         // at once (e.g. 4013 while Redis is down) keeps backing off instead of hammering.
         this.attempt = 0;
+        this.keepTicket(frame.ticket);
         this.helloLastSeq = typeof frame.last_seq === "number" ? frame.last_seq : null;
         // A new socket: an ack the old one may have lost goes again on this one.
         this.ackedSeq = this.confirmedSeq;
@@ -152,6 +168,7 @@ export class LiveConnection extends EventTarget {
         this.gapResumedFrom = null;
         break;
       case "pong":
+        this.keepTicket(frame.ticket);
         this.timers.clearTimeout(this.pongTimer);
         this.confirmedSeq = Math.max(this.confirmedSeq, this.pingCoversSeq);
         return;
@@ -218,7 +235,7 @@ export class LiveConnection extends EventTarget {
   startPinging() {
     this.stopPinging();
     this.pingTimer = this.timers.setInterval(() => {
-      if (!this.send({ type: "ping" })) return;
+      if (!this.send({ type: "ping", ticket: true })) return; // its pong brings a fresh ticket
       this.pingCoversSeq = this.ackedSeq; // its pong says the server read every ack before it
       this.timers.clearTimeout(this.pongTimer);
       this.pongTimer = this.timers.setTimeout(() => {

@@ -19,6 +19,8 @@ function start(path) {
     url: url.href,
     // The page rendered everything up to this seq: resuming after it, nothing between render and connect is missed.
     lastSeq: Number(document.querySelector('meta[name="live-last-seq"]')?.content || 0),
+    // Signed for this session a moment ago: the first connect skips the session lookup (docs/protocol.md).
+    ticket: document.querySelector('meta[name="live-ticket"]')?.content || "",
     isOnline: () => navigator.onLine,
     // A hidden tab has not shown what it received: it acknowledges that once it is looked at.
     isVisible: visible,

@@ -10,9 +10,11 @@ import uuid
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from bench import scenarios
 from bench.data import customers_create, orders_reset
+from bench.handshakes import connect_tickets
 from bench.load import Generators, Triggers
 from bench.run import LADDER
 from bench.stack import SHOP_APPLICATION, WORKER_NICENESS
@@ -93,3 +95,14 @@ def test_every_stripped_down_rung_of_the_ladder_serves_every_socket(
         assert len(subscribed) == (0 if rung == "bare" else SOCKETS)
     finally:
         web.process.stop()
+
+
+def test_a_storm_with_the_pages_connect_tickets_opens_each_socket_by_its_ticket(stack, generators):
+    customers = customers_create(40, run="tickets")
+    tickets = connect_tickets(customers)
+    # Deactivated after minting: by its ticket a socket is refused with 4403; by the cookie alone it would be 4401.
+    get_user_model().objects.filter(pk__in=[c.user_id for c in customers[:10]]).update(is_active=False)
+
+    storm = scenarios.storm(generators, [stack.web], customers, concurrency=20, tickets=tickets)
+
+    assert (storm["connected"], storm["failures"]) == (30, {"closed_4403": 10})

@@ -1,6 +1,7 @@
 """The results table says under what conditions the latency and the scale-out were measured."""
 
-from bench.report import _triggers, acks_markdown, scale_out_markdown
+from bench.handshakes import _summary
+from bench.report import _triggers, acks_markdown, handshakes_markdown, scale_out_markdown
 from bench.scenarios import loop_stalls
 
 INF = float("inf")
@@ -97,3 +98,20 @@ def test_the_receipts_line_gives_server_cpu_per_notification_with_and_without_ac
         " 200/s without then with acks, 10,000 sockets, 8,000 acks, 8,000 of 8,000 notifications recorded delivered."
     )
     assert acks_markdown(None) is None
+
+
+def test_the_handshakes_section_has_a_row_per_storm_then_each_paths_totals_and_the_gain():
+    def storm(round_number, path, seconds, cpu_ms):
+        return {"round": round_number, "path": path, "clients": 100, "connected": 100, "seconds": seconds,
+                "handshakes_per_second": 100 / seconds, "server_cpu_ms_per_handshake": cpu_ms,
+                "machine_cpu_busy": 0.5, "failures": {}}  # fmt: skip
+
+    storms = [storm(1, "cookie", 1.0, 3.0), storm(1, "ticket", 0.5, 1.5), storm(2, "cookie", 1.0, 3.0),
+              storm(2, "ticket", 0.5, 1.5)]  # fmt: skip
+    report = {"started": "2026-12-07 23:00 UTC", "minutes": 1.0, "command": "make bench",
+              "machine": {"cores": 2, "cpu": "test", "python": "3.11"},
+              "handshakes": {"sockets": 100, "rounds": 2, "storms": storms, "summary": _summary(storms)}}  # fmt: skip
+    text = handshakes_markdown(report)
+    assert text.count("| cookie |") == 2 and text.count("| ticket |") == 2
+    assert "| all | **ticket** | 200 | **200** | **1.50 ms** |" in text
+    assert "cookie alone: **2.00×** the handshakes per second and **2.00×** as many handshakes per second" in text

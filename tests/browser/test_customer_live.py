@@ -333,6 +333,22 @@ def test_an_empty_notification_centre_offers_mark_all_as_read_only_once_somethin
     expect(centre.get_by_text("No notifications yet.")).to_have_count(0)
 
 
+def test_a_pages_socket_connects_with_the_ticket_the_page_rendered_and_its_hello_brings_the_next(
+    open_session, customer, order
+):
+    session = open_session("customer")
+    page = customer_login(session, customer)
+    page.goto(order.get_absolute_url())
+    expect_live(page)
+
+    rendered = page.locator('meta[name="live-ticket"]').get_attribute("content")
+    watch = session.watch(page)
+    socket = len(watch.websockets) - 1  # this page's (the page after the login had its own)
+    assert rendered and parse_qs(urlsplit(watch.websockets[socket].url).query)["ticket"] == [rendered]
+    hellos = [frame for index, frame in watch.frames if index == socket and frame["type"] == "hello"]
+    assert hellos and hellos[0]["user_id"] == customer.pk and hellos[0]["ticket"]  # for the next connect
+
+
 def test_logout_in_one_tab_signs_the_other_tab_out_and_it_never_reconnects(open_session, screenshot, customer, order):
     session = open_session("customer")
     other_tab = customer_login(session, customer)

@@ -10,6 +10,7 @@ import {
   PING_EVERY_MS,
   PONG_DEADLINE_MS,
   RESTART_CODES,
+  TICKET_FRESH_MS,
   backoffCeiling,
 } from "../../static/js/connection.js";
 
@@ -106,11 +107,12 @@ function fakeWebSocketClass() {
   return { FakeWebSocket, sockets };
 }
 
-function harness({ lastSeq = 42, random = () => 0.5, online = true, isVisible = () => true } = {}) {
+function harness({ lastSeq = 42, ticket = "", random = () => 0.5, online = true, isVisible = () => true } = {}) {
   const clock = new FakeClock();
   const { FakeWebSocket, sockets } = fakeWebSocketClass();
   const connection = new LiveConnection({
-    url: URL_BASE, lastSeq, WebSocket: FakeWebSocket, timers: clock, random, isOnline: () => online, isVisible,
+    url: URL_BASE, lastSeq, ticket, WebSocket: FakeWebSocket, timers: clock, random, now: () => clock.now,
+    isOnline: () => online, isVisible,
   });
   const events = { state: [], notification: [], hello: [], unread: [], reset: [], order_changed: [], error: [] };
   for (const type of Object.keys(events)) connection.on(type, (detail) => events[type].push(detail));
@@ -141,6 +143,45 @@ test("the first socket resumes after the seq the page was rendered with, and goe
   accept();
   assert.deepEqual(events.state, ["connecting", "live"]);
   assert.equal(events.hello.length, 1);
+});
+
+function ticketOf(socket) {
+  return new URL(socket.url).searchParams.get("ticket");
+}
+
+test("the page's connect ticket goes with the first socket; a page without one connects by its cookie alone", () => {
+  const withTicket = harness({ ticket: "page-ticket" });
+  withTicket.connection.connect();
+  assert.equal(ticketOf(withTicket.latest()), "page-ticket");
+  assert.equal(after(withTicket.latest()), "42");
+
+  const without = harness();
+  without.connection.connect();
+  assert.equal(ticketOf(without.latest()), null);
+});
+
+test("the ticket of the last hello or pong goes with the next socket", () => {
+  const { clock, connection, latest, accept } = harness({ ticket: "page-ticket" });
+  connection.connect();
+  accept({ ticket: "hello-ticket" });
+  latest().serverClose(1006);
+  clock.advance(BACKOFF_BASE_MS);
+  assert.equal(ticketOf(latest()), "hello-ticket");
+
+  accept({ ticket: "second-hello-ticket" });
+  clock.advance(PING_EVERY_MS);
+  latest().frame({ type: "pong", ticket: "pong-ticket" });
+  latest().serverClose(1006);
+  clock.advance(BACKOFF_BASE_MS);
+  assert.equal(ticketOf(latest()), "pong-ticket");
+});
+
+test("a ticket older than TICKET_FRESH_MS stays home: the socket connects by its cookie alone", () => {
+  const { clock, connection, latest } = harness({ ticket: "page-ticket" });
+  clock.advance(TICKET_FRESH_MS); // the page sat in a background tab before its first connect
+  connection.connect();
+  assert.equal(ticketOf(latest()), null);
+  assert.equal(after(latest()), "42");
 });
 
 test("the backoff ceiling doubles from the base to the cap", () => {
@@ -382,7 +423,7 @@ test("a ping every 25 s; a pong in time keeps the socket, none within 10 s drops
   connection.connect();
   accept();
   clock.advance(PING_EVERY_MS);
-  assert.deepEqual(latest().sent, [{ type: "ping" }]);
+  assert.deepEqual(latest().sent, [{ type: "ping", ticket: true }]);
   latest().frame({ type: "pong" });
   clock.advance(PONG_DEADLINE_MS);
   assert.equal(latest().closedByClient, false);

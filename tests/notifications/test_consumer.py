@@ -95,6 +95,7 @@ async def test_hello_says_who_and_where_the_sequence_is():
     customer = await make_user()
     await place(customer=customer, status=OrderStatus.PROCESSING)  # seq 1 and 2
     communicator, hello = await open_socket(customer)
+    assert hello.pop("ticket")  # for the next connect (tests/notifications/test_consumer_tickets.py)
     assert hello == {"type": "hello", "user_id": customer.pk, "last_seq": 2, "unread": 2, "unread_version": 2}
     await communicator.disconnect()
 

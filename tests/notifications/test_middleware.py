@@ -1,14 +1,16 @@
-"""ConnectGate: handshakes beyond the limit wait in line; one given up while waiting costs nothing."""
+"""ConnectGate: handshakes beyond the limit wait in line; one given up while waiting costs nothing. SocketAuth."""
 
 import asyncio
 from collections import defaultdict
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from channels.sessions import CookieMiddleware, SessionMiddleware
 
-from notifications.middleware import ConnectGate, SocketMetrics
+from notifications.middleware import ConnectGate, SocketAuth, SocketMetrics
 from shop.asgi import application
 from tests.notifications.test_consumer import socket
+from tests.notifications.test_consumer_tickets import browser_of, cookie_of, make_user, page_ticket
 
 ACCEPT = {"type": "websocket.accept"}
 FIRST_FRAME = {"type": "websocket.send", "text": "{}"}
@@ -141,3 +143,42 @@ async def test_a_handshake_cancelled_while_waiting_gives_its_place_back_and_no_m
     await settle()
     assert app.started == ["/a", "/c", "/d"]
     await app.finish(d)
+
+
+# --- SocketAuth ----------------------------------------------------------------------------------
+
+
+class ScopeRecorder:
+    """An application that records the scope the middleware handed it, and ends the handshake."""
+
+    def __init__(self):
+        self.scope = None
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+
+
+async def scope_seen_by_the_consumer(*, cookie: str | None, query: str) -> dict:
+    recorder = ScopeRecorder()
+    headers = [(b"host", b"testserver")] + ([(b"cookie", f"sessionid={cookie}".encode())] if cookie else [])
+    scope = {"type": "websocket", "path": "/ws/notifications/", "query_string": query.encode(), "headers": headers}
+    await CookieMiddleware(SessionMiddleware(SocketAuth(recorder)))(scope, None, None)
+    return recorder.scope
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_socket_auth_passes_the_pages_ticket_on_without_reading_the_user():
+    customer = await make_user()
+    browser = await browser_of(customer)
+    scope = await scope_seen_by_the_consumer(cookie=cookie_of(browser), query=f"ticket={await page_ticket(browser)}")
+    assert scope["ticket"].user_id == customer.pk
+    assert "user" not in scope  # the consumer's one read checks it
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_socket_auth_reads_the_cookies_user_when_the_ticket_is_another_sessions():
+    alice, bob = await make_user(), await make_user()
+    alices_ticket = await page_ticket(await browser_of(alice))
+    scope = await scope_seen_by_the_consumer(cookie=cookie_of(await browser_of(bob)), query=f"ticket={alices_ticket}")
+    assert "ticket" not in scope
+    assert scope["user"].pk == bob.pk
