@@ -56,6 +56,31 @@ def _claim_sql() -> str:
     )
 
 
+def notifications_mark_published(*, notification_ids: list[int]) -> None:
+    """Mark sent rows published, their claims over, in one plain statement (it ends every change's publish)."""
+    if not notification_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _mark_published_sql().format(ids=", ".join(["%s"] * len(notification_ids))),
+            [connection.ops.adapt_datetimefield_value(timezone.now()), *notification_ids],
+        )
+
+
+@cache
+def _mark_published_sql() -> str:
+    quote = connection.ops.quote_name
+    meta = Notification._meta
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {column('published_at')} = %s,"  # names are ours, quoted
+        f" {column('publish_claimed_until')} = NULL WHERE {column('id')} IN ({{ids}})"
+    )
+
+
 def notifications_claim_release(*, notification_ids: list[int], until: datetime) -> None:
     """Give back claims that a send could not use (the layer was down), so the next sweep retries them at once."""
     Notification.objects.filter(pk__in=notification_ids, publish_claimed_until=until).update(publish_claimed_until=None)
