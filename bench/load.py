@@ -185,12 +185,15 @@ class Triggers(_Helpers):
             self.close()
             raise
 
-    def start(self, order_ids: list[int], *, rate: float, count: int) -> float:
-        """Send each trigger its share of the schedule (`trigger_schedules`); returns when the first change is due."""
+    def start(self, order_ids: list[int], *, rate: float, count: int, pattern: str = "shop") -> float:
+        """Send each trigger its share of the schedule (`trigger_schedules`); returns when the first change is due.
+
+        `pattern`: how the triggers change an order (bench/trigger.py: `order_transition`, or the textbook's).
+        """
         start_at = time.time() + self.LEAD
         triggers = len(self.processes)
         schedules = trigger_schedules(order_ids, rate=rate, count=count, triggers=triggers, start_at=start_at)
-        self._send_each([{"cmd": "run", **schedule} for schedule in schedules])
+        self._send_each([{"cmd": "run", **schedule, "pattern": pattern} for schedule in schedules])
         return start_at
 
     def results(self) -> list[dict]:

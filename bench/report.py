@@ -408,3 +408,55 @@ def _plot_soak(report: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def write_producer_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
+    """make bench BENCH_ARGS="--producer": producer.json (the one before it kept beside it), and its section."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "producer.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    if previous is not None:
+        (out / "producer-previous.json").write_text(json.dumps(previous, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    start, end = markers
+    text = doc.read_text()
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + producer_markdown(report, previous) + end + after)
+
+
+def producer_markdown(report: dict, previous: dict | None) -> str:
+    """One row per pattern and round, then each pattern's range beside the previous run's."""
+    producer, machine = report["producer"], report["machine"]
+    lines = [
+        f"Measured {report['started']} (code {report.get('code', '?')}) in {report['minutes']} minutes on "
+        f"{machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, one daphne process, "
+        f"{producer['storm']['connected']:,} customers connected, one trigger process at nice "
+        f"{producer['trigger_niceness']}; the load generators ran on the same machine. Command: `{report['command']}`.",
+        "",
+        "| round | pattern | changes | first change to last frame (s) | changes/s | producer CPU per change (ms) "
+        "| COMMIT to Redis p50 / p99 (ms) | COMMIT to frame p50 / p99 (ms) | lost / twice |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in producer["runs"]:
+        seconds = "—" if run["seconds_to_last_frame"] is None else f"{run['seconds_to_last_frame']:.2f}"
+        rate = "—" if run["changes_per_second"] is None else f"{run['changes_per_second']:,.0f}"
+        lines.append(
+            f"| {run['round']} | {run['pattern']} | {run['changes']:,} | {seconds} | {rate} "
+            f"| {run['trigger_cpu_ms_per_change']:.2f} | {_p(run['publish_ms'], 'p50', 'p99')} "
+            f"| {_p(run['latency_ms'], 'p50', 'p99')} | {run['lost']} / {run['duplicates']} |"
+        )
+    lines += ["", "| run | shop, changes/s | textbook, changes/s | shop / textbook |", "|---|---|---|---|"]
+    for name, figures in (("this run", report), ("the run before", previous)):
+        if figures is not None:
+            lines.append(f"| {name}: {figures['started']} (code {figures.get('code', '?')}) "
+                         f"{_producer_ranges(figures['producer']['summary'])} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _producer_ranges(summary: dict) -> str:
+    def span(figures: dict | None, form: str) -> str:
+        return "—" if figures is None else f"{figures['min']:{form}}–{figures['max']:{form}}"
+
+    ratio = summary.get("shop_over_textbook")
+    return f"| {span(summary['shop'], ',.0f')} | {span(summary['textbook'], ',.0f')} | {span(ratio, '.2f')}×"

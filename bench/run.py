@@ -42,6 +42,7 @@ TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end
 CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
 BULK_START, BULK_END = "<!-- bench:bulk:start -->", "<!-- bench:bulk:end -->"
 HANDSHAKES_START, HANDSHAKES_END = "<!-- bench:handshakes:start -->", "<!-- bench:handshakes:end -->"
+PRODUCER_START, PRODUCER_END = "<!-- bench:producer:start -->", "<!-- bench:producer:end -->"
 
 
 def parse_args(argv):
@@ -122,6 +123,12 @@ def parse_args(argv):
     bulk.add_argument(
         "--bulk-sockets", type=int, default=0, help="how many of the customers connect (0: all); every order changes"
     )
+    producer = parser.add_argument_group("one producer's changes back to back (bench/producer.py)")
+    producer.add_argument(
+        "--producer", action="store_true", help="only this scenario; writes docs/performance/producer.json, its section"
+    )
+    producer.add_argument("--producer-changes", type=int, default=2000, help="changes per pattern per round")
+    producer.add_argument("--producer-rounds", type=int, default=2, help="rounds, each the shop's and the textbook's")
     args = parser.parse_args(argv)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
@@ -266,6 +273,29 @@ def ack_comparison(args, generators, triggers, servers, connected) -> dict:
     return acks
 
 
+def run_producer(args, customers, env_base: dict, log_dir: Path) -> dict:
+    """One daphne process, every customer connected, one trigger making changes back to back (bench/producer.py)."""
+    from bench import scenarios
+    from bench.load import Generators, Triggers
+    from bench.producer import producer
+    from bench.stack import server_env, start_web
+
+    env = server_env(**env_base, run=uuid.uuid4().hex[:8], layer="pubsub")
+    use_layer(env_base["redis_url"], "pubsub", env["CHANNEL_LAYER_PREFIX"])
+    print(f"\n== one producer, {len(customers)} sockets, {args.producer_changes} changes per pattern", flush=True)
+    server = start_web("daphne", "producer", env, log_dir)
+    try:
+        with Generators(args.generators) as generators, Triggers(1, env, niceness=args.trigger_niceness) as triggers:
+            storm = scenarios.storm(generators, [server], customers, concurrency=args.concurrency)
+            _show("storm", storm, "connected", "handshakes_per_second", "failures")
+            connected = _connected(customers, storm)
+            return {"storm": {"connected": storm["connected"]}, "trigger_niceness": args.trigger_niceness,
+                    **producer(generators, triggers, connected, changes=args.producer_changes,
+                               rounds=args.producer_rounds)}  # fmt: skip
+    finally:
+        server.stop()
+
+
 # The ladder: the web process with its layers taken away (bench/floor.py), then the shop's own.
 LADDER = [
     ("bare", "bench.floor:bare", "daphne and an application that accepts and says hello"),
@@ -358,6 +388,14 @@ def handshakes_report(args, argv, started: float, customers, env_base: dict, log
               "minutes": round((time.time() - started) / 60, 1), "handshakes": result}  # fmt: skip
     write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
     print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+def code_version() -> str:
+    """The commit the shop's code is at, to tell runs of two versions apart; "+" when the tree has changes."""
+    import subprocess
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def machine() -> dict:
@@ -401,6 +439,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.handshakes:
         args.sockets = args.handshake_sockets
+    if args.producer and argv is not None and "--sockets" not in argv:
+        args.sockets = 500  # enough orders for 2,000 changes, each walked once a round
     raise_open_files_limit(args.sockets + (args.chat_conversations + args.chat_staff if args.chat else 0))
     args.burst = args.burst or args.sockets
     started = time.time()
@@ -454,6 +494,16 @@ def main(argv=None) -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "ab.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nWrote {OUT.relative_to(ROOT)}/ab.json", flush=True)
+    if args.producer:
+        from bench.report import write_producer_report
+
+        result = run_producer(args, customers, env_base, log_dir)
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "code": code_version(),
+                  "producer": result}  # fmt: skip
+        write_producer_report(report, OUT, DOC, (PRODUCER_START, PRODUCER_END))
+        print(f"\nWrote {OUT.relative_to(ROOT)}/producer.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
     if args.acks_only:
         config = {"server": "daphne", "layer": "pubsub", "processes": 1}

@@ -10,7 +10,8 @@ bench/load.py starts these with the servers' environment (database, channel laye
 them over stdin/stdout, one JSON object per line:
 
     (on start)            -> {"ready": true}, once Django is set up
-    {"cmd": "run", "order_ids": [...], "rate": 100.0, "count": 1000, "start_at": <epoch seconds>}
+    {"cmd": "run", "order_ids": [...], "rate": 100.0, "count": 1000, "start_at": <epoch seconds>,
+     "pattern": "shop"}   # or "textbook": the same changes without the outbox (bench/producer.py)
                           -> {"commits": [[order_id, version, committed_at, published_at], ...], "behind": n,
                               "cpu_seconds": s, "elapsed": s}
     {"cmd": "close"}      -> exits
@@ -42,10 +43,14 @@ if __name__ == "__main__":
 from django.db import transaction
 
 from bench.data import orders_reset
+from bench.producer import textbook_transition
 from notifications import services
 from notifications.publishing_loop import publishing_loop_enable
 from orders.models import Order, OrderStatus
 from orders.transitions import order_transition
+
+# How each pattern changes one order: the shop's own path, or the textbook's without an outbox.
+PATTERNS = {"shop": order_transition, "textbook": textbook_transition}
 
 # The happy path an order walks through during the latency run, one step per change.
 FORWARD = {
@@ -75,15 +80,32 @@ def stamp_publishes() -> None:
     services.group_send_all = group_send_all_stamped
 
 
-def change_recording_commit(order_id: int, to_status: str) -> list:
+_committed: list[float] = []
+
+
+def stamp_commits() -> None:
+    """Note when each change committed: a hook put before a transaction's first, so it runs right after COMMIT.
+
+    By wrapping Django's `on_commit`, which the shop's outbox and the textbook pattern both call, so a change runs
+    as a Celery task runs it: not nested in a transaction of the bench's (a savepoint and its release, two round
+    trips more).
+    """
+    on_commit = transaction.on_commit
+
+    def on_commit_stamped_first(func, using=None, robust=False):
+        if not transaction.get_connection(using).run_on_commit:  # the transaction's first hook
+            on_commit(lambda: _committed.append(time.time()), using)
+        on_commit(func, using, robust)
+
+    transaction.on_commit = on_commit_stamped_first
+
+
+def change_recording_commit(order_id: int, to_status: str, *, pattern: str = "shop") -> list:
     """One status change: [order id, new version, when it committed, when its publish reached Redis or None]."""
-    committed: list[float] = []
+    _committed.clear()
     _published.clear()
-    with transaction.atomic():
-        # Registered before the shop's own publish hook, so it runs first, right after COMMIT.
-        transaction.on_commit(lambda: committed.append(time.time()))
-        order = order_transition(order_id=order_id, to_status=to_status)
-    return [order_id, order.version, committed[0], _published[0] if _published else None]
+    order = PATTERNS[pattern](order_id=order_id, to_status=to_status)
+    return [order_id, order.version, _committed[0], _published[0] if _published else None]
 
 
 def due_changes(*, order_ids: list[int], rate: float, count: int, start_at: float) -> Iterator[tuple[float, int]]:
@@ -92,7 +114,7 @@ def due_changes(*, order_ids: list[int], rate: float, count: int, start_at: floa
         yield start_at + i / rate, order_ids[i % len(order_ids)]
 
 
-def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> dict:
+def run(*, order_ids: list[int], rate: float, count: int, start_at: float, pattern: str = "shop") -> dict:
     statuses = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "status"))
     commits, behind = [], 0
     cpu_started = time.process_time()  # is this process what limits the rate?
@@ -106,7 +128,7 @@ def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> di
             orders_reset([order_id])
             statuses[order_id] = OrderStatus.PENDING_PAYMENT
         to_status = FORWARD[statuses[order_id]]
-        commits.append(change_recording_commit(order_id, to_status))
+        commits.append(change_recording_commit(order_id, to_status, pattern=pattern))
         statuses[order_id] = to_status
     return {
         "commits": commits,
@@ -119,6 +141,7 @@ def run(*, order_ids: list[int], rate: float, count: int, start_at: float) -> di
 def main() -> None:
     publishing_loop_enable()  # as the Celery worker does (celery_app.py)
     stamp_publishes()
+    stamp_commits()
     _reply({"ready": True})
     for line in sys.stdin:
         command = json.loads(line)

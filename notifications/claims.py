@@ -32,15 +32,26 @@ def notifications_claim(*, notification_ids: list[int], until: datetime) -> dict
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            _claim_sql().format(ids=", ".join(["%s"] * len(notification_ids))),
+            _claim_sql().format(ids=", ".join(["%s"] * len(notification_ids)), unflushed=_unflushed()),
             [adapt(until), *notification_ids, adapt(timezone.now())],
         )
         return dict(cursor.fetchall())
 
 
+# A claim or a published mark alone need not wait for its WAL flush (one fsync each, the dearest part of a change's
+# publish on a busy disk: docs/performance.md, "One producer's changes"). Lost in a PostgreSQL crash, the sweeper
+# sends the row again, as after a mark that failed. A condition that is always true, so the statement's own
+# transaction commits without waiting; in a caller's transaction it would apply to all of it, so it is left out there.
+UNFLUSHED = " AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
+
+
+def _unflushed() -> str:
+    return "" if connection.in_atomic_block else UNFLUSHED
+
+
 @cache
 def _claim_sql() -> str:
-    """The statement of `notifications_claim`, with `{ids}` standing for one placeholder per row."""
+    """The statement of `notifications_claim`, with `{ids}` standing for one placeholder per row (and `{unflushed}`)."""
     quote = connection.ops.quote_name
     meta = Notification._meta
 
@@ -51,8 +62,33 @@ def _claim_sql() -> str:
     return (
         f"UPDATE {quote(meta.db_table)} SET {claimed_until} = %s"  # names are ours, quoted
         f" WHERE {column('id')} IN ({{ids}}) AND {column('published_at')} IS NULL"
-        f" AND {column('quarantined_at')} IS NULL AND ({claimed_until} IS NULL OR {claimed_until} < %s)"
+        f" AND {column('quarantined_at')} IS NULL AND ({claimed_until} IS NULL OR {claimed_until} < %s){{unflushed}}"
         f" RETURNING {column('id')}, {column('publish_attempts')}"
+    )
+
+
+def notifications_mark_published(*, notification_ids: list[int]) -> None:
+    """Mark sent rows published, their claims over, in one plain statement (it ends every change's publish)."""
+    if not notification_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _mark_published_sql().format(ids=", ".join(["%s"] * len(notification_ids)), unflushed=_unflushed()),
+            [connection.ops.adapt_datetimefield_value(timezone.now()), *notification_ids],
+        )
+
+
+@cache
+def _mark_published_sql() -> str:
+    quote = connection.ops.quote_name
+    meta = Notification._meta
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {column('published_at')} = %s,"  # names are ours, quoted
+        f" {column('publish_claimed_until')} = NULL WHERE {column('id')} IN ({{ids}}){{unflushed}}"
     )
 
 

@@ -78,13 +78,27 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
     `offline_channels_for`'s rule (a choice, else the default) in SQL, and push only if the shop has push keys
     and a browser is subscribed now.
     """
+    planned = offline_deliveries_insert(notification=notification)
+    if planned is not None:
+        sql, params = planned
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [notification.pk, *params])
+
+
+def offline_deliveries_insert(*, notification: Notification, notification_id: str = "%s") -> tuple[str, list] | None:
+    """The INSERT that `offline_deliveries_plan` runs, and its parameters; None when the notification gets none.
+
+    `notification_id` is the SQL giving the row's id: a placeholder (its value first, before the parameters), or
+    an expression over the statement that inserts the row, so `notification_record` writes both in one round trip.
+    """
     try:
         topic = notification_topic(notification.kind, notification.payload)
     except Exception:  # a payload its kind cannot place (the kind's bug): in-app only, and the change still commits
-        logger.warning("No offline delivery for notification %s: its topic failed", notification.pk, exc_info=True)
-        return
+        logger.warning("No offline delivery for user %s's notification %s: its topic failed",
+                       notification.recipient_id, notification.seq, exc_info=True)  # fmt: skip
+        return None
     if topic is None:
-        return
+        return None
     due = {
         channel: connection.ops.adapt_datetimefield_value(notification.created_at + timedelta(seconds=delay))
         for channel, delay in (
@@ -95,28 +109,27 @@ def offline_deliveries_plan(*, notification: Notification) -> None:
     deliveries, preferences, subscriptions = (
         model._meta.db_table for model in (NotificationDelivery, NotificationPreference, PushSubscription)
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # The table names are ours; every value is a parameter.
-            f"INSERT INTO {deliveries} (notification_id, channel, due_at, state, attempts, error, message_id) "
-            "SELECT %s, offline.channel, offline.due_at, %s, 0, '', '' FROM ("
-            "SELECT %s AS channel, %s AS due_at, %s AS by_default UNION ALL SELECT %s, %s, %s) AS offline "
-            f"LEFT JOIN {preferences} AS preference ON preference.user_id = %s AND preference.topic = %s "
-            "AND preference.channel = offline.channel "
-            "WHERE COALESCE(preference.enabled, offline.by_default) "
-            f"AND (offline.channel <> %s OR (%s AND EXISTS (SELECT 1 FROM {subscriptions} WHERE user_id = %s)))",
-            [
-                notification.pk,
-                DeliveryState.PENDING,
-                *(value for channel in (Channel.EMAIL, Channel.PUSH)
-                  for value in (channel.value, due[channel], channel in topic.offline_defaults)),
-                notification.recipient_id,
-                topic.key,
-                Channel.PUSH.value,
-                push_enabled(),
-                notification.recipient_id,
-            ],
-        )  # fmt: skip
+    sql = (
+        # The table names are ours; every value is a parameter.
+        f"INSERT INTO {deliveries} (notification_id, channel, due_at, state, attempts, error, message_id) "
+        f"SELECT {notification_id}, offline.channel, offline.due_at, %s, 0, '', '' FROM ("
+        "SELECT %s AS channel, %s AS due_at, %s AS by_default UNION ALL SELECT %s, %s, %s) AS offline "
+        f"LEFT JOIN {preferences} AS preference ON preference.user_id = %s AND preference.topic = %s "
+        "AND preference.channel = offline.channel "
+        "WHERE COALESCE(preference.enabled, offline.by_default) "
+        f"AND (offline.channel <> %s OR (%s AND EXISTS (SELECT 1 FROM {subscriptions} WHERE user_id = %s)))"
+    )
+    params = [
+        DeliveryState.PENDING,
+        *(value for channel in (Channel.EMAIL, Channel.PUSH)
+          for value in (channel.value, due[channel], channel in topic.offline_defaults)),
+        notification.recipient_id,
+        topic.key,
+        Channel.PUSH.value,
+        push_enabled(),
+        notification.recipient_id,
+    ]  # fmt: skip
+    return sql, params
 
 
 def offline_deliveries_skip(*, recipient_id: int) -> int:

@@ -23,13 +23,18 @@ from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from notifications.claims import notification_publish_failure_record, notifications_claim, notifications_claim_release
+from notifications.claims import (
+    notification_publish_failure_record,
+    notifications_claim,
+    notifications_claim_release,
+    notifications_mark_published,
+)
 from notifications.frames import fanout_frame_check, notification_frame, notification_payload_check, unread_frame
 from notifications.groups import user_group
 from notifications.kinds import UnknownNotificationKind, notification_kind
 from notifications.metrics import notification_publish_failures, notifications_published_count
 from notifications.models import Notification, NotificationCounter
-from notifications.offline import offline_deliveries_plan, offline_deliveries_plan_many
+from notifications.offline import offline_deliveries_insert, offline_deliveries_plan_many
 from notifications.publishing_loop import LOOP_GRACE, run_until_sent
 from notifications.selectors import NO_UNREAD, UnreadState, unread_count, unread_states
 
@@ -65,15 +70,20 @@ def notification_seq_next(*, recipient_id: int) -> int:
     transactions for one user queue here, and a rollback returns the number.
     A new notification changes the unread count, so its version moves on too.
     """
+    return _seq_and_unread_version_next(recipient_id=recipient_id)[0]
+
+
+def _seq_and_unread_version_next(*, recipient_id: int) -> tuple[int, int]:
+    """`notification_seq_next`'s upsert, returning the unread version it moved on to as well."""
     table = NotificationCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (user_id, last_seq, unread_version) VALUES (%s, 1, 1) "  # the table name is ours
             f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + 1, "
-            f"unread_version = {table}.unread_version + 1 RETURNING last_seq",
+            f"unread_version = {table}.unread_version + 1 RETURNING last_seq, unread_version",
             [recipient_id],
         )
-        return cursor.fetchone()[0]
+        return cursor.fetchone()
 
 
 def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=None) -> Notification:
@@ -85,22 +95,54 @@ def notification_record(*, recipient_id: int, kind: str, payload: dict, actor=No
     if not transaction.get_connection().in_atomic_block:
         # The seq lock and the outbox guarantee both need the caller's transaction.
         raise RuntimeError("notification_record must run inside the transaction that makes the change")
-    notification = Notification.objects.create(
-        recipient_id=recipient_id,
-        seq=notification_seq_next(recipient_id=recipient_id),
-        kind=kind,
-        payload=payload,
-        actor=actor,
-    )
-    offline_deliveries_plan(notification=notification)
+    seq, version = _seq_and_unread_version_next(recipient_id=recipient_id)
+    notification = Notification(recipient_id=recipient_id, seq=seq, kind=kind, payload=payload, actor=actor)
+    unread = UnreadState(count=_notification_insert(notification), version=version)
     batch = _batch.get()
     if batch is not None:
         batch.append(notification.pk)
     else:
-        # The row goes to the hook as it is, so after COMMIT only the unread count is read, on every change's
-        # commit-to-client path (docs/performance.md, appendix A).
-        _on_commit_robust(notifications_send, notifications=[notification], path="commit")
+        # The row and its unread count go to the hook as they are, so after COMMIT nothing is read before the
+        # claim and the send (docs/performance.md, "One producer's changes").
+        _on_commit_robust(
+            notifications_send, notifications=[notification], path="commit", unread={recipient_id: unread}
+        )
     return notification
+
+
+def _notification_insert(notification: Notification) -> int:
+    """Insert `notification` with its offline deliveries in one statement; returns its recipient's unread count.
+
+    The count is read under the counter row's lock (`notification_seq_next`, the statement before), which every
+    change to the user's unread set takes first: it is exact for the version that upsert returned, and carried in
+    the frame, so the commit path needs no count of its own.
+    """
+    fields = [field for field in Notification._meta.concrete_fields if not field.primary_key]
+    notification_table = connection.ops.quote_name(Notification._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = [field.get_db_prep_save(getattr(notification, field.attname), connection) for field in fields]
+    sql = (
+        f"WITH recorded AS (INSERT INTO {notification_table} ({columns})"  # names are ours, quoted
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id)"
+    )
+    planned = offline_deliveries_insert(notification=notification, notification_id="(SELECT id FROM recorded)")
+    if planned is not None:
+        deliveries_sql, deliveries_params = planned
+        sql += f", planned AS ({deliveries_sql})"
+        values += deliveries_params
+    # The statement's snapshot does not hold the row it inserts: + 1 for it.
+    recipient, read_at = (connection.ops.quote_name(Notification._meta.get_field(name).column)
+                          for name in ("recipient", "read_at"))  # fmt: skip
+    sql += (
+        f" SELECT id, (SELECT COUNT(*) FROM {notification_table} WHERE {recipient} = %s AND {read_at} IS NULL) + 1"
+        " FROM recorded"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, notification.recipient_id])
+        notification.pk, unread = cursor.fetchone()
+    notification._state.adding = False
+    notification._state.db = connection.alias
+    return unread
 
 
 @contextmanager
@@ -145,10 +187,13 @@ def notifications_publish(*, notification_ids: list[int]) -> Published:
     return notifications_send(notifications=notifications, path="batch")
 
 
-def notifications_send(*, notifications: list[Notification], path: str) -> Published:
+def notifications_send(
+    *, notifications: list[Notification], path: str, unread: dict[int, UnreadState] | None = None
+) -> Published:
     """Claim committed notifications, push them to their groups, then mark them published; never raises.
 
-    Each frame carries its recipient's unread count as of the send. Only the rows this call claims
+    Each frame carries its recipient's unread count: `unread`'s (a change's own, read when it recorded the
+    row), else as of the send. Only the rows this call claims
     are sent: one that another path is publishing or has published is left to it. A row whose
     frames cannot be built or sent is counted against it alone (claims.py); the others go out.
     `path` (commit, batch or sweeper) names the caller in the metrics (notifications/metrics.py).
@@ -157,7 +202,8 @@ def notifications_send(*, notifications: list[Notification], path: str) -> Publi
     if not notifications:
         return Published(0)
     try:
-        unread = unread_states(recipient_ids={notification.recipient_id for notification in notifications})
+        if unread is None:
+            unread = unread_states(recipient_ids={notification.recipient_id for notification in notifications})
     except DatabaseError:
         logger.exception("Counting unread for %d notification(s) failed; the sweeper will retry", len(notifications))
         return Published(0, unavailable=True)
@@ -199,8 +245,7 @@ def notifications_send(*, notifications: list[Notification], path: str) -> Publi
     if failures:
         notification_publish_failures.inc(len(failures))
     try:
-        if sent:
-            Notification.objects.filter(pk__in=sent).update(published_at=timezone.now(), publish_claimed_until=None)
+        notifications_mark_published(notification_ids=sent)
         for notification in claimed:
             if notification.pk in failures:
                 notification_publish_failure_record(

@@ -6,10 +6,12 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifications import services
+from notifications.claims import UNFLUSHED, notifications_claim, notifications_mark_published
 from notifications.frames import PROTOCOL_FRAME_TYPES
 from notifications.groups import STAFF_GROUP, user_group
 from notifications.kinds import NotificationKind, notification_kind_register
@@ -179,6 +181,43 @@ def test_the_sweeper_takes_a_row_only_once_its_claim_has_expired(listen, custome
 
     assert len(messages_for(listener)) == swept
     assert Notification.objects.filter(published_at__isnull=False).count() == swept
+
+
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_and_a_published_mark_on_their_own_commit_without_waiting_for_their_flush(customer):
+    """Not worth an fsync each: lost in a crash, the sweeper sends the row again. The session stays durable."""
+    notification = record_unpublished(
+        recipient=customer, payload=order_status_payload(place_order(customer=customer), previous_status=None)
+    )
+    Notification.objects.update(published_at=None)  # its own publish ran at COMMIT: as if it had not
+
+    with CaptureQueriesContext(connection) as queries:
+        assert notifications_claim(notification_ids=[notification.pk], until=timezone.now() + timedelta(seconds=30))
+        notifications_mark_published(notification_ids=[notification.pk])
+
+    assert [UNFLUSHED in query["sql"] for query in queries.captured_queries] == [True, True]
+    assert synchronous_commit() == "on"
+    notification.refresh_from_db()
+    assert notification.published_at is not None and notification.publish_claimed_until is None
+
+
+def test_a_claim_inside_a_callers_transaction_leaves_that_transaction_durable(customer):
+    notification = record_unpublished(
+        recipient=customer, payload=order_status_payload(place_order(customer=customer), previous_status=None)
+    )
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        notifications_claim(notification_ids=[notification.pk], until=timezone.now() + timedelta(seconds=30))
+        notifications_mark_published(notification_ids=[notification.pk])
+        assert synchronous_commit() == "on"
+
+    assert not any(UNFLUSHED in query["sql"] for query in queries.captured_queries)
 
 
 @pytest.mark.parametrize("changes", [1, 50])

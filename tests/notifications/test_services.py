@@ -68,24 +68,27 @@ def test_committed_status_change_records_one_notification_and_publishes_it_after
     assert notification.actor == staff
 
 
-def test_after_commit_a_change_reads_only_the_unread_count_never_its_row_back(
+def test_after_commit_a_change_reads_nothing_back_it_claims_sends_and_marks_its_row(
     listen, customer, staff, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    """The row goes to the after-commit hook as it is: COMMIT-to-client is one count, the claim and the send."""
+    """The row and its unread count go to the hook as they are: COMMIT-to-client is the claim and the send."""
     order = place_order(customer=customer)
     listener = listen(user_group(customer.pk))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         order_transition(order_id=order.pk, to_status=OrderStatus.PAID, actor=staff)
     assert len(callbacks) == 1
 
-    with django_assert_num_queries(3):  # the unread count and the claim before the send, marking it published after
+    with django_assert_num_queries(2):  # the claim before the send, marking it published after
         callbacks[0]()
 
-    assert listener.receive()["frame"]["seq"] == 1
+    frame = listener.receive()["frame"]
+    assert (frame["seq"], frame["unread"], frame["unread_version"]) == (1, 1, 1)
     assert not Notification.objects.filter(published_at=None).exists()
 
 
-def test_a_frame_carries_the_unread_count_as_of_its_publishing(listen, customer, django_capture_on_commit_callbacks):
+def test_a_changes_frame_carries_the_unread_count_of_its_own_version(
+    listen, customer, django_capture_on_commit_callbacks
+):
     orders = [place_order(customer=customer) for _ in range(2)]
     listener = listen(user_group(customer.pk))
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
@@ -93,8 +96,23 @@ def test_a_frame_carries_the_unread_count_as_of_its_publishing(listen, customer,
             order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
 
     frames = [listener.receive()["frame"] for _ in orders]
-    # Both are published after the one COMMIT, when both are unread (docs/protocol.md).
-    assert [(frame["seq"], frame["unread"]) for frame in frames] == [(1, 2), (2, 2)]
+    # Each count as its notification was recorded; the client shows the highest version's (docs/protocol.md).
+    assert [(frame["seq"], frame["unread"], frame["unread_version"]) for frame in frames] == [(1, 1, 1), (2, 2, 2)]
+
+
+def test_a_changes_unread_count_counts_what_was_read_before_it(listen, customer, django_capture_on_commit_callbacks):
+    """Read under the counter's lock, which a mark-read takes first: the count belongs to the version it carries."""
+    for order in [place_order(customer=customer) for _ in range(2)]:
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+    notifications_mark_read(user_id=customer.pk, seq=1)
+    listener = listen(user_group(customer.pk))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_transition(order_id=place_order(customer=customer).pk, to_status=OrderStatus.PAID)
+
+    frame = listener.receive()["frame"]
+    # Versions: two recorded, one mark-read, this one.
+    assert (frame["seq"], frame["unread"], frame["unread_version"]) == (3, 2, 4)
 
 
 def test_rolled_back_change_leaves_no_notification_and_publishes_nothing(customer, django_capture_on_commit_callbacks):

@@ -239,3 +239,38 @@ def test_a_transition_logs_one_line_naming_the_order_and_the_move_and_nothing_af
     moves = [(line["order"], line["from_status"], line["to_status"]) for line in log.events("order_transitioned")]
     assert moves == [(first.number, "paid", "processing"), (second.number, "paid", "processing")]
     assert "order" not in log.events("after the changes")[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_is_five_statements_in_its_transaction_and_two_after_its_commit(django_assert_num_queries):
+    """One producer's changes per second are its round trips (docs/performance.md, "One producer's changes")."""
+    order = place_order()
+
+    with django_assert_num_queries(9) as queries:
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
+
+    notifications = Notification._meta.db_table
+    assert [statement(query["sql"]) for query in queries.captured_queries] == [
+        "BEGIN",
+        f"SELECT {Order._meta.db_table} FOR UPDATE",  # the lock, and the order as it is
+        f"INSERT {OrderEvent._meta.db_table}",  # the history
+        f"UPDATE {Order._meta.db_table}",
+        "INSERT notifications_notificationcounter",  # the seq and the unread version
+        f"WITH INSERT {notifications}",  # the outbox row, its offline deliveries and the unread count
+        "COMMIT",
+        f"UPDATE {notifications}",  # after COMMIT: the claim, then the send
+        f"UPDATE {notifications}",  # published
+    ]
+    assert Notification.objects.get(recipient=order.customer).published_at is not None
+
+
+def statement(sql: str) -> str:
+    """A statement's kind and first table, e.g. "UPDATE orders_order"."""
+    words = sql.replace('"', "").split()
+    kind = words[0]
+    if len(words) == 1:
+        return kind
+    if kind == "WITH":
+        return f"WITH {statement(sql[sql.index('INSERT') :])}"
+    table = words[words.index({"SELECT": "FROM", "INSERT": "INTO"}.get(kind, kind)) + 1]
+    return f"{kind} {table}" + (" FOR UPDATE" if "FOR UPDATE" in sql else "")
