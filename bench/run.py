@@ -3,10 +3,11 @@
     python -m bench.run [--sockets 10000] [--hold 300] [--rate 200] [--burst 10000] ...
     python -m bench.run --acks-only [--sockets 10000] [--ack-rounds 2]   # what delivery receipts cost, alone
     python -m bench.run --chat [--chat-conversations 1000] [--chat-rate 200] [--sockets 10000]  # bench/chat.py
+    python -m bench.run --scaling 1000 5000 10000 19000 [--servers daphne granian]  # bench/scaling.py
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
-and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
-RedisPubSubChannelLayer, then the best server on two processes), connects N logged-in
+and Redis) once per configuration (daphne, then the other --servers, on RedisPubSubChannelLayer;
+daphne / uvicorn on RedisChannelLayer; then daphne on two processes), connects N logged-in
 customers from separate load-generator processes and measures the connect storm, the
 idle hold, commit-to-client latency (the default configuration's also with every client
 acknowledging each notification, back to back: what receipts cost) and a bulk burst. Results go to
@@ -28,7 +29,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.stack import SHOP_APPLICATION, WORKER_NICENESS
+from bench.stack import SERVERS, SHOP_APPLICATION, WORKER_NICENESS
 from shop.open_files import open_files_limit_raise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ DOC = ROOT / "docs" / "performance.md"
 STATIC_ROOT = ROOT / "test-artifacts" / "bench" / "static"
 TABLE_START, TABLE_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
+SCALING_START, SCALING_END = "<!-- bench:scaling:start -->", "<!-- bench:scaling:end -->"
 
 
 def parse_args(argv):
@@ -59,6 +61,14 @@ def parse_args(argv):
         help="CPU priority (nice) of the triggers, as of the Celery workers they stand in for; 0: the servers'",
     )
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
+    parser.add_argument(
+        "--servers", nargs="+", choices=SERVERS, default=list(SERVERS),
+        help="web servers compared on the pub/sub layer, one process each (daphne, the default, always first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scaling", type=int, nargs="+", metavar="SOCKETS",
+        help="only how cost grows: each of --servers at these socket counts; writes docs/performance/scaling.json",
+    )  # fmt: skip
     parser.add_argument(
         "--ack-rounds",
         type=int,
@@ -87,6 +97,9 @@ def parse_args(argv):
     chat.add_argument("--chat-seconds", type=float, default=20, help="status changes per phase, seconds")
     chat.add_argument("--chat-rounds", type=int, default=1, help="phases without then with the chat, per chat rate")
     args = parser.parse_args(argv)
+    args.servers = ["daphne", *(server for server in dict.fromkeys(args.servers) if server != "daphne")]
+    if args.scaling:
+        args.sockets = max(args.scaling)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
     if args.acks_only and args.ack_rounds < 1:
@@ -373,6 +386,17 @@ def main(argv=None) -> int:
 
     print(f"Creating {args.sockets} customers with sessions and orders...", flush=True)
     customers = customers_create(args.sockets, run=uuid.uuid4().hex[:8])
+    if args.scaling:
+        from bench.report import write_scaling_report
+        from bench.scaling import scaling_bench
+
+        result = scaling_bench(args, customers, env_base, log_dir)
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "scaling": result}  # fmt: skip
+        write_scaling_report(report, OUT, DOC, (SCALING_START, SCALING_END))
+        print(f"\nWrote {OUT.relative_to(ROOT)}/scaling.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+        return 0
     if args.acks_only:
         config = {"server": "daphne", "layer": "pubsub", "processes": 1}
         args.hold = 0.0
@@ -391,8 +415,8 @@ def main(argv=None) -> int:
     # Then the default configuration (daphne, pub/sub): it alone gets the long hold and the ramp.
     configs = [{"server": "daphne", "layer": "pubsub", "processes": 1}]
     if not args.quick:
+        configs += [{"server": server, "layer": "pubsub", "processes": 1} for server in args.servers[1:]]
         configs += [
-            {"server": "uvicorn", "layer": "pubsub", "processes": 1},
             {"server": "daphne", "layer": "core", "processes": 1},
             {"server": "uvicorn", "layer": "core", "processes": 1},
         ]
