@@ -2,8 +2,11 @@
 
 import asyncio
 import weakref
+from importlib import import_module
 
+from channels.auth import get_user
 from django.conf import settings
+from django.http import parse_cookie
 
 from notifications import metrics
 
@@ -178,3 +181,24 @@ class _MeteredSocket:
                 # A client may send any code from 3000 to 4999: only the standard ones get a series of their own.
                 code = str(self.client_code) if 1000 <= self.client_code < 2000 else "other"
             metrics.ws_closes.labels(code=code).inc()
+
+
+class SocketSession:
+    """The handshake's session and user in the scope, as Channels' `AuthMiddlewareStack` puts them, in one copy.
+
+    Channels' stack copies the scope at each of its layers (cookies, session, user: four copies) and keeps a
+    session wrapper per socket, and each lives as long as the socket (docs/performance.md, "Memory per socket").
+    The user is Channels' `get_user`, so what authenticates a socket is unchanged.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
+
+    async def __call__(self, scope, receive, send):
+        cookie = next((value for name, value in scope["headers"] if name == b"cookie"), b"")
+        cookies = parse_cookie(cookie.decode("latin-1")) if cookie else {}
+        session = self.session_store(cookies.get(settings.SESSION_COOKIE_NAME))
+        scope = {**scope, "cookies": cookies, "session": session}
+        scope["user"] = await get_user(scope)
+        return await self.app(scope, receive, send)

@@ -18,10 +18,9 @@ gc.set_threshold(*settings.WEB_GC_THRESHOLDS)
 gc.collect()  # so no start-up garbage is frozen with the rest
 gc.freeze()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from notifications.middleware import ConnectGate, SocketMetrics  # noqa: E402
+from notifications.middleware import ConnectGate, SocketMetrics, SocketSession  # noqa: E402
 from notifications.origin import SiteOriginValidator  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
 from shop.proxy import TrustedProxyMiddleware  # noqa: E402
@@ -32,9 +31,7 @@ application = ProtocolTypeRouter(
         # Counted first (every handshake and close, notifications/metrics.py), then the origin check (cross-site
         # WebSocket hijacking: scheme, host and port), then the line of handshakes (a reconnect storm is served
         # first come first served), then the session's user.
-        "websocket": SocketMetrics(
-            SiteOriginValidator(ConnectGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))))
-        ),
+        "websocket": SocketMetrics(SiteOriginValidator(ConnectGate(SocketSession(URLRouter(websocket_urlpatterns))))),
     }
 )
 # Outermost, for HTTP and WebSocket alike: everything inside sees the real client and scheme (http/https,
