@@ -43,9 +43,10 @@ def _stages(args, server_kind: str, customers, env_base: dict, log_dir, stages: 
     orders_reset([c.order_id for c in customers])
     print(f"\n== scaling: {server_kind} + pubsub x1", flush=True)
     server = start_web(server_kind, f"scaling-{server_kind}-{run}", env, log_dir)
-    worker = start_worker(f"worker-scaling-{run}", env, log_dir)
+    worker = None
     connected, failed = 0, set()
     try:
+        worker = start_worker(f"worker-scaling-{run}", env, log_dir)
         baseline_rss = server.rss_bytes()
         triggers = Triggers(args.triggers, env, niceness=args.trigger_niceness)
         with Generators(args.generators) as generators, triggers:
@@ -84,4 +85,5 @@ def _stages(args, server_kind: str, customers, env_base: dict, log_dir, stages: 
                 server.check_running()  # granian 2.8.9 died under the storms here (docs/performance.md)
     finally:
         server.stop()
-        worker.stop()
+        if worker is not None:
+            worker.stop()
