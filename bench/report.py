@@ -191,8 +191,6 @@ def scaling_markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["scaling"]:
-        if result.get("error"):
-            lines.append(f"| {result['server']} | failed: {result['error']} |||||||||")
         for stage in result["stages"]:
             storm, latency = stage["storm"], stage["latency"]
             wait = (latency.get("server_cpu_wait_share") or [None])[0]
@@ -202,6 +200,8 @@ def scaling_markdown(report: dict) -> str:
                 f"| {_p(latency['latency_ms'], 'p50', 'p99', 'max')} | {latency['late']:,} of {latency['received']:,} "
                 f"| {latency['lost']} | {_share(wait)} | {_share(latency['machine_cpu_busy'])} |"
             )
+        if result.get("error"):  # after the counts it survived
+            lines.append(f"| {result['server']} | failed: {result['error']} |||||||||")
     return "\n".join(lines) + "\n"
 
 
