@@ -217,6 +217,49 @@ def scale_out_markdown(results: list[dict]) -> str | None:
     return text
 
 
+def write_scaling_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
+    """scaling.json (the run before kept as scaling-previous.json), and its table in docs/performance.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "scaling.json"
+    if path.exists():
+        path.replace(out / "scaling-previous.json")
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    start, end = markers
+    text = doc.read_text()
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + scaling_markdown(report) + "\n" + end + after)
+
+
+def scaling_markdown(report: dict) -> str:
+    """One row per server and socket count: what a handshake, a socket and a notification cost as sockets grow."""
+    machine, args = report["machine"], report["arguments"]
+    lines = [
+        f"Measured {report['started']} in {report['minutes']} minutes on {machine['cores']} cores ({machine['cpu']}), "
+        f"Python {machine['python']}, one web process on the pub/sub layer; the load generators ran on the same "
+        f"machine. Command: `{report['command']}`. Latency: {args['rate']:g} changes/s for 10 s over every socket "
+        "held. Stalls: no event-loop probe in this branch, so the column counts deliveries later than 100 ms.",
+        "",
+        "| Server | Sockets | Open | Storm: handshakes/s (server CPU each) | KB per socket "
+        "| Latency p50 / p99 / max (ms) | Deliveries > 100 ms (stalls) | Lost | Web waiting for a core "
+        "| Machine busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in report["scaling"]:
+        for stage in result["stages"]:
+            storm, latency = stage["storm"], stage["latency"]
+            wait = (latency.get("server_cpu_wait_share") or [None])[0]
+            lines.append(
+                f"| {result['server']} | {stage['sockets']:,} | {stage['open']:,} "
+                f"| {storm['handshakes_per_second']:,.0f} ({_cpu_ms(storm)}) | {stage['kb_per_socket']:.1f} "
+                f"| {_p(latency['latency_ms'], 'p50', 'p99', 'max')} | {latency['late']:,} of {latency['received']:,} "
+                f"| {latency['lost']} | {_share(wait)} | {_share(latency['machine_cpu_busy'])} |"
+            )
+        if result.get("error"):  # after the counts it survived
+            lines.append(f"| {result['server']} | failed: {result['error']} |||||||||")
+    return "\n".join(lines) + "\n"
+
+
 def ladder_markdown(rungs: list[dict]) -> list[str]:
     """One daphne process with its layers taken away (bench/floor.py): what each costs a handshake and a socket."""
     sockets = rungs[0]["storm"]["clients"]

@@ -6,10 +6,11 @@
     python -m bench.run --bulk [--sockets 10000] [--bulk-rounds 2] [--bulk-sockets 0]  # bench/bulk.py: the two paths
     python -m bench.run --ab-env WEB_GC_THRESHOLDS=20000,5,100 [--sockets 2000] [--ab-rounds 3]  # bench/ab.py
     python -m bench.run --handshakes [--handshake-sockets 3000] [--handshake-rounds 3]  # bench/handshakes.py
+    python -m bench.run --scaling 1000 5000 10000 19000 [--servers daphne granian]  # bench/scaling.py
 
 Starts the stack the way operators run it (web servers + Celery workers on PostgreSQL
-and Redis) once per configuration (daphne / uvicorn x RedisChannelLayer /
-RedisPubSubChannelLayer, then the best server on two processes), connects N logged-in
+and Redis) once per configuration (daphne, then the other --servers, on RedisPubSubChannelLayer;
+daphne / uvicorn on RedisChannelLayer; then daphne on two processes), connects N logged-in
 customers from separate load-generator processes and measures the connect storm, the
 idle hold, commit-to-client latency (the default configuration's also with every client
 acknowledging each notification, back to back: what receipts cost) and a bulk burst. Results go to
@@ -31,7 +32,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.stack import SHOP_APPLICATION, WORKER_NICENESS
+from bench.stack import SERVERS, SHOP_APPLICATION, WORKER_NICENESS
 from shop.open_files import open_files_limit_raise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ CHAT_START, CHAT_END = "<!-- bench:chat:start -->", "<!-- bench:chat:end -->"
 BULK_START, BULK_END = "<!-- bench:bulk:start -->", "<!-- bench:bulk:end -->"
 HANDSHAKES_START, HANDSHAKES_END = "<!-- bench:handshakes:start -->", "<!-- bench:handshakes:end -->"
 PRODUCER_START, PRODUCER_END = "<!-- bench:producer:start -->", "<!-- bench:producer:end -->"
+SCALING_START, SCALING_END = "<!-- bench:scaling:start -->", "<!-- bench:scaling:end -->"
 
 
 def parse_args(argv):
@@ -65,6 +67,14 @@ def parse_args(argv):
         help="CPU priority (nice) of the triggers, as of the Celery workers they stand in for; 0: the servers'",
     )
     parser.add_argument("--quick", action="store_true", help="default configuration only (no comparisons)")
+    parser.add_argument(
+        "--servers", nargs="+", choices=SERVERS, default=list(SERVERS),
+        help="web servers compared on the pub/sub layer, one process each (daphne, the default, always first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scaling", type=int, nargs="+", metavar="SOCKETS",
+        help="only how cost grows: each of --servers at these socket counts; writes docs/performance/scaling.json",
+    )  # fmt: skip
     parser.add_argument(
         "--ack-rounds",
         type=int,
@@ -130,6 +140,9 @@ def parse_args(argv):
     producer.add_argument("--producer-changes", type=int, default=2000, help="changes per pattern per round")
     producer.add_argument("--producer-rounds", type=int, default=2, help="rounds, each the shop's and the textbook's")
     args = parser.parse_args(argv)
+    args.servers = ["daphne", *(server for server in dict.fromkeys(args.servers) if server != "daphne")]
+    if args.scaling:
+        args.sockets = max(args.scaling)
     if args.triggers < 1:
         parser.error("--triggers must be at least 1")
     if args.handshakes and args.handshake_rounds < 1:
@@ -388,6 +401,8 @@ def handshakes_report(args, argv, started: float, customers, env_base: dict, log
               "minutes": round((time.time() - started) / 60, 1), "handshakes": result}  # fmt: skip
     write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
     print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+
+
 def code_version() -> str:
     """The commit the shop's code is at, to tell runs of two versions apart; "+" when the tree has changes."""
     import subprocess
@@ -494,6 +509,7 @@ def main(argv=None) -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "ab.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nWrote {OUT.relative_to(ROOT)}/ab.json", flush=True)
+        return 0
     if args.producer:
         from bench.report import write_producer_report
 
@@ -504,6 +520,17 @@ def main(argv=None) -> int:
                   "producer": result}  # fmt: skip
         write_producer_report(report, OUT, DOC, (PRODUCER_START, PRODUCER_END))
         print(f"\nWrote {OUT.relative_to(ROOT)}/producer.json and its section in {DOC.relative_to(ROOT)}", flush=True)
+        return 0
+    if args.scaling:
+        from bench.report import write_scaling_report
+        from bench.scaling import scaling_bench
+
+        result = scaling_bench(args, customers, env_base, log_dir)
+        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
+                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "minutes": round((time.time() - started) / 60, 1), "scaling": result}  # fmt: skip
+        write_scaling_report(report, OUT, DOC, (SCALING_START, SCALING_END))
+        print(f"\nWrote {OUT.relative_to(ROOT)}/scaling.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
     if args.acks_only:
         config = {"server": "daphne", "layer": "pubsub", "processes": 1}
@@ -529,8 +556,8 @@ def main(argv=None) -> int:
     # Then the default configuration (daphne, pub/sub): it alone gets the long hold and the ramp.
     configs = [{"server": "daphne", "layer": "pubsub", "processes": 1}]
     if not args.quick:
+        configs += [{"server": server, "layer": "pubsub", "processes": 1} for server in args.servers[1:]]
         configs += [
-            {"server": "uvicorn", "layer": "pubsub", "processes": 1},
             {"server": "daphne", "layer": "core", "processes": 1},
             {"server": "uvicorn", "layer": "core", "processes": 1},
         ]

@@ -24,6 +24,7 @@ from orders.transitions_bulk import orders_transition_bulk
 
 DELIVERY_DEADLINE = 120.0  # seconds to wait for stragglers before counting them as lost
 POLL = 0.2
+LATE = 0.1  # seconds from COMMIT to the frame: a delivery this late waited on a stalled process
 # After the last delivery, what a latency run still measures: the acks sent then, and those held for the interval.
 SETTLE = ACK_INTERVAL + 0.5
 
@@ -330,5 +331,7 @@ def await_deliveries(
         "duplicates": duplicates,
         "foreign_frames": len(foreign),
         "latency_ms": {name: value * 1000 for name, value in percentiles(latencies).items()},
+        # Deliveries held up past LATE: with no event-loop probe in the web process, what stalls show as.
+        "late": sum(1 for latency in latencies if latency > LATE),
         "last_received_at": max((times[key] for key in commits if key in times), default=None),
     }

@@ -18,7 +18,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
-START_DEADLINE = 60.0
+START_DEADLINE = 180.0  # a shared, busy machine took over 60 s to start a Celery worker
 STOP_DEADLINE = 15.0
 
 # How each ASGI server is started; both serve the same application, the shop's unless told otherwise.
@@ -31,11 +31,23 @@ SERVER_COMMANDS = {
     # No per-message compression: browsers offer it and uvicorn would accept it by default,
     # at the cost of a zlib context (tens of KB) per socket for frames of a few hundred bytes.
     # daphne does not negotiate it either, so the two are compared like for like.
+    # daphne as above, writing down what it holds on SIGUSR1 (bench/memory.py).
+    "daphne-census": ["-m", "bench.memory_probe", "--bind", "127.0.0.1", "--port", "{port}", "-v", "0", "{app}"],
     "uvicorn": [
         "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}",
         "--no-access-log", "--lifespan", "off", "--ws", "websockets", "--ws-per-message-deflate", "false",
     ],
+    # granian 2 (Rust HTTP and WebSocket, the application on a Python event loop): ASGI without lifespan, one
+    # worker, and no cap of its own on the sockets in flight (--backpressure; its default, the backlog, would
+    # hold every socket past 2,048 in line: a WebSocket is one request for its whole life).
+    "granian": [
+        "-m", "granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+        "--backlog", "2048", "--backpressure", "100000", "--no-access-log", "--log-level", "warning", "{app}",
+    ],
 }  # fmt: skip
+SERVERS = ("daphne", "uvicorn", "granian")  # what the bench compares (the others above are its own probes)
+# Servers that serve from a worker process of their own, even with one: the bench measures that worker.
+FORKS_ITS_WORKER = {"granian"}
 
 
 # The Celery workers, and the trigger processes that stand in for them (bench/load.py), run at a lower CPU
@@ -130,6 +142,11 @@ class Process:
 @dataclass
 class WebServer(Process):
     port: int = 0
+    serving_pid: int | None = None  # the process that serves, where it is not the one started (FORKS_ITS_WORKER)
+
+    @property
+    def pid(self) -> int:
+        return self.serving_pid or self.popen.pid
 
     @property
     def base_url(self) -> str:
@@ -200,6 +217,9 @@ def start_web(
         server.check_running()
         try:
             if httpx.get(f"{server.base_url}/accounts/login/", timeout=5).status_code == 200:
+                if kind in FORKS_ITS_WORKER:
+                    (worker,) = psutil.Process(popen.pid).children()
+                    server.serving_pid = worker.pid
                 return server
         except httpx.TransportError:
             pass

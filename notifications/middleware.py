@@ -2,10 +2,12 @@
 
 import asyncio
 import weakref
+from importlib import import_module
 from urllib.parse import parse_qs
 
-from channels.auth import AuthMiddleware
+from channels.auth import get_user
 from django.conf import settings
+from django.http import parse_cookie
 
 from notifications import metrics
 from notifications.tickets import socket_ticket_read
@@ -183,19 +185,32 @@ class _MeteredSocket:
             metrics.ws_closes.labels(code=code).inc()
 
 
-class SocketAuth(AuthMiddleware):
-    """Channels' AuthMiddleware, unless the handshake brings a connect ticket for its session cookie.
+class SocketAuth:
+    """The handshake's session in the scope, and its user or the connect ticket that spares looking it up: one copy.
 
-    Then the scope gets `ticket` and no `user`, and nothing is read here: the consumer checks the ticket against
-    the session and the user in the one database read it makes anyway (notifications/tickets.py). A ticket that
-    does not verify (forged, expired, another session's, malformed) leaves the session cookie alone to decide.
+    Channels' `AuthMiddlewareStack` copies the scope at each of its layers (cookies, session, user: four copies), and
+    each lives as long as the socket (docs/performance.md, "Memory per socket"). With a connect ticket for its session
+    cookie the scope gets `ticket` and no `user`, and nothing is read here: the consumer checks the ticket against the
+    session and the user in the one database read it makes anyway (notifications/tickets.py). A ticket that does not
+    verify (forged, expired, another session's, malformed) leaves the cookie alone to decide, through Channels'
+    own `get_user`, so what authenticates a socket without a ticket is unchanged.
     """
 
+    def __init__(self, app):
+        self.app = app
+        self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
+
     async def __call__(self, scope, receive, send):
-        ticket = socket_ticket_read(text=_ticket_text(scope), session_key=scope["session"].session_key)
-        if ticket is None:
-            return await super().__call__(scope, receive, send)
-        return await self.inner(dict(scope, ticket=ticket), receive, send)
+        cookie = next((value for name, value in scope["headers"] if name == b"cookie"), b"")
+        cookies = parse_cookie(cookie.decode("latin-1")) if cookie else {}
+        session = self.session_store(cookies.get(settings.SESSION_COOKIE_NAME))
+        scope = {**scope, "cookies": cookies, "session": session}
+        ticket = socket_ticket_read(text=_ticket_text(scope), session_key=session.session_key)
+        if ticket is not None:
+            scope["ticket"] = ticket
+        else:
+            scope["user"] = await get_user(scope)
+        return await self.app(scope, receive, send)
 
 
 def _ticket_text(scope) -> str | None:

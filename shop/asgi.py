@@ -19,7 +19,6 @@ gc.collect()  # so no start-up garbage is frozen with the rest
 gc.freeze()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 
 from notifications.middleware import ConnectGate, SocketAuth, SocketMetrics  # noqa: E402
 from notifications.origin import SiteOriginValidator  # noqa: E402
@@ -32,11 +31,7 @@ application = ProtocolTypeRouter(
         # Counted first (every handshake and close, notifications/metrics.py), then the origin check (cross-site
         # WebSocket hijacking: scheme, host and port), then the line of handshakes (a reconnect storm is served
         # first come first served), then the session's user, or the connect ticket that spares its lookup.
-        "websocket": SocketMetrics(
-            SiteOriginValidator(
-                ConnectGate(CookieMiddleware(SessionMiddleware(SocketAuth(URLRouter(websocket_urlpatterns)))))
-            )
-        ),
+        "websocket": SocketMetrics(SiteOriginValidator(ConnectGate(SocketAuth(URLRouter(websocket_urlpatterns))))),
     }
 )
 # Outermost, for HTTP and WebSocket alike: everything inside sees the real client and scheme (http/https,

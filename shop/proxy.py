@@ -64,9 +64,13 @@ class TrustedProxyMiddleware:
                 forwarded.setdefault(name.lower(), []).append(value.decode("latin-1"))
             else:
                 kept.append((name, value))
-        scope = {**scope, "headers": kept}
         client = scope.get("client")
-        if not client or not self.is_trusted(_address(client[0])):
+        trusted = bool(client) and self.is_trusted(_address(client[0]))
+        if not forwarded and not trusted:
+            # Nothing to drop or believe: the server's own scope, not a copy that every socket would keep for life.
+            return scope
+        scope = {**scope, "headers": kept}
+        if not trusted:
             return scope
         real_client = self.forwarded_client(",".join(forwarded.get(b"x-forwarded-for", [])))
         if real_client is not None:

@@ -1,7 +1,7 @@
 """The results table says under what conditions the latency and the scale-out were measured."""
 
 from bench.handshakes import _summary
-from bench.report import _triggers, acks_markdown, handshakes_markdown, scale_out_markdown
+from bench.report import _triggers, acks_markdown, handshakes_markdown, scale_out_markdown, scaling_markdown
 from bench.scenarios import loop_stalls
 
 INF = float("inf")
@@ -115,3 +115,38 @@ def test_the_handshakes_section_has_a_row_per_storm_then_each_paths_totals_and_t
     assert text.count("| cookie |") == 2 and text.count("| ticket |") == 2
     assert "| all | **ticket** | 200 | **200** | **1.50 ms** |" in text
     assert "cookie alone: **2.00×** the handshakes per second and **2.00×** as many handshakes per second" in text
+
+
+def _stage(sockets: int, cpu_ms: float, kb: float, p99: float, late: int) -> dict:
+    return {
+        "sockets": sockets,
+        "open": sockets,
+        "storm": {"handshakes_per_second": 300.0, "server_cpu_ms_per_handshake": cpu_ms},
+        "kb_per_socket": kb,
+        "latency": {
+            "latency_ms": {"p50": 1.0, "p99": p99, "max": 50.0},
+            "late": late,
+            "received": 2000,
+            "lost": 0,
+            "server_cpu_wait_share": [0.03],
+            "machine_cpu_busy": 0.5,
+        },  # fmt: skip
+    }
+
+
+def test_the_scaling_table_has_a_row_per_server_and_socket_count_and_says_which_server_died():
+    report = {
+        "started": "2026-12-08 00:00 UTC", "minutes": 9.5, "command": "make bench", "arguments": {"rate": 200},
+        "machine": {"cores": 2, "cpu": "AMD EPYC", "python": "3.11.7"},
+        "scaling": [
+            {"server": "daphne", "stages": [_stage(1000, 3.0, 40.1, 9.9, 0), _stage(5000, 3.1, 39.8, 14.2, 3)]},
+            {"server": "granian", "stages": [_stage(1000, 2.0, 30.0, 8.0, 1)], "error": "granian-1 exited with -6"},
+        ],
+    }  # fmt: skip
+    rows = [line for line in scaling_markdown(report).splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == [
+        "| daphne | 1,000 | 1,000 | 300 (3.00 ms) | 40.1 | 1.0 / 9.9 / 50.0 | 0 of 2,000 | 0 | 3% | 50% |",
+        "| daphne | 5,000 | 5,000 | 300 (3.10 ms) | 39.8 | 1.0 / 14.2 / 50.0 | 3 of 2,000 | 0 | 3% | 50% |",
+        "| granian | 1,000 | 1,000 | 300 (2.00 ms) | 30.0 | 1.0 / 8.0 / 50.0 | 1 of 2,000 | 0 | 3% | 50% |",
+        "| granian | failed: granian-1 exited with -6 |||||||||",
+    ]

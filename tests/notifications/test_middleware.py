@@ -5,7 +5,6 @@ from collections import defaultdict
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
-from channels.sessions import CookieMiddleware, SessionMiddleware
 
 from notifications.middleware import ConnectGate, SocketAuth, SocketMetrics
 from shop.asgi import application
@@ -162,7 +161,7 @@ async def scope_seen_by_the_consumer(*, cookie: str | None, query: str) -> dict:
     recorder = ScopeRecorder()
     headers = [(b"host", b"testserver")] + ([(b"cookie", f"sessionid={cookie}".encode())] if cookie else [])
     scope = {"type": "websocket", "path": "/ws/notifications/", "query_string": query.encode(), "headers": headers}
-    await CookieMiddleware(SessionMiddleware(SocketAuth(recorder)))(scope, None, None)
+    await SocketAuth(recorder)(scope, None, None)
     return recorder.scope
 
 

@@ -104,3 +104,21 @@ def test_the_shops_application_is_wrapped_outermost_for_http_and_websocket_alike
     assert isinstance(application, TrustedProxyMiddleware)
     assert isinstance(application.app, ProtocolTypeRouter)
     assert {"http", "websocket"} <= set(application.app.application_mapping)
+
+
+async def test_a_scope_with_nothing_to_drop_or_believe_is_passed_on_as_the_server_made_it():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope)
+
+    scope = {"type": "websocket", "client": ("203.0.113.7", 4000), "headers": [(b"cookie", b"sessionid=x")]}
+    await TrustedProxyMiddleware(app, trusted_proxies=TRUSTED)(scope, None, None)
+    assert seen[0] is scope  # no copy per socket: one less dict held for the socket's life (docs/performance.md)
+
+
+async def test_a_scope_with_a_forwarded_header_from_anyone_else_is_a_copy_without_it():
+    scope = {"type": "websocket", "client": ("203.0.113.7", 4000), "headers": [(b"x-forwarded-for", b"6.6.6.6")]}
+    seen = await scope_seen_by_the_app(client=scope["client"], headers=[("x-forwarded-for", "6.6.6.6")])
+    assert seen["headers"] == []
+    assert scope["headers"] == [(b"x-forwarded-for", b"6.6.6.6")]  # the server's own scope is left alone
