@@ -390,15 +390,25 @@ def _fmt(value):
     return value
 
 
+def run_report(args, argv, started: float, **results) -> dict:
+    """A run's JSON: the command that made it, its arguments, the machine, when and how long; then its results."""
+    return {
+        "command": "make bench" + (f' BENCH_ARGS="{" ".join(argv)}"' if argv else ""),
+        "arguments": vars(args),
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "minutes": round((time.time() - started) / 60, 1),
+        **results,
+    }
+
+
 def handshakes_report(args, argv, started: float, customers, env_base: dict, log_dir: Path) -> None:
     """The handshake A/B (bench/handshakes.py): handshakes.json and its section in docs/performance.md."""
     from bench.handshakes import handshakes_ab
     from bench.report import write_handshakes_report
 
     result = handshakes_ab(args, customers, env_base, log_dir)
-    report = {"command": "make bench" + (f' BENCH_ARGS="{" ".join(argv)}"' if argv else ""), "arguments": vars(args),
-              "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-              "minutes": round((time.time() - started) / 60, 1), "handshakes": result}  # fmt: skip
+    report = run_report(args, argv, started, handshakes=result)
     write_handshakes_report(report, OUT, DOC, (HANDSHAKES_START, HANDSHAKES_END))
     print(f"\nWrote {OUT.relative_to(ROOT)}/handshakes.json and its section in {DOC.relative_to(ROOT)}", flush=True)
 
@@ -479,9 +489,7 @@ def main(argv=None) -> int:
         from bench.report import write_chat_report
 
         result = chat_bench(args, env_base, log_dir)
-        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "minutes": round((time.time() - started) / 60, 1), "chat": result}  # fmt: skip
+        report = run_report(args, argv, started, chat=result)
         write_chat_report(report, OUT, DOC, (CHAT_START, CHAT_END))
         print(f"\nWrote {OUT.relative_to(ROOT)}/chat.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
@@ -490,9 +498,7 @@ def main(argv=None) -> int:
         from bench.bulk import bulk_bench, write_bulk_report
 
         result = bulk_bench(args, env_base, log_dir)
-        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "minutes": round((time.time() - started) / 60, 1), "bulk": result}  # fmt: skip
+        report = run_report(args, argv, started, bulk=result)
         write_bulk_report(report, OUT, DOC, (BULK_START, BULK_END))
         print(f"\nWrote {OUT.relative_to(ROOT)}/bulk.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
@@ -503,9 +509,7 @@ def main(argv=None) -> int:
         from bench.ab import ab_bench
 
         result = ab_bench(args, customers, env_base, log_dir)
-        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "minutes": round((time.time() - started) / 60, 1), "ab": result}  # fmt: skip
+        report = run_report(args, argv, started, ab=result)
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "ab.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nWrote {OUT.relative_to(ROOT)}/ab.json", flush=True)
@@ -514,10 +518,7 @@ def main(argv=None) -> int:
         from bench.report import write_producer_report
 
         result = run_producer(args, customers, env_base, log_dir)
-        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "minutes": round((time.time() - started) / 60, 1), "code": code_version(),
-                  "producer": result}  # fmt: skip
+        report = run_report(args, argv, started, code=code_version(), producer=result)
         write_producer_report(report, OUT, DOC, (PRODUCER_START, PRODUCER_END))
         print(f"\nWrote {OUT.relative_to(ROOT)}/producer.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
@@ -526,9 +527,7 @@ def main(argv=None) -> int:
         from bench.scaling import scaling_bench
 
         result = scaling_bench(args, customers, env_base, log_dir)
-        report = {"command": "make bench" + f' BENCH_ARGS="{" ".join(argv)}"', "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "minutes": round((time.time() - started) / 60, 1), "scaling": result}  # fmt: skip
+        report = run_report(args, argv, started, scaling=result)
         write_scaling_report(report, OUT, DOC, (SCALING_START, SCALING_END))
         print(f"\nWrote {OUT.relative_to(ROOT)}/scaling.json and its section in {DOC.relative_to(ROOT)}", flush=True)
         return 0
@@ -536,9 +535,7 @@ def main(argv=None) -> int:
         config = {"server": "daphne", "layer": "pubsub", "processes": 1}
         args.hold = 0.0
         result = run_configuration(args, config, customers, env_base, log_dir, primary=True)
-        report = {"command": "python -m bench.run " + " ".join(argv or []), "arguments": vars(args),
-                  "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-                  "minutes": round((time.time() - started) / 60, 1), "acks": result["acks"]}  # fmt: skip
+        report = run_report(args, argv, started, acks=result["acks"])
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "acks.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nWrote {OUT.relative_to(ROOT)}/acks.json", flush=True)

@@ -146,17 +146,7 @@ def notification_record_order_status_change(
     *, order: Order, previous_status: str | None, actor=None, customer_message: str = ""
 ) -> Notification:
     """Tell the order's customer (and, live, the staff) that its status changed, with staff's message to them."""
-    return notification_record(
-        recipient_id=order.customer_id,
-        kind=ORDER_STATUS_CHANGED.name,
-        payload=order_status_payload(
-            order,
-            previous_status=previous_status,
-            customer_message=customer_message,
-            changed_by=changed_by_of(actor_id=actor.pk if actor else None, customer_id=order.customer_id),
-        ),
-        actor=actor,
-    )
+    return notification_record(**_order_status_notification(order, previous_status, actor, customer_message))
 
 
 def notifications_record_order_status_changes(
@@ -168,17 +158,22 @@ def notifications_record_order_status_changes(
     """
     return notifications_record_many(
         notifications=[
-            Notification(
-                recipient_id=order.customer_id,
-                kind=ORDER_STATUS_CHANGED.name,
-                payload=order_status_payload(
-                    order,
-                    previous_status=previous_status,
-                    customer_message=customer_message,
-                    changed_by=changed_by_of(actor_id=actor.pk if actor else None, customer_id=order.customer_id),
-                ),
-                actor=actor,
-            )
+            Notification(**_order_status_notification(order, previous_status, actor, customer_message))
             for order, previous_status in changes
         ]
     )
+
+
+def _order_status_notification(order: Order, previous_status: str | None, actor, customer_message: str) -> dict:
+    """What an order's status change notifies its customer of: one change or many alike."""
+    return {
+        "recipient_id": order.customer_id,
+        "kind": ORDER_STATUS_CHANGED.name,
+        "payload": order_status_payload(
+            order,
+            previous_status=previous_status,
+            customer_message=customer_message,
+            changed_by=changed_by_of(actor_id=actor.pk if actor else None, customer_id=order.customer_id),
+        ),
+        "actor": actor,
+    }

@@ -103,17 +103,10 @@ def order_transition(
             from_status = order.status
             # The event first, and on the instance: the post_save handler takes who made the change from it
             # (orders/signals.py; reading it back from the history was a query in every change's transaction).
-            order.status_change_event = OrderEvent.objects.create(
-                order=order,
-                type=OrderEventType.STATUS_CHANGED,
-                old_status=from_status,
-                new_status=to_status,
-                actor=actor,
-                customer_message=customer_message,
-                internal_note=internal_note,
-                carrier=tracking.carrier.code if tracking else "",
-                tracking_number=tracking.number if tracking else "",
+            order.status_change_event = status_change_event(
+                order, from_status, to_status, actor, customer_message, internal_note, tracking
             )
+            order.status_change_event.save()
             order.status = to_status
             order.version += 1
             changed = ["status", "version", "updated_at"]
@@ -125,6 +118,29 @@ def order_transition(
                 _restock(order)
             logger.info("order_transitioned", from_status=from_status, to_status=to_status)
     return order
+
+
+def status_change_event(
+    order: Order,
+    from_status: str,
+    to_status: str,
+    actor,
+    customer_message: str,
+    internal_note: str,
+    tracking: Tracking | None,
+) -> OrderEvent:
+    """The history entry of one status change, unsaved: `order_transition` saves it, a bulk change inserts many."""
+    return OrderEvent(
+        order=order,
+        type=OrderEventType.STATUS_CHANGED,
+        old_status=from_status,
+        new_status=to_status,
+        actor=actor,
+        customer_message=customer_message,
+        internal_note=internal_note,
+        carrier=tracking.carrier.code if tracking else "",
+        tracking_number=tracking.number if tracking else "",
+    )
 
 
 def order_tracking_validate(*, to_status: str, carrier: str, tracking_number: str) -> Tracking | None:

@@ -15,9 +15,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from orders.carriers import Tracking, TrackingInvalid
-from orders.models import Order, OrderEvent, OrderEventType, OrderItem, OrderStatus
+from orders.models import Order, OrderEvent, OrderItem, OrderStatus
 from orders.notifications import notifications_record_order_status_changes
-from orders.transitions import BulkTransitionResult, InvalidTransition, can_transition
+from orders.transitions import BulkTransitionResult, InvalidTransition, can_transition, status_change_event
 from shop.models import Product
 
 logger = structlog.get_logger("orders.transitions")
@@ -90,16 +90,8 @@ def _chunk_transition(
             return
         _orders_status_write([order for order, _ in changing], to_status=to_status, tracking=tracking)
         OrderEvent.objects.bulk_create(
-            OrderEvent(
-                order=order,
-                type=OrderEventType.STATUS_CHANGED,
-                old_status=from_status,
-                new_status=to_status,
-                actor=actor,
-                customer_message=customer_message,
-                internal_note=internal_note,
-                carrier=tracking[order.pk].carrier.code if order.pk in tracking else "",
-                tracking_number=tracking[order.pk].number if order.pk in tracking else "",
+            status_change_event(
+                order, from_status, to_status, actor, customer_message, internal_note, tracking.get(order.pk)
             )
             for order, from_status in changing
         )

@@ -1,12 +1,13 @@
 // My orders: a listed order's status changes in place, and an order placed elsewhere (another tab, a task) joins
 // the list in its place, its row as a reload renders it. Loaded by templates/orders/order_list.html.
 
+import { coalesced } from "../coalesced.js";
 import { connection } from "../live.js";
 import { ORDER_STATUS_CHANGED, isNewer, statusBadge } from "./order-status.js";
 
 if (connection) listen(connection);
 
-export function listen(connection, { fetchPage = fetchThisPage } = {}) {
+export function listen(connection) {
   const list = document.getElementById("my-orders");
   if (!list) return;
   connection.on("notification", ({ kind, order }) => {
@@ -17,36 +18,17 @@ export function listen(connection, { fetchPage = fetchThisPage } = {}) {
     statusBadge(cell, order);
     row.classList.add("live-changed");
   });
-  const refresh = coalesced(async () => merge(list, await fetchPage()));
+  const refresh = coalesced(async () => {
+    try {
+      merge(list, await fetchThisPage());
+    } catch (error) {
+      console.warn("My orders: refreshing the list failed", error);
+    }
+  });
   // `order_placed` has no seq: on every hello the rows are read again, so one placed while this page rendered, or
   // while the socket was down, is listed too.
   connection.on("hello", refresh);
   connection.on("order_placed", refresh);
-}
-
-// Runs `work` once at a time; calls meanwhile make it run once more after, so the last call's news is never lost.
-function coalesced(work) {
-  let running = false;
-  let again = false;
-  return async () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        try {
-          await work();
-        } catch (error) {
-          console.warn("My orders: refreshing the list failed", error);
-        }
-      } while (again);
-    } finally {
-      running = false;
-    }
-  };
 }
 
 async function fetchThisPage() {

@@ -3,6 +3,7 @@
 // the rows as JSON and rebuilds them as the template renders them, every value as text. Loaded by
 // templates/admin/support/conversation/inbox.html.
 
+import { coalesced } from "../coalesced.js";
 import { element, safeHref, timeElement } from "../dom.js";
 import { connection } from "../live.js";
 
@@ -26,26 +27,15 @@ export function listen(connection) {
 // At most one fetch at a time: changes during one are covered by a single fetch after it, however many.
 function refresher(table) {
   const changed = new Set();
-  let running = false;
-  let again = false;
-  return async function refresh(orderId) {
+  const run = coalesced(async () => {
+    const marked = new Set(changed);
+    changed.clear();
+    const rows = await fetchRows(table.dataset.rowsUrl);
+    if (rows) render(table, rows, marked);
+  });
+  return function refresh(orderId) {
     if (orderId !== undefined) changed.add(String(orderId));
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        const marked = new Set(changed);
-        changed.clear();
-        const rows = await fetchRows(table.dataset.rowsUrl);
-        if (rows) render(table, rows, marked);
-      } while (again);
-    } finally {
-      running = false;
-    }
+    return run();
   };
 }
 
