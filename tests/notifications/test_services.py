@@ -107,8 +107,9 @@ def test_a_changes_unread_count_counts_what_was_read_before_it(listen, customer,
     notifications_mark_read(user_id=customer.pk, seq=1)
     listener = listen(user_group(customer.pk))
 
+    order = place_order(customer=customer)
     with django_capture_on_commit_callbacks(execute=True):
-        order_transition(order_id=place_order(customer=customer).pk, to_status=OrderStatus.PAID)
+        order_transition(order_id=order.pk, to_status=OrderStatus.PAID)
 
     frame = listener.receive()["frame"]
     # Versions: two recorded, one mark-read, this one.
