@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from bench.load import Generators
+from bench.report import doc_section_replace
 from bench.scenarios import await_deliveries
 from bench.stack import machine_busy_since, machine_cpu_seconds
 
@@ -106,11 +107,7 @@ def write_bulk_report(report: dict, out: Path, doc: Path, markers: tuple[str, st
     """bulk.json, and its table in docs/performance.md ("Bulk actions")."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "bulk.json").write_text(json.dumps(report, indent=2) + "\n")
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + bulk_markdown(report) + end + after)
+    doc_section_replace(doc, markers, bulk_markdown(report))
 
 
 def bulk_markdown(report: dict) -> str:

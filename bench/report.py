@@ -9,17 +9,21 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 
+def doc_section_replace(doc: Path, markers: tuple[str, str], text: str) -> None:
+    """Put `text` between the page's two markers, in place of what a run before wrote there."""
+    start, end = markers
+    before, rest = doc.read_text().split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(before + start + "\n" + text + end + after)
+
+
 def write_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     primary = report["results"][0]
     _plot_latency(primary.get("ramp", []), out / "latency-vs-connections.png")
     _plot_bursts(primary.get("bursts", []), out / "burst-throughput.png")
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + results_markdown(report) + end + after)
+    doc_section_replace(doc, markers, results_markdown(report))
 
 
 def results_markdown(report: dict) -> str:
@@ -68,22 +72,14 @@ def write_chat_report(report: dict, out: Path, doc: Path, markers: tuple[str, st
     """make bench BENCH_ARGS="--chat": chat.json, and its table in docs/performance.md ("Support chat")."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "chat.json").write_text(json.dumps(report, indent=2) + "\n")
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + chat_markdown(report) + end + after)
+    doc_section_replace(doc, markers, chat_markdown(report))
 
 
 def write_handshakes_report(report: dict, out: Path, doc: Path, markers: tuple[str, str]) -> None:
     """make bench BENCH_ARGS="--handshakes": handshakes.json, and its table in docs/performance.md."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "handshakes.json").write_text(json.dumps(report, indent=2) + "\n")
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + handshakes_markdown(report) + end + after)
+    doc_section_replace(doc, markers, handshakes_markdown(report))
 
 
 def handshakes_markdown(report: dict) -> str:
@@ -224,11 +220,7 @@ def write_scaling_report(report: dict, out: Path, doc: Path, markers: tuple[str,
     if path.exists():
         path.replace(out / "scaling-previous.json")
     path.write_text(json.dumps(report, indent=2) + "\n")
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + scaling_markdown(report) + "\n" + end + after)
+    doc_section_replace(doc, markers, scaling_markdown(report) + "\n")
 
 
 def scaling_markdown(report: dict) -> str:
@@ -361,11 +353,7 @@ def write_soak_report(
     _plot_soak(report, out / f"{name}.png")
     if not table:
         return
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + soak_markdown(report) + end + after)
+    doc_section_replace(doc, markers, soak_markdown(report))
 
 
 def soak_markdown(report: dict) -> str:
@@ -461,11 +449,7 @@ def write_producer_report(report: dict, out: Path, doc: Path, markers: tuple[str
     if previous is not None:
         (out / "producer-previous.json").write_text(json.dumps(previous, indent=2) + "\n")
     path.write_text(json.dumps(report, indent=2) + "\n")
-    start, end = markers
-    text = doc.read_text()
-    before, rest = text.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(before + start + "\n" + producer_markdown(report, previous) + end + after)
+    doc_section_replace(doc, markers, producer_markdown(report, previous))
 
 
 def producer_markdown(report: dict, previous: dict | None) -> str:
